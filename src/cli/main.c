@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* gpufuse: the one binary; dispatches subcommands (gpufuse help CMD says what each does). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct gf_cli_command commands[] = {
+    {"help", "show help for gpufuse or one of its commands", gf_cmd_help,
+     "usage: gpufuse help [COMMAND]\n"},
+    {"version", "print gpufuse's version and the CUDA version it was built against",
+     gf_cmd_version, "usage: gpufuse version\n"},
+    {"models", "list the GPU models gpufuse knows (VRAM, SMs, FP16 TFLOPs, source)",
+     gf_cmd_models,
+     "usage: gpufuse models [-o json]\n"
+     "Lists the GPU model table (data/gpu_models.csv) that converts FP16 TFLOPs to a share\n"
+     "of a GPU and that the sim's devices come from.\n"},
+};
+
+const struct gf_cli_command *gf_cli_commands(size_t *n)
+{
+    *n = sizeof commands / sizeof commands[0];
+    return commands;
+}
+
+const struct gf_cli_command *gf_cli_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(commands[i].name, name)) return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        gf_cmd_help(1, argv);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) return gf_cmd_help(1, argv);
+    if (!strcmp(argv[1], "--version")) return gf_cmd_version(1, argv);
+    const struct gf_cli_command *c = gf_cli_find(argv[1]);
+    if (!c) {
+        fprintf(stderr, "gpufuse: unknown command \"%s\"; \"gpufuse help\" lists them\n",
+                argv[1]);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) break;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(c->usage, stdout);
+            return 0;
+        }
+    }
+    return c->run(argc - 1, argv + 1);
+}
