@@ -23,7 +23,7 @@ ifeq ($(wildcard $(CUDA_HOME)/include/cuda.h),)
   endif
 endif
 
-DEBIAN_DEPS := build-essential python3 clang libclang-rt-14-dev libzstd-dev liblz4-dev pkg-config
+DEBIAN_DEPS := build-essential python3 clang libclang-rt-14-dev libzstd-dev liblz4-dev pkg-config libssl-dev
 
 WARN    := -Wall -Wextra -Werror
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g -fPIC -fvisibility=hidden $(WARN) \
@@ -79,6 +79,9 @@ ifneq ($(NVCC),)
   PTX_FILES := $(KERNEL_CU:.cu=.ptx)
 endif
 
+# Objects are intermediates of pattern chains; keep them so a rebuild recompiles only what changed.
+.SECONDARY:
+
 .PHONY: all libs sim bin tests test demo bench fuzz fuzz-build deps install clean ptx help
 all: libs bin
 
@@ -131,7 +134,7 @@ $(LIBGFSIM): $(SIMCORE_OBJ)
 $(SIM_CUDA): $(SIMDRV_OBJ) $(LIBGFSIM) $(LIBGFCOMMON) $(GEN)/cuda_exports.lds
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-soname,libcuda.so.1 -Wl,--version-script=$(GEN)/cuda_exports.lds \
-		-Wl,-z,defs -o $@ $(SIMDRV_OBJ) $(LIBGFSIM) $(LIBGFCOMMON) $(LDSAN) $(LDLIBS)
+		-Wl,-Bsymbolic-functions -Wl,-z,defs -o $@ $(SIMDRV_OBJ) $(LIBGFSIM) $(LIBGFCOMMON) $(LDSAN) $(LDLIBS)
 	ln -sf libcuda.so.1 $(LIB)/sim/libcuda.so
 
 $(SIM_NVML): $(SIMNVML_OBJ) $(LIBGFSIM) $(LIBGFCOMMON)
@@ -144,12 +147,93 @@ $(GPUFUSE_BIN): $(CLI_OBJ) $(LIBGFSIM) $(LIBGFCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(CLI_OBJ) $(LIBGFSIM) $(LIBGFCOMMON) $(LDSAN) $(LDLIBS)
 
+# ---- gpufuse's CUDA runtime (issue 8) --------------------------------------------------------
+# build/lib/libcudart.so.13 (SONAME libcudart.so.13, every export under the version node
+# libcudart.so.13 as in NVIDIA's) + the libcudart.so link. Its surface is generated from
+# cuda_runtime_api.h by tools/gen_cudart_api.py; see docs/cudart.md.
+CUDART_SRC := $(wildcard src/cudart/*.c)
+CUDART_OBJ := $(CUDART_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/cudart_stubs.o
+CUDART_GEN := $(GEN)/cudart_stubs.c $(GEN)/cudart_exports.lds $(GEN)/cudart_errors.h \
+              $(GEN)/cudart_names.txt
+CUDART_LIB := $(LIB)/libcudart.so.13
+
+libs: $(CUDART_LIB)
+
+$(CUDART_GEN) &: tools/gen_cudart_api.py tools/gen_cuda_api.py \
+		$(CUDA_HOME)/include/cuda_runtime_api.h $(CUDA_HOME)/include/driver_types.h
+	@mkdir -p $(GEN)
+	$(PYTHON) tools/gen_cudart_api.py --cuda-home $(CUDA_HOME) --out $(GEN)
+
+$(CUDART_SRC:%.c=$(OBJ)/%.o): $(CUDART_GEN)
+
+$(OBJ)/gen/cudart_stubs.o: $(GEN)/cudart_stubs.c $(CUDART_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(CUDART_LIB): $(CUDART_OBJ) $(LIBGFCOMMON) $(GEN)/cudart_exports.lds
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libcudart.so.13 -Wl,--version-script=$(GEN)/cudart_exports.lds \
+		-Wl,-z,defs -o $@ $(CUDART_OBJ) $(LIBGFCOMMON) $(LDSAN) -ldl -lpthread
+	ln -sf libcudart.so.13 $(LIB)/libcudart.so
+
+# make bench: <<<>>> through this runtime vs a direct cuLaunchKernel (needs nvcc). RUNPATH finds
+# libcudart.so.13 in $(LIB) while LD_LIBRARY_PATH=$(LIB)/sim supplies the driver.
+ifneq ($(NVCC),)
+BENCHES += $(BUILD)/bench/bench_cudart
+$(BUILD)/bench/bench_cudart: bench/bench_cudart.cu $(CUDART_LIB)
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 -cudart shared -arch=sm_80 -Xlinker -rpath -Xlinker $(abspath $(LIB)) -o $@ $<
+endif
+
+# ---- wire protocol (issue 4) -----------------------------------------------------------------
+# libgfwire.a: the wire protocol codec and its transports (tcp://, tls:// with OpenSSL, shm://),
+# include/gpufuse/wire.h, docs/wire.md. Anything linking it also needs $(WIRE_LDLIBS).
+WIRE_SRC    := $(wildcard src/wire/*.c)
+WIRE_OBJ    := $(WIRE_SRC:%.c=$(OBJ)/%.o)
+LIBGFWIRE   := $(LIB)/libgfwire.a
+WIRE_LDLIBS := -lssl -lcrypto
+
+libs: $(LIBGFWIRE)
+
+$(LIBGFWIRE): $(WIRE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+build/fuzz/bin/fuzz_wire_frame: tests/fuzz/fuzz_wire_frame.c build/fuzz/lib/libgfwire.a \
+		build/fuzz/lib/libgfcommon.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< build/fuzz/lib/libgfwire.a build/fuzz/lib/libgfcommon.a \
+		$(LDLIBS) $(WIRE_LDLIBS)
+
+$(BUILD)/bench/bench_wire: bench/bench_wire.c $(LIBGFWIRE) $(LIBGFCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fvisibility=default -o $@ $< $(LIBGFWIRE) $(LIBGFCOMMON) $(LDLIBS) \
+		$(WIRE_LDLIBS)
+
+# ---- allocator (issue 5) ---------------------------------------------------------------------
+# libgfalloc.a: the pool allocator (include/gpufuse/allocator.h, docs/allocator.md), pure C with
+# no I/O; needs libgfcommon.a after it (GPU model table, size formatting).
+ALLOC_SRC  := $(wildcard src/allocator/*.c)
+ALLOC_OBJ  := $(ALLOC_SRC:%.c=$(OBJ)/%.o)
+LIBGFALLOC := $(LIB)/libgfalloc.a
+
+libs: $(LIBGFALLOC)
+
+$(LIBGFALLOC): $(ALLOC_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# The allocator bench needs no driver; the trace is GPUFUSE_TRACE_DIR or ../shared/data/...
+$(BUILD)/bench/bench_allocator: bench/bench_allocator.c $(LIBGFALLOC) $(LIBGFCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fvisibility=default -o $@ $< $(LIBGFALLOC) $(LIBGFCOMMON) $(LDLIBS)
+
 # ---- tests ----------------------------------------------------------------------------------
 TEST_MAIN := $(OBJ)/tests/test_main.o
 
-$(BUILD)/tests/unit/%: $(OBJ)/tests/unit/%.o $(TEST_MAIN) $(LIBGFSIM) $(LIBGFCOMMON)
+$(BUILD)/tests/unit/%: $(OBJ)/tests/unit/%.o $(TEST_MAIN) $(LIBGFWIRE) $(LIBGFALLOC) $(LIBGFSIM) $(LIBGFCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(LDSAN) $(LDLIBS)
+	$(CC) -o $@ $^ $(LDSAN) $(LDLIBS) $(WIRE_LDLIBS)
 
 $(BUILD)/tests/sim/%: $(OBJ)/tests/sim/%.o $(TEST_MAIN) $(LIBGFSIM) $(LIBGFCOMMON) $(SIM_CUDA) $(SIM_NVML)
 	@mkdir -p $(dir $@)
@@ -171,7 +255,8 @@ test: deps
 FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -Itests
 
 fuzz-build:
-	$(MAKE) BUILD=build/fuzz SAN=fuzz CC=clang build/fuzz/lib/libgfsim.a build/fuzz/lib/libgfcommon.a
+	$(MAKE) BUILD=build/fuzz SAN=fuzz CC=clang build/fuzz/lib/libgfsim.a build/fuzz/lib/libgfcommon.a \
+		build/fuzz/lib/libgfwire.a
 	$(MAKE) BUILD=build/fuzz SAN=fuzz CC=clang $(FUZZERS)
 
 build/fuzz/bin/%: tests/fuzz/%.c build/fuzz/lib/libgfsim.a build/fuzz/lib/libgfcommon.a
@@ -231,3 +316,64 @@ install: all
 
 clean:
 	rm -rf build
+
+# ---- client library, limiter, run (issue 3) ---------------------------------------------------
+# libgflimiter.a: the limiter (also for the worker). libgpufuse.so: the client library, SONAME
+# libcuda.so.1, exporting the whole driver API (generated pass-through + wrappers) with links
+# lib/libcuda.so.1 and lib/libcuda.so; lib/libnvidia-ml.so.1: the NVML shim.
+LIMITER_SRC   := $(wildcard src/limiter/*.c)
+LIMITER_OBJ   := $(LIMITER_SRC:%.c=$(OBJ)/%.o)
+CLIENT_SRC    := $(filter-out src/client/nvml_shim.c,$(wildcard src/client/*.c))
+CLIENT_OBJ    := $(CLIENT_SRC:%.c=$(OBJ)/%.o)
+NVMLSHIM_OBJ  := $(OBJ)/src/client/nvml_shim.o $(OBJ)/src/client/findlib.o
+LIBGFLIMITER  := $(LIB)/libgflimiter.a
+CLIENT_LIB    := $(LIB)/libgpufuse.so
+CLIENT_NVML   := $(LIB)/libnvidia-ml.so.1
+CLIENT_LDS    := $(GEN)/client_exports.lds
+CLIENT_TESTS  := $(patsubst tests/client/%.c,$(BUILD)/tests/client/%,$(wildcard tests/client/test_*.c))
+CLIENT_HELPERS := $(patsubst tests/client/helpers/%.c,$(BUILD)/tests/client/helpers/%,$(wildcard tests/client/helpers/*.c))
+
+libs: $(LIBGFLIMITER) $(CLIENT_LIB) $(CLIENT_NVML)
+tests: $(CLIENT_TESTS) $(CLIENT_HELPERS)
+# gpufuse run uses the limiter and the driver finder.
+CLI_OBJ += $(LIMITER_OBJ) $(OBJ)/src/client/findlib.o
+$(GPUFUSE_BIN): $(LIMITER_OBJ) $(OBJ)/src/client/findlib.o
+
+$(LIBGFLIMITER): $(LIMITER_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# The driver API's export list plus the marker the driver finder uses to never load itself.
+$(CLIENT_LDS): $(GEN)/cuda_exports.lds
+	sed 's/^  global:$$/  global:\n    gpufuse_client_marker;/' $< > $@
+
+$(CLIENT_LIB): $(CLIENT_OBJ) $(LIBGFLIMITER) $(LIBGFCOMMON) $(CLIENT_LDS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libcuda.so.1 -Wl,--version-script=$(CLIENT_LDS) -Wl,-z,defs \
+		-o $@ $(CLIENT_OBJ) $(LIBGFLIMITER) $(LIBGFCOMMON) $(LDSAN) $(LDLIBS)
+	ln -sf libgpufuse.so $(LIB)/libcuda.so.1
+	ln -sf libgpufuse.so $(LIB)/libcuda.so
+
+$(CLIENT_NVML): $(NVMLSHIM_OBJ) $(LIBGFLIMITER) $(LIBGFCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libnvidia-ml.so.1 -Wl,-z,defs -o $@ $(NVMLSHIM_OBJ) \
+		$(LIBGFLIMITER) $(LIBGFCOMMON) $(LDSAN) $(LDLIBS)
+	ln -sf libnvidia-ml.so.1 $(LIB)/libnvidia-ml.so
+
+# Client tests link the client library (DT_RPATH, searched before the runner's
+# LD_LIBRARY_PATH=lib/sim) and run on the sim through GPUFUSE_DRIVER.
+CLIENT_TEST_LINK = $(LIBGFLIMITER) $(LIBGFCOMMON) -L$(LIB) -Wl,--disable-new-dtags,-rpath,$(abspath $(LIB)) \
+		-lcuda -lnvidia-ml $(LDSAN) $(LDLIBS)
+
+$(BUILD)/tests/client/%: $(OBJ)/tests/client/%.o $(TEST_MAIN) $(LIBGFLIMITER) $(LIBGFCOMMON) \
+		$(CLIENT_LIB) $(CLIENT_NVML)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(OBJ)/tests/client/$*.o $(TEST_MAIN) $(CLIENT_TEST_LINK)
+
+# Helpers are exec'ed by tests (under gpufuse run, or linked/dlopen'ed several ways).
+$(BUILD)/tests/client/helpers/%: $(OBJ)/tests/client/helpers/%.o $(CLIENT_LIB) $(LIBGFCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(OBJ)/tests/client/helpers/$*.o $(LIBGFCOMMON) $(LDSAN) $(LDLIBS) \
+		$(if $(findstring nolink,$*),,-L$(LIB) -lcuda)
+
+$(BUILD)/bench/bench_client: $(CLIENT_LIB)

@@ -43,6 +43,7 @@ typedef struct gf_ptx_global {
     uint64_t size;
     uint32_t align;
     int is_const;          /* declared in .const space */
+    int is_managed;        /* .attribute(.managed): a __managed__ variable */
     const uint8_t *init;   /* owned by the module; NULL means zero-initialized */
 } gf_ptx_global;
 
