@@ -18,5 +18,6 @@ const struct gf_cli_command *gf_cli_find(const char *name);
 int gf_cmd_help(int argc, char **argv);
 int gf_cmd_version(int argc, char **argv);
 int gf_cmd_models(int argc, char **argv);
+int gf_cmd_run(int argc, char **argv);
 
 #endif

@@ -7,6 +7,13 @@
 #include "cli.h"
 
 static const struct gf_cli_command commands[] = {
+    {"run", "run a command on a vGPU: a VRAM and compute slice of one GPU", gf_cmd_run,
+     "usage: gpufuse run [--vram SIZE] [--tflops N | --compute-percent P] [--gpu INDEX|UUID]"
+     " -- CMD ARGS...\n"
+     "Creates a vGPU on one GPU (default 0), runs CMD with gpufuse's libcuda.so.1 and\n"
+     "libnvidia-ml.so.1 in place, forwards signals, and returns CMD's exit status.\n"
+     "SIZE: 4Gi, 512Mi, 1G or bytes. N: FP16 dense TFLOPs. P: percent of the GPU.\n"
+     "No limits = the whole GPU. See docs/run.md.\n"},
     {"help", "show help for gpufuse or one of its commands", gf_cmd_help,
      "usage: gpufuse help [COMMAND]\n"},
     {"version", "print gpufuse's version and the CUDA version it was built against",
