@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: Apache-2.0
+// The rest of the surface programs lean on: devices and properties, attributes, limits,
+// versions, driver entry points, kernel attributes and occupancy, memory kinds (pinned,
+// registered, stream-ordered) and pointer attributes, and a second device when there is one.
+#include <cstring>
+#include <vector>
+
+#include "rt_test.h"
+
+__global__ void add_one(int *v, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) v[i] += 1;
+}
+
+__global__ void dyn_shared(int *out)
+{
+    extern __shared__ int s[];
+    s[threadIdx.x] = threadIdx.x;
+    __syncthreads();
+    out[threadIdx.x] = s[blockDim.x - 1 - threadIdx.x];
+}
+
+RT_TEST(device_properties)
+{
+    int n = 0, dev = -1, v = 0;
+    CHECK(cudaGetDeviceCount(&n));
+    EXPECT(n >= 1, "%d devices", n);
+    CHECK(cudaGetDevice(&dev));
+    EXPECT(dev == 0, "device %d", dev);
+    cudaDeviceProp p;
+    CHECK(cudaGetDeviceProperties(&p, 0));
+    EXPECT(p.name[0] && p.totalGlobalMem > 0 && p.major >= 1 && p.multiProcessorCount > 0 &&
+               p.maxThreadsPerBlock >= 256 && p.warpSize == 32,
+           "name '%s' mem %zu cc %d.%d sms %d threads %d warp %d", p.name, p.totalGlobalMem, p.major,
+           p.minor, p.multiProcessorCount, p.maxThreadsPerBlock, p.warpSize);
+    CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, 0));
+    EXPECT(v == p.multiProcessorCount, "attribute %d, property %d", v, p.multiProcessorCount);
+    CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, 0));
+    EXPECT(v == p.major, "attribute %d, property %d", v, p.major);
+    size_t freeb = 0, total = 0;
+    CHECK(cudaMemGetInfo(&freeb, &total));
+    EXPECT(total == p.totalGlobalMem, "cudaMemGetInfo total %zu, totalGlobalMem %zu", total, p.totalGlobalMem);
+    CHECK_ERR(cudaGetDeviceProperties(&p, n), cudaErrorInvalidDevice);
+    CHECK_ERR(cudaDeviceGetAttribute(&v, cudaDevAttrWarpSize, -1), cudaErrorInvalidDevice);
+    cudaGetLastError();
+    return true;
+}
+
+RT_TEST(versions_and_limits)
+{
+    int rv = 0, dv = 0;
+    CHECK(cudaRuntimeGetVersion(&rv));
+    CHECK(cudaDriverGetVersion(&dv));
+    EXPECT(rv == CUDART_VERSION && dv >= 12000, "runtime %d driver %d", rv, dv);
+    size_t stack = 0;
+    CHECK(cudaDeviceGetLimit(&stack, cudaLimitStackSize));
+    CHECK(cudaDeviceSetLimit(cudaLimitStackSize, 4096));
+    CHECK(cudaDeviceGetLimit(&stack, cudaLimitStackSize));
+    EXPECT(stack >= 4096, "stack %zu", stack);
+    int lo = 0, hi = 0;
+    CHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
+    EXPECT(hi <= lo, "priorities [%d, %d]", lo, hi);
+    return true;
+}
+
+RT_TEST(driver_entry_point)
+{
+    void *fn = nullptr;
+    cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+    CHECK(cudaGetDriverEntryPointByVersion("cuDeviceGetCount", &fn, 12000, cudaEnableDefault, &q));
+    EXPECT(fn && q == cudaDriverEntryPointSuccess, "fn %p status %d", fn, (int)q);
+    int n = -1, rn = -1;
+    typedef int (*count_fn)(int *);
+    EXPECT(((count_fn)fn)(&n) == 0, "cuDeviceGetCount through the entry point failed");
+    CHECK(cudaGetDeviceCount(&rn));
+    EXPECT(n == rn, "driver says %d devices, runtime %d", n, rn);
+    fn = (void *)1;
+    CHECK(cudaGetDriverEntryPointByVersion("cuNoSuchFunction", &fn, 12000, cudaEnableDefault, &q));
+    EXPECT(!fn && q == cudaDriverEntryPointSymbolNotFound, "fn %p status %d", fn, (int)q);
+    return true;
+}
+
+RT_TEST(kernel_attributes_and_occupancy)
+{
+    cudaFuncAttributes a;
+    CHECK(cudaFuncGetAttributes(&a, add_one));
+    EXPECT(a.maxThreadsPerBlock >= 256, "maxThreadsPerBlock %d", a.maxThreadsPerBlock);
+    int blocks = 0;
+    CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, add_one, 256, 0));
+    EXPECT(blocks >= 1, "%d blocks per SM", blocks);
+    int min_grid = 0, block = 0;
+    CHECK(cudaOccupancyMaxPotentialBlockSize(&min_grid, &block, add_one, 0, 0));
+    EXPECT(block >= 32 && block <= a.maxThreadsPerBlock && min_grid >= 1, "grid %d block %d", min_grid, block);
+    // Opting in to more dynamic shared memory than the 48 KiB default.
+    CHECK(cudaFuncSetAttribute(dyn_shared, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024));
+    CHECK(cudaFuncGetAttributes(&a, dyn_shared));
+    EXPECT(a.maxDynamicSharedSizeBytes == 64 * 1024, "max dynamic shared %d", a.maxDynamicSharedSizeBytes);
+    int *d;
+    CHECK(cudaMalloc(&d, 256 * sizeof(int)));
+    dyn_shared<<<1, 256, 256 * sizeof(int)>>>(d);
+    CHECK(cudaGetLastError());
+    std::vector<int> h(256), want(256);
+    CHECK(cudaMemcpy(h.data(), d, 256 * sizeof(int), cudaMemcpyDeviceToHost));
+    for (int i = 0; i < 256; i++) want[i] = 255 - i;
+    if (!rt_check_all("dyn_shared", h.data(), want.data(), 256, 0)) return false;
+    const char *name = nullptr;
+    CHECK(cudaFuncGetName(&name, add_one));
+    EXPECT(name && !strcmp(name, "_Z7add_onePii"), "name %s", name ? name : "(null)");
+    CHECK(cudaFree(d));
+    return true;
+}
+
+RT_TEST(memory_kinds_and_pointer_attributes)
+{
+    const int n = 4096;
+    // Registered host memory, reached by a kernel through its device pointer.
+    std::vector<int> reg(n);
+    for (int i = 0; i < n; i++) reg[i] = i;
+    CHECK(cudaHostRegister(reg.data(), n * sizeof(int), cudaHostRegisterMapped));
+    int *dreg = nullptr;
+    CHECK(cudaHostGetDevicePointer((void **)&dreg, reg.data(), 0));
+    add_one<<<n / 256, 256>>>(dreg, n);
+    CHECK(cudaDeviceSynchronize());
+    for (int i = 0; i < n; i++) EXPECT(reg[i] == i + 1, "reg[%d] = %d", i, reg[i]);
+    cudaPointerAttributes pa;
+    CHECK(cudaPointerGetAttributes(&pa, reg.data()));
+    EXPECT(pa.type == cudaMemoryTypeHost, "registered memory type %d", (int)pa.type);
+    CHECK(cudaHostUnregister(reg.data()));
+    // Stream-ordered allocation.
+    cudaStream_t s;
+    CHECK(cudaStreamCreate(&s));
+    int *d = nullptr;
+    CHECK(cudaMallocAsync((void **)&d, n * sizeof(int), s));
+    CHECK(cudaMemsetAsync(d, 0, n * sizeof(int), s));
+    add_one<<<n / 256, 256, 0, s>>>(d, n);
+    std::vector<int> h(n);
+    CHECK(cudaMemcpyAsync(h.data(), d, n * sizeof(int), cudaMemcpyDeviceToHost, s));
+    CHECK(cudaFreeAsync(d, s));
+    CHECK(cudaStreamSynchronize(s));
+    std::vector<int> ones(n, 1);
+    if (!rt_check_all("mallocAsync", h.data(), ones.data(), n, 0)) return false;
+    CHECK(cudaStreamDestroy(s));
+    // Device and plain host memory.
+    CHECK(cudaMalloc((void **)&d, 64));
+    CHECK(cudaPointerGetAttributes(&pa, d));
+    EXPECT(pa.type == cudaMemoryTypeDevice && pa.device == 0 && pa.devicePointer == d,
+           "type %d device %d pointer %p", (int)pa.type, pa.device, pa.devicePointer);
+    int local = 0;
+    CHECK(cudaPointerGetAttributes(&pa, &local));
+    EXPECT(pa.type == cudaMemoryTypeUnregistered, "plain host memory type %d", (int)pa.type);
+    // A device-to-device copy within one device through cudaMemcpyPeer.
+    int *d2;
+    CHECK(cudaMalloc((void **)&d2, 64));
+    CHECK(cudaMemcpy(d, ones.data(), 64, cudaMemcpyHostToDevice));
+    CHECK(cudaMemcpyPeer(d2, 0, d, 0, 64));
+    CHECK(cudaMemcpy(h.data(), d2, 64, cudaMemcpyDeviceToHost));
+    if (!rt_check_all("peer", h.data(), ones.data(), 16, 0)) return false;
+    CHECK(cudaFree(d));
+    CHECK(cudaFree(d2));
+    return true;
+}
+
+RT_TEST(second_device)
+{
+    int n = 0;
+    CHECK(cudaGetDeviceCount(&n));
+    if (n < 2) {
+        fprintf(stderr, "  one device: nothing to check (run with GPUFUSE_SIM_GPUS=H100:2)\n");
+        return true;
+    }
+    const int cnt = 1024;
+    std::vector<int> ones(cnt, 1), h(cnt), twos(cnt, 2);
+    int *d0, *d1;
+    CHECK(cudaSetDevice(0));
+    CHECK(cudaMalloc((void **)&d0, cnt * sizeof(int)));
+    CHECK(cudaMemcpy(d0, ones.data(), cnt * sizeof(int), cudaMemcpyHostToDevice));
+    CHECK(cudaSetDevice(1));
+    int dev = -1;
+    CHECK(cudaGetDevice(&dev));
+    EXPECT(dev == 1, "device %d", dev);
+    CHECK(cudaMalloc((void **)&d1, cnt * sizeof(int)));
+    cudaPointerAttributes pa;
+    CHECK(cudaPointerGetAttributes(&pa, d1));
+    EXPECT(pa.device == 1, "allocation on device %d", pa.device);
+    CHECK(cudaMemcpyPeer(d1, 1, d0, 0, cnt * sizeof(int)));
+    add_one<<<cnt / 256, 256>>>(d1, cnt);
+    CHECK(cudaMemcpy(h.data(), d1, cnt * sizeof(int), cudaMemcpyDeviceToHost));
+    if (!rt_check_all("on device 1", h.data(), twos.data(), cnt, 0)) return false;
+    CHECK(cudaFree(d1));
+    CHECK(cudaSetDevice(0));
+    CHECK(cudaFree(d0));
+    return true;
+}
+
+int main()
+{
+    return rt_main("api");
+}

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: Apache-2.0
+// Error semantics as CUDA's runtime has them: a bad launch configuration gives
+// cudaErrorInvalidConfiguration, out of memory gives cudaErrorMemoryAllocation and is not
+// sticky, cudaGetLastError returns and clears, cudaPeekAtLastError does not, cudaErrorNotReady is
+// never recorded, an illegal address is sticky until cudaDeviceReset; names and strings.
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "rt_test.h"
+
+__global__ void touch(int *p, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) p[i] = i;
+}
+
+// The sim holds the device busy for ns nanoseconds when a kernel has this name.
+extern "C" __global__ void gpufuse_sim_spin(unsigned long long ns) {}
+
+RT_TEST(bad_launch_configuration)
+{
+    int *d;
+    CHECK(cudaMalloc(&d, 1024 * sizeof(int)));
+    touch<<<1, 4096>>>(d, 1024); // more threads than a block may have
+    CHECK_ERR(cudaPeekAtLastError(), cudaErrorInvalidConfiguration);
+    CHECK_ERR(cudaPeekAtLastError(), cudaErrorInvalidConfiguration); // peek does not clear
+    CHECK_ERR(cudaGetLastError(), cudaErrorInvalidConfiguration);
+    CHECK(cudaGetLastError()); // get cleared it
+    touch<<<0, 32>>>(d, 1024); // an empty grid
+    CHECK_ERR(cudaGetLastError(), cudaErrorInvalidConfiguration);
+    touch<<<dim3(1, 1, 1), dim3(32, 1, 128)>>>(d, 1024); // z above 64
+    CHECK_ERR(cudaGetLastError(), cudaErrorInvalidConfiguration);
+    void *args[] = {&d, &d};
+    CHECK_ERR(cudaLaunchKernel((const void *)touch, dim3(1), dim3(2048), args, 0, 0),
+              cudaErrorInvalidConfiguration);
+    CHECK_ERR(cudaGetLastError(), cudaErrorInvalidConfiguration);
+    // The device is fine afterwards.
+    touch<<<4, 256>>>(d, 1024);
+    CHECK(cudaGetLastError());
+    CHECK(cudaDeviceSynchronize());
+    std::vector<int> h(1024);
+    CHECK(cudaMemcpy(h.data(), d, 1024 * sizeof(int), cudaMemcpyDeviceToHost));
+    std::vector<int> want(1024);
+    for (int i = 0; i < 1024; i++) want[i] = i;
+    if (!rt_check_all("touch", h.data(), want.data(), 1024, 0)) return false;
+    CHECK(cudaFree(d));
+    return true;
+}
+
+RT_TEST(out_of_memory_is_not_sticky)
+{
+    size_t freeb = 0, total = 0;
+    CHECK(cudaMemGetInfo(&freeb, &total));
+    EXPECT(total > 0 && freeb <= total, "free %zu total %zu", freeb, total);
+    void *p = nullptr;
+    CHECK_ERR(cudaMalloc(&p, total + ((size_t)1 << 30)), cudaErrorMemoryAllocation);
+    CHECK_ERR(cudaPeekAtLastError(), cudaErrorMemoryAllocation);
+    CHECK_ERR(cudaGetLastError(), cudaErrorMemoryAllocation);
+    CHECK(cudaGetLastError());
+    CHECK(cudaMalloc(&p, 1 << 20));
+    CHECK(cudaFree(p));
+    return true;
+}
+
+RT_TEST(invalid_arguments)
+{
+    int n = -1;
+    CHECK_ERR(cudaSetDevice(12345), cudaErrorInvalidDevice);
+    CHECK_ERR(cudaGetLastError(), cudaErrorInvalidDevice);
+    CHECK(cudaGetDevice(&n));
+    EXPECT(n == 0, "device %d after a failed cudaSetDevice", n);
+    CHECK_ERR(cudaMemcpy(&n, &n, 4, (cudaMemcpyKind)42), cudaErrorInvalidMemcpyDirection);
+    CHECK_ERR(cudaStreamDestroy(cudaStreamPerThread), cudaErrorInvalidResourceHandle);
+    static int not_a_kernel;
+    void *args[] = {nullptr};
+    CHECK_ERR(cudaLaunchKernel(&not_a_kernel, dim3(1), dim3(1), args, 0, 0),
+              cudaErrorInvalidDeviceFunction);
+    CHECK_ERR(cudaGetLastError(), cudaErrorInvalidDeviceFunction);
+    CHECK(cudaGetLastError());
+    return true;
+}
+
+RT_TEST(not_ready_is_not_recorded)
+{
+    cudaStream_t s;
+    CHECK(cudaStreamCreate(&s));
+    gpufuse_sim_spin<<<1, 1, 0, s>>>(300ull * 1000 * 1000);
+    cudaError_t q = cudaStreamQuery(s);
+    EXPECT(q == cudaErrorNotReady || q == cudaSuccess, "query: %s", cudaGetErrorName(q));
+    CHECK(cudaGetLastError());
+    CHECK(cudaStreamSynchronize(s));
+    CHECK(cudaStreamQuery(s));
+    CHECK(cudaStreamDestroy(s));
+    return true;
+}
+
+RT_TEST(names_and_strings)
+{
+    EXPECT(!strcmp(cudaGetErrorName(cudaSuccess), "cudaSuccess"), "%s", cudaGetErrorName(cudaSuccess));
+    EXPECT(!strcmp(cudaGetErrorName(cudaErrorMemoryAllocation), "cudaErrorMemoryAllocation"), "%s",
+           cudaGetErrorName(cudaErrorMemoryAllocation));
+    EXPECT(!strcmp(cudaGetErrorString(cudaErrorMemoryAllocation), "out of memory"), "%s",
+           cudaGetErrorString(cudaErrorMemoryAllocation));
+    EXPECT(!strcmp(cudaGetErrorString(cudaErrorInvalidConfiguration), "invalid configuration argument"),
+           "%s", cudaGetErrorString(cudaErrorInvalidConfiguration));
+    // Every code has a name and a string.
+    for (int e = 0; e < 1000; e++) {
+        const char *name = cudaGetErrorName((cudaError_t)e), *str = cudaGetErrorString((cudaError_t)e);
+        EXPECT(name && str && *name && *str, "code %d", e);
+    }
+    return true;
+}
+
+// Last: it poisons the context, then checks that cudaDeviceReset recovers.
+RT_TEST(illegal_address_is_sticky_until_reset)
+{
+    touch<<<1, 32>>>((int *)(uintptr_t)0x10, 32);
+    cudaError_t e = cudaDeviceSynchronize();
+    CHECK_ERR(e, cudaErrorIllegalAddress);
+    CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress);
+    CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress); // sticky: not cleared
+    void *p = nullptr;
+    CHECK_ERR(cudaMalloc(&p, 64), cudaErrorIllegalAddress);
+    CHECK(cudaDeviceReset());
+    CHECK(cudaGetLastError());
+    CHECK(cudaMalloc(&p, 4096));
+    touch<<<1, 32>>>((int *)p, 32);
+    CHECK(cudaDeviceSynchronize());
+    int h[32];
+    CHECK(cudaMemcpy(h, p, sizeof h, cudaMemcpyDeviceToHost));
+    for (int i = 0; i < 32; i++) EXPECT(h[i] == i, "h[%d] = %d after reset", i, h[i]);
+    CHECK(cudaFree(p));
+    return true;
+}
+
+int main()
+{
+    return rt_main("errors");
+}
