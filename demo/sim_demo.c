@@ -24,6 +24,7 @@
     } while (0)
 
 static const char *kernel_dir;
+static int mismatches; /* the exit status says whether every result matched */
 
 static double now_ms(void)
 {
@@ -129,6 +130,7 @@ static void run_kernels(CUdevice dev)
     int bad = 0;
     for (int i = 0; i < N; i++) bad += c[i] != a[i] + b[i];
     printf("  vector_add   n=%d            %s  (%.1f ms)\n", N, bad ? "MISMATCH" : "ok", t1 - t0);
+    mismatches += bad != 0;
 
     CUmodule ms = load("saxpy");
     CK(cuModuleGetFunction(&f, ms, "saxpy"));
@@ -143,6 +145,7 @@ static void run_kernels(CUdevice dev)
     for (int i = 0; i < N; i++) bad += fabsf(c[i] - (alpha * a[i] + b[i])) > 1e-3f * fabsf(c[i]);
     printf("  saxpy        n=%d a=%.1f      %s  (%.1f ms)\n", N, alpha, bad ? "MISMATCH" : "ok",
            t1 - t0);
+    mismatches += bad != 0;
 
     /* reduction */
     CUmodule mr = load("reduce");
@@ -155,7 +158,7 @@ static void run_kernels(CUdevice dev)
     unsigned un = N;
     void *rargs[] = {&da, &dsum, &un};
     t0 = now_ms();
-    CK(cuLaunchKernel(f, N / 512, 1, 1, 256, 1, 1, 256 * 4, NULL, rargs, NULL));
+    CK(cuLaunchKernel(f, N / 256, 1, 1, 256, 1, 1, 0, NULL, rargs, NULL));
     CK(cuCtxSynchronize());
     t1 = now_ms();
     float sum;
@@ -164,6 +167,19 @@ static void run_kernels(CUdevice dev)
     for (int i = 0; i < N; i++) ref += a[i];
     printf("  reduce_sum   n=%d sum=%.1f  %s  (%.1f ms)\n", N, sum,
            fabs(sum - ref) <= 1e-4 * ref ? "ok" : "MISMATCH", t1 - t0);
+    mismatches += !(fabs(sum - ref) <= 1e-4 * ref);
+
+    /* the same with warp shuffles: 64 blocks of 128 threads stride over the input */
+    CK(cuModuleGetFunction(&f, mr, "reduce_warp"));
+    CK(cuMemsetD32(dsum, 0, 1));
+    t0 = now_ms();
+    CK(cuLaunchKernel(f, 64, 1, 1, 128, 1, 1, 0, NULL, rargs, NULL));
+    CK(cuCtxSynchronize());
+    t1 = now_ms();
+    CK(cuMemcpyDtoH(&sum, dsum, 4));
+    printf("  reduce_warp  n=%d sum=%.1f  %s  (%.1f ms)\n", N, sum,
+           fabs(sum - ref) <= 1e-4 * ref ? "ok" : "MISMATCH", t1 - t0);
+    mismatches += !(fabs(sum - ref) <= 1e-4 * ref);
 
     /* tiled matmul */
     enum { M = 96, K = 80, P = 112 };
@@ -194,6 +210,7 @@ static void run_kernels(CUdevice dev)
         }
     printf("  matmul_tiled %dx%dx%d         %s  (%.1f ms)\n", M, K, P, bad ? "MISMATCH" : "ok",
            t1 - t0);
+    mismatches += bad != 0;
 
     size_t free_b, total_b;
     CK(cuMemGetInfo(&free_b, &total_b));
@@ -256,5 +273,6 @@ int main(void)
     device_query(ndev);
     for (int i = 0; i < ndev; i++) run_kernels(i);
     nvml_view();
-    return 0;
+    if (mismatches) fprintf(stderr, "\n%d kernel result(s) did not match the CPU\n", mismatches);
+    return mismatches ? 1 : 0;
 }
