@@ -62,7 +62,10 @@ gf_fatbin_rc gf_fatbin_entries(const void *fatbin, size_t avail, gf_fatbin_entry
                                unsigned *count);
 
 /* Decompresses (or copies) an entry's payload into a new buffer with one extra NUL byte; the
- * caller frees *out. Returns GF_FATBIN_OK, GF_FATBIN_BAD (with err filled) or GF_FATBIN_NOMEM. */
+ * caller frees *out. The header's uncompressed size is only a ceiling: zstd output grows as the
+ * data really decompresses, and an LZ4 entry claiming more than LZ4 can encode (255 times its
+ * compressed size) is refused before allocating. Returns GF_FATBIN_OK, GF_FATBIN_BAD (with err
+ * filled) or GF_FATBIN_NOMEM. */
 gf_fatbin_rc gf_fatbin_entry_data(const gf_fatbin_entry *e, uint8_t **out, size_t *len, char *err,
                                   size_t errlen);
 

@@ -75,40 +75,39 @@ static int fatbin_size(const uint8_t *p, size_t avail, size_t *size)
     return 0;
 }
 
+/* end = max(end, off + es * n); -1 when the sum does not fit in 64 bits (a hostile header). */
+static int extend(uint64_t *end, uint64_t off, uint64_t es, uint64_t n)
+{
+    uint64_t span = es * n; /* both at most 16 bits wide */
+    if (off > UINT64_MAX - span) return -1;
+    if (off + span > *end) *end = off + span;
+    return 0;
+}
+
+/* The extent of an ELF's headers and sections. Section headers are read only when the whole
+ * table lies inside avail; the fields of one section header are at these offsets for each class. */
 static int elf_size(const uint8_t *p, size_t avail, size_t *size)
 {
     if (avail < 52 || memcmp(p, "\x7f" "ELF", 4) != 0) return -1;
-    uint64_t end = 0;
-    if (p[4] == 2) { /* ELFCLASS64 */
-        if (avail < 64) return -1;
-        uint64_t phoff = rd64(p + 0x20), shoff = rd64(p + 0x28);
-        uint16_t phes = rd16(p + 0x36), phn = rd16(p + 0x38), shes = rd16(p + 0x3a), shn = rd16(p + 0x3c);
-        end = 64;
-        if (phoff + (uint64_t)phes * phn > end) end = phoff + (uint64_t)phes * phn;
-        if (shoff + (uint64_t)shes * shn > end) end = shoff + (uint64_t)shes * shn;
-        if (shes >= 64 && shoff + (uint64_t)shes * shn <= avail) {
-            for (unsigned i = 0; i < shn; i++) {
-                const uint8_t *sh = p + shoff + (uint64_t)i * shes;
-                uint32_t type = rd32(sh + 4);
-                uint64_t off = rd64(sh + 0x18), sz = rd64(sh + 0x20);
-                if (type != 8 /* SHT_NOBITS */ && off + sz > end) end = off + sz;
-            }
+    int is64 = p[4] == 2;
+    if (!is64 && p[4] != 1) return -1; /* neither ELFCLASS64 nor ELFCLASS32 */
+    if (is64 && avail < 64) return -1;
+    uint64_t phoff = is64 ? rd64(p + 0x20) : rd32(p + 0x1c);
+    uint64_t shoff = is64 ? rd64(p + 0x28) : rd32(p + 0x20);
+    const uint8_t *f = p + (is64 ? 0x36 : 0x2a); /* e_phentsize, e_phnum, e_shentsize, e_shnum */
+    uint16_t phes = rd16(f), phn = rd16(f + 2), shes = rd16(f + 4), shn = rd16(f + 6);
+    uint64_t end = is64 ? 64 : 52;
+    if (extend(&end, phoff, phes, phn) || extend(&end, shoff, shes, shn)) return -1;
+    if (shes >= (is64 ? 64 : 40) && end <= avail) {
+        for (unsigned i = 0; i < shn; i++) {
+            const uint8_t *sh = p + shoff + (uint64_t)i * shes;
+            uint32_t type = rd32(sh + 4);
+            uint64_t off = is64 ? rd64(sh + 0x18) : rd32(sh + 0x10);
+            uint64_t sz = is64 ? rd64(sh + 0x20) : rd32(sh + 0x14);
+            if (type == 8 /* SHT_NOBITS */) continue;
+            if (off > UINT64_MAX - sz) return -1;
+            if (off + sz > end) end = off + sz;
         }
-    } else if (p[4] == 1) { /* ELFCLASS32 */
-        uint32_t phoff = rd32(p + 0x1c), shoff = rd32(p + 0x20);
-        uint16_t phes = rd16(p + 0x2a), phn = rd16(p + 0x2c), shes = rd16(p + 0x2e), shn = rd16(p + 0x30);
-        end = 52;
-        if ((uint64_t)phoff + (uint64_t)phes * phn > end) end = (uint64_t)phoff + (uint64_t)phes * phn;
-        if ((uint64_t)shoff + (uint64_t)shes * shn > end) end = (uint64_t)shoff + (uint64_t)shes * shn;
-        if (shes >= 40 && (uint64_t)shoff + (uint64_t)shes * shn <= avail) {
-            for (unsigned i = 0; i < shn; i++) {
-                const uint8_t *sh = p + shoff + (uint64_t)i * shes;
-                uint32_t type = rd32(sh + 4), off = rd32(sh + 0x10), sz = rd32(sh + 0x14);
-                if (type != 8 && (uint64_t)off + sz > end) end = (uint64_t)off + sz;
-            }
-        }
-    } else {
-        return -1;
     }
     if (end > avail) return -1;
     *size = (size_t)end;
@@ -168,6 +167,84 @@ gf_fatbin_rc gf_fatbin_entries(const void *fatbin, size_t avail, gf_fatbin_entry
     return GF_FATBIN_OK;
 }
 
+/* LZ4 spends at least one input byte per 255 output bytes: a larger claim is a lie. */
+#define LZ4_MAX_RATIO 255u
+/* The first output buffer for a zstd entry; it doubles as output comes, up to the entry's
+ * uncompressed size, so memory follows what the data really holds, not what its header says. */
+#define ZSTD_FIRST_OUT (64u * 1024)
+
+static gf_fatbin_rc bad(const gf_fatbin_entry *e, char *err, size_t errlen, const char *what,
+                        const char *detail)
+{
+    snprintf(err, errlen, "fatbin entry (sm_%u): %s%s", e->arch, what, detail);
+    return GF_FATBIN_BAD;
+}
+
+static gf_fatbin_rc unzstd(const gf_fatbin_entry *e, uint64_t csz, uint64_t usz, uint8_t **out,
+                           size_t *len, char *err, size_t errlen)
+{
+    ZSTD_DStream *z = ZSTD_createDStream();
+    if (!z) return GF_FATBIN_NOMEM;
+    gf_fatbin_rc rc = GF_FATBIN_OK;
+    size_t cap = usz < ZSTD_FIRST_OUT ? (size_t)usz : ZSTD_FIRST_OUT;
+    uint8_t *buf = malloc(cap + 1);
+    ZSTD_inBuffer in = {e->payload, (size_t)csz, 0};
+    ZSTD_outBuffer o = {buf, cap, 0};
+    int done = 0;
+    while (buf && !done) {
+        size_t in0 = in.pos, out0 = o.pos;
+        size_t r = ZSTD_decompressStream(z, &o, &in);
+        if (ZSTD_isError(r)) {
+            rc = bad(e, err, errlen, "zstd: ", ZSTD_getErrorName(r));
+            break;
+        }
+        done = r == 0 && in.pos == in.size; /* every frame complete, all input used */
+        if (done) break;
+        if (o.pos < o.size) {
+            if (in.pos == in.size || (in.pos == in0 && o.pos == out0)) {
+                rc = bad(e, err, errlen, "zstd: ", "truncated frame");
+                break;
+            }
+            continue;
+        }
+        if (cap >= usz) {
+            rc = bad(e, err, errlen, "zstd: ", "more data than the entry's uncompressed size");
+            break;
+        }
+        size_t ncap = cap > usz / 2 ? (size_t)usz : 2 * cap;
+        uint8_t *nb = realloc(buf, ncap + 1);
+        if (!nb) break;
+        buf = nb;
+        cap = ncap;
+        o.dst = buf;
+        o.size = cap;
+    }
+    ZSTD_freeDStream(z);
+    if (rc == GF_FATBIN_OK && !done) rc = GF_FATBIN_NOMEM;
+    if (rc != GF_FATBIN_OK) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *len = o.pos;
+    return GF_FATBIN_OK;
+}
+
+static gf_fatbin_rc unlz4(const gf_fatbin_entry *e, uint64_t csz, uint64_t usz, uint8_t **out,
+                          size_t *len, char *err, size_t errlen)
+{
+    uint8_t *buf = malloc(usz + 1);
+    if (!buf) return GF_FATBIN_NOMEM;
+    int r = LZ4_decompress_safe((const char *)e->payload, (char *)buf, (int)csz, (int)usz);
+    if (r < 0) {
+        free(buf);
+        return bad(e, err, errlen, "corrupt LZ4 data", "");
+    }
+    *out = buf;
+    *len = (size_t)r;
+    return GF_FATBIN_OK;
+}
+
 gf_fatbin_rc gf_fatbin_entry_data(const gf_fatbin_entry *e, uint8_t **out, size_t *len, char *err,
                                   size_t errlen)
 {
@@ -177,30 +254,16 @@ gf_fatbin_rc gf_fatbin_entry_data(const gf_fatbin_entry *e, uint8_t **out, size_
     if (zstd || lz4) {
         uint64_t csz = e->compressed_size ? e->compressed_size : e->payload_size;
         uint64_t usz = e->uncompressed_size;
-        if (csz > e->payload_size || usz == 0 || usz > (1ull << 31)) {
+        /* Sizes the decompressors take as int / size_t, and for LZ4 a ratio it can hold. */
+        if (csz > e->payload_size || csz > INT32_MAX || usz == 0 || usz > (1ull << 31) ||
+            (lz4 && !zstd && usz > csz * LZ4_MAX_RATIO + 16)) {
             snprintf(err, errlen, "fatbin entry (sm_%u): bad compressed sizes %llu -> %llu", e->arch,
                      (unsigned long long)csz, (unsigned long long)usz);
             return GF_FATBIN_BAD;
         }
-        buf = malloc(usz + 1);
-        if (!buf) return GF_FATBIN_NOMEM;
-        if (zstd) {
-            size_t r = ZSTD_decompress(buf, usz, e->payload, csz);
-            if (ZSTD_isError(r)) {
-                snprintf(err, errlen, "fatbin entry (sm_%u): zstd: %s", e->arch, ZSTD_getErrorName(r));
-                free(buf);
-                return GF_FATBIN_BAD;
-            }
-            n = r;
-        } else {
-            int r = LZ4_decompress_safe((const char *)e->payload, (char *)buf, (int)csz, (int)usz);
-            if (r < 0) {
-                snprintf(err, errlen, "fatbin entry (sm_%u): corrupt LZ4 data", e->arch);
-                free(buf);
-                return GF_FATBIN_BAD;
-            }
-            n = (size_t)r;
-        }
+        gf_fatbin_rc rc = zstd ? unzstd(e, csz, usz, &buf, &n, err, errlen)
+                               : unlz4(e, csz, usz, &buf, &n, err, errlen);
+        if (rc) return rc;
     } else {
         n = e->payload_size;
         buf = malloc(n + 1);

@@ -418,4 +418,23 @@ CUresult gf_drv__ptx_rc(gf_ptx_rc rc);
         if (rc_init_ != CUDA_SUCCESS) return rc_init_;                                        \
     } while (0)
 
+/* Defines an exported entry point and its per-thread-default-stream twin, which differ only in
+ * what a NULL stream means: name (the legacy stream) and name##_ptsz, or for calls without a
+ * stream argument name and name##_ptds. The body is the expression call, in which the local
+ * ptds is 0 for the first and 1 for the second. cuda.h declares both, so a params list that
+ * does not match the real signature fails to compile. */
+#define GF_SIM_API_PT(name, suffix, params, call)                                              \
+    GF_SIM_API CUresult name params                                                           \
+    {                                                                                         \
+        const int ptds = 0;                                                                   \
+        return call;                                                                          \
+    }                                                                                         \
+    GF_SIM_API CUresult name##suffix params                                                   \
+    {                                                                                         \
+        const int ptds = 1;                                                                   \
+        return call;                                                                          \
+    }
+#define GF_SIM_API_PTSZ(name, params, call) GF_SIM_API_PT(name, _ptsz, params, call)
+#define GF_SIM_API_PTDS(name, params, call) GF_SIM_API_PT(name, _ptds, params, call)
+
 #endif

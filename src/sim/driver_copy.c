@@ -86,23 +86,23 @@ static CUresult copy1d(uint64_t dst, gf_side dside, uint64_t src, gf_side sside,
 
 #define HP(p) ((uint64_t)(uintptr_t)(p))
 
-GF_SIM_API CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n) { return copy1d(d, SIDE_DEVICE, HP(s), SIDE_HOST, n, NULL, 0, 0); }
-GF_SIM_API CUresult cuMemcpyHtoD_v2_ptds(CUdeviceptr d, const void *s, size_t n) { return copy1d(d, SIDE_DEVICE, HP(s), SIDE_HOST, n, NULL, 1, 0); }
-GF_SIM_API CUresult cuMemcpyDtoH_v2(void *d, CUdeviceptr s, size_t n) { return copy1d(HP(d), SIDE_HOST, s, SIDE_DEVICE, n, NULL, 0, 0); }
-GF_SIM_API CUresult cuMemcpyDtoH_v2_ptds(void *d, CUdeviceptr s, size_t n) { return copy1d(HP(d), SIDE_HOST, s, SIDE_DEVICE, n, NULL, 1, 0); }
-GF_SIM_API CUresult cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy1d(d, SIDE_DEVICE, s, SIDE_DEVICE, n, NULL, 0, 0); }
-GF_SIM_API CUresult cuMemcpyDtoD_v2_ptds(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy1d(d, SIDE_DEVICE, s, SIDE_DEVICE, n, NULL, 1, 0); }
-GF_SIM_API CUresult cuMemcpy(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy1d(d, SIDE_ANY, s, SIDE_ANY, n, NULL, 0, 0); }
-GF_SIM_API CUresult cuMemcpy_ptds(CUdeviceptr d, CUdeviceptr s, size_t n) { return copy1d(d, SIDE_ANY, s, SIDE_ANY, n, NULL, 1, 0); }
+GF_SIM_API_PTDS(cuMemcpyHtoD_v2, (CUdeviceptr d, const void *s, size_t n),
+                copy1d(d, SIDE_DEVICE, HP(s), SIDE_HOST, n, NULL, ptds, 0))
+GF_SIM_API_PTDS(cuMemcpyDtoH_v2, (void *d, CUdeviceptr s, size_t n),
+                copy1d(HP(d), SIDE_HOST, s, SIDE_DEVICE, n, NULL, ptds, 0))
+GF_SIM_API_PTDS(cuMemcpyDtoD_v2, (CUdeviceptr d, CUdeviceptr s, size_t n),
+                copy1d(d, SIDE_DEVICE, s, SIDE_DEVICE, n, NULL, ptds, 0))
+GF_SIM_API_PTDS(cuMemcpy, (CUdeviceptr d, CUdeviceptr s, size_t n),
+                copy1d(d, SIDE_ANY, s, SIDE_ANY, n, NULL, ptds, 0))
 
-GF_SIM_API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void *s, size_t n, CUstream h) { return copy1d(d, SIDE_DEVICE, HP(s), SIDE_HOST, n, h, 0, 1); }
-GF_SIM_API CUresult cuMemcpyHtoDAsync_v2_ptsz(CUdeviceptr d, const void *s, size_t n, CUstream h) { return copy1d(d, SIDE_DEVICE, HP(s), SIDE_HOST, n, h, 1, 1); }
-GF_SIM_API CUresult cuMemcpyDtoHAsync_v2(void *d, CUdeviceptr s, size_t n, CUstream h) { return copy1d(HP(d), SIDE_HOST, s, SIDE_DEVICE, n, h, 0, 1); }
-GF_SIM_API CUresult cuMemcpyDtoHAsync_v2_ptsz(void *d, CUdeviceptr s, size_t n, CUstream h) { return copy1d(HP(d), SIDE_HOST, s, SIDE_DEVICE, n, h, 1, 1); }
-GF_SIM_API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream h) { return copy1d(d, SIDE_DEVICE, s, SIDE_DEVICE, n, h, 0, 1); }
-GF_SIM_API CUresult cuMemcpyDtoDAsync_v2_ptsz(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream h) { return copy1d(d, SIDE_DEVICE, s, SIDE_DEVICE, n, h, 1, 1); }
-GF_SIM_API CUresult cuMemcpyAsync(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream h) { return copy1d(d, SIDE_ANY, s, SIDE_ANY, n, h, 0, 1); }
-GF_SIM_API CUresult cuMemcpyAsync_ptsz(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream h) { return copy1d(d, SIDE_ANY, s, SIDE_ANY, n, h, 1, 1); }
+GF_SIM_API_PTSZ(cuMemcpyHtoDAsync_v2, (CUdeviceptr d, const void *s, size_t n, CUstream h),
+                copy1d(d, SIDE_DEVICE, HP(s), SIDE_HOST, n, h, ptds, 1))
+GF_SIM_API_PTSZ(cuMemcpyDtoHAsync_v2, (void *d, CUdeviceptr s, size_t n, CUstream h),
+                copy1d(HP(d), SIDE_HOST, s, SIDE_DEVICE, n, h, ptds, 1))
+GF_SIM_API_PTSZ(cuMemcpyDtoDAsync_v2, (CUdeviceptr d, CUdeviceptr s, size_t n, CUstream h),
+                copy1d(d, SIDE_DEVICE, s, SIDE_DEVICE, n, h, ptds, 1))
+GF_SIM_API_PTSZ(cuMemcpyAsync, (CUdeviceptr d, CUdeviceptr s, size_t n, CUstream h),
+                copy1d(d, SIDE_ANY, s, SIDE_ANY, n, h, ptds, 1))
 
 static CUresult peer_ctx(CUcontext h)
 {
@@ -121,10 +121,10 @@ static CUresult copy_peer(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext 
     return copy1d(d, SIDE_DEVICE, s, SIDE_DEVICE, n, h, ptds, async);
 }
 
-GF_SIM_API CUresult cuMemcpyPeer(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n) { return copy_peer(d, dc, s, sc, n, NULL, 0, 0); }
-GF_SIM_API CUresult cuMemcpyPeer_ptds(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n) { return copy_peer(d, dc, s, sc, n, NULL, 1, 0); }
-GF_SIM_API CUresult cuMemcpyPeerAsync(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n, CUstream h) { return copy_peer(d, dc, s, sc, n, h, 0, 1); }
-GF_SIM_API CUresult cuMemcpyPeerAsync_ptsz(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n, CUstream h) { return copy_peer(d, dc, s, sc, n, h, 1, 1); }
+GF_SIM_API_PTDS(cuMemcpyPeer, (CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n),
+                copy_peer(d, dc, s, sc, n, NULL, ptds, 0))
+GF_SIM_API_PTSZ(cuMemcpyPeerAsync, (CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n, CUstream h),
+                copy_peer(d, dc, s, sc, n, h, ptds, 1))
 
 /* ---- 2D and 3D ----------------------------------------------------------------------------- */
 
@@ -196,12 +196,9 @@ static CUresult copy2d(const CUDA_MEMCPY2D *p, CUstream h, int ptds, int async)
     return copy3d(&d, &s, p->WidthInBytes, p->Height, 1, h, ptds, async);
 }
 
-GF_SIM_API CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *p) { return copy2d(p, NULL, 0, 0); }
-GF_SIM_API CUresult cuMemcpy2D_v2_ptds(const CUDA_MEMCPY2D *p) { return copy2d(p, NULL, 1, 0); }
-GF_SIM_API CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *p) { return copy2d(p, NULL, 0, 0); }
-GF_SIM_API CUresult cuMemcpy2DUnaligned_v2_ptds(const CUDA_MEMCPY2D *p) { return copy2d(p, NULL, 1, 0); }
-GF_SIM_API CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *p, CUstream h) { return copy2d(p, h, 0, 1); }
-GF_SIM_API CUresult cuMemcpy2DAsync_v2_ptsz(const CUDA_MEMCPY2D *p, CUstream h) { return copy2d(p, h, 1, 1); }
+GF_SIM_API_PTDS(cuMemcpy2D_v2, (const CUDA_MEMCPY2D *p), copy2d(p, NULL, ptds, 0))
+GF_SIM_API_PTDS(cuMemcpy2DUnaligned_v2, (const CUDA_MEMCPY2D *p), copy2d(p, NULL, ptds, 0))
+GF_SIM_API_PTSZ(cuMemcpy2DAsync_v2, (const CUDA_MEMCPY2D *p, CUstream h), copy2d(p, h, ptds, 1))
 
 static CUresult copy3d_desc(const CUDA_MEMCPY3D *p, CUstream h, int ptds, int async)
 {
@@ -214,10 +211,9 @@ static CUresult copy3d_desc(const CUDA_MEMCPY3D *p, CUstream h, int ptds, int as
     return copy3d(&d, &s, p->WidthInBytes, p->Height, p->Depth, h, ptds, async);
 }
 
-GF_SIM_API CUresult cuMemcpy3D_v2(const CUDA_MEMCPY3D *p) { return copy3d_desc(p, NULL, 0, 0); }
-GF_SIM_API CUresult cuMemcpy3D_v2_ptds(const CUDA_MEMCPY3D *p) { return copy3d_desc(p, NULL, 1, 0); }
-GF_SIM_API CUresult cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *p, CUstream h) { return copy3d_desc(p, h, 0, 1); }
-GF_SIM_API CUresult cuMemcpy3DAsync_v2_ptsz(const CUDA_MEMCPY3D *p, CUstream h) { return copy3d_desc(p, h, 1, 1); }
+GF_SIM_API_PTDS(cuMemcpy3D_v2, (const CUDA_MEMCPY3D *p), copy3d_desc(p, NULL, ptds, 0))
+GF_SIM_API_PTSZ(cuMemcpy3DAsync_v2, (const CUDA_MEMCPY3D *p, CUstream h),
+                copy3d_desc(p, h, ptds, 1))
 
 /* ---- memset -------------------------------------------------------------------------------- */
 
@@ -243,48 +239,18 @@ static CUresult memset2d(CUdeviceptr dst, size_t pitch, uint32_t value, unsigned
     return async ? gf_drv__enqueue(s, op) : gf_drv__run_sync(s, op);
 }
 
-#define MEMSET1(name, T, elem, ptds, async)                                                    \
-    GF_SIM_API CUresult name(CUdeviceptr d, T v, size_t n)                                     \
-    {                                                                                          \
-        return memset2d(d, n * elem, v, elem, n, 1, NULL, ptds, async);                        \
-    }
-#define MEMSET1A(name, T, elem, ptds)                                                          \
-    GF_SIM_API CUresult name(CUdeviceptr d, T v, size_t n, CUstream h)                         \
-    {                                                                                          \
-        return memset2d(d, n * elem, v, elem, n, 1, h, ptds, 1);                               \
-    }
-#define MEMSET2(name, T, elem, ptds)                                                           \
-    GF_SIM_API CUresult name(CUdeviceptr d, size_t pitch, T v, size_t w, size_t hgt)           \
-    {                                                                                          \
-        return memset2d(d, pitch, v, elem, w, hgt, NULL, ptds, 0);                             \
-    }
-#define MEMSET2A(name, T, elem, ptds)                                                          \
-    GF_SIM_API CUresult name(CUdeviceptr d, size_t pitch, T v, size_t w, size_t hgt, CUstream h) \
-    {                                                                                          \
-        return memset2d(d, pitch, v, elem, w, hgt, h, ptds, 1);                                \
-    }
+/* The memset family: each element size, 1D and 2D, synchronous (_ptds) and async (_ptsz). */
+#define MEMSET_SIZES(X) X(8, unsigned char, 1) X(16, unsigned short, 2) X(32, unsigned int, 4)
+#define MEMSET_FNS(bits, T, elem)                                                              \
+    GF_SIM_API_PTDS(cuMemsetD##bits##_v2, (CUdeviceptr d, T v, size_t n),                      \
+                    memset2d(d, n * elem, v, elem, n, 1, NULL, ptds, 0))                       \
+    GF_SIM_API_PTSZ(cuMemsetD##bits##Async, (CUdeviceptr d, T v, size_t n, CUstream h),        \
+                    memset2d(d, n * elem, v, elem, n, 1, h, ptds, 1))                          \
+    GF_SIM_API_PTDS(cuMemsetD2D##bits##_v2,                                                    \
+                    (CUdeviceptr d, size_t pitch, T v, size_t w, size_t hgt),                  \
+                    memset2d(d, pitch, v, elem, w, hgt, NULL, ptds, 0))                        \
+    GF_SIM_API_PTSZ(cuMemsetD2D##bits##Async,                                                  \
+                    (CUdeviceptr d, size_t pitch, T v, size_t w, size_t hgt, CUstream h),      \
+                    memset2d(d, pitch, v, elem, w, hgt, h, ptds, 1))
 
-MEMSET1(cuMemsetD8_v2, unsigned char, 1, 0, 0)
-MEMSET1(cuMemsetD8_v2_ptds, unsigned char, 1, 1, 0)
-MEMSET1(cuMemsetD16_v2, unsigned short, 2, 0, 0)
-MEMSET1(cuMemsetD16_v2_ptds, unsigned short, 2, 1, 0)
-MEMSET1(cuMemsetD32_v2, unsigned int, 4, 0, 0)
-MEMSET1(cuMemsetD32_v2_ptds, unsigned int, 4, 1, 0)
-MEMSET1A(cuMemsetD8Async, unsigned char, 1, 0)
-MEMSET1A(cuMemsetD8Async_ptsz, unsigned char, 1, 1)
-MEMSET1A(cuMemsetD16Async, unsigned short, 2, 0)
-MEMSET1A(cuMemsetD16Async_ptsz, unsigned short, 2, 1)
-MEMSET1A(cuMemsetD32Async, unsigned int, 4, 0)
-MEMSET1A(cuMemsetD32Async_ptsz, unsigned int, 4, 1)
-MEMSET2(cuMemsetD2D8_v2, unsigned char, 1, 0)
-MEMSET2(cuMemsetD2D8_v2_ptds, unsigned char, 1, 1)
-MEMSET2(cuMemsetD2D16_v2, unsigned short, 2, 0)
-MEMSET2(cuMemsetD2D16_v2_ptds, unsigned short, 2, 1)
-MEMSET2(cuMemsetD2D32_v2, unsigned int, 4, 0)
-MEMSET2(cuMemsetD2D32_v2_ptds, unsigned int, 4, 1)
-MEMSET2A(cuMemsetD2D8Async, unsigned char, 1, 0)
-MEMSET2A(cuMemsetD2D8Async_ptsz, unsigned char, 1, 1)
-MEMSET2A(cuMemsetD2D16Async, unsigned short, 2, 0)
-MEMSET2A(cuMemsetD2D16Async_ptsz, unsigned short, 2, 1)
-MEMSET2A(cuMemsetD2D32Async, unsigned int, 4, 0)
-MEMSET2A(cuMemsetD2D32Async_ptsz, unsigned int, 4, 1)
+MEMSET_SIZES(MEMSET_FNS)

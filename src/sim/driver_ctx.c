@@ -339,12 +339,20 @@ static int limit_ok(CUlimit limit)
     }
 }
 
+/* The current context, then CUDA_ERROR_INVALID_VALUE unless valid: the checks of the calls
+ * that read or set one setting of it. */
+static CUresult ctx_valid(gf_ctx **c, int valid)
+{
+    CUresult rc = gf_drv__ctx_enter(c);
+    if (rc) return rc;
+    return valid ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
 GF_SIM_API CUresult cuCtxGetLimit(size_t *pvalue, CUlimit limit)
 {
     gf_ctx *c;
-    CUresult rc = gf_drv__ctx_enter(&c);
+    CUresult rc = ctx_valid(&c, pvalue != NULL);
     if (rc) return rc;
-    if (!pvalue) return CUDA_ERROR_INVALID_VALUE;
     if (!limit_ok(limit)) return CUDA_ERROR_UNSUPPORTED_LIMIT;
     *pvalue = c->limits[limit];
     return CUDA_SUCCESS;
@@ -363,45 +371,27 @@ GF_SIM_API CUresult cuCtxSetLimit(CUlimit limit, size_t value)
     return CUDA_SUCCESS;
 }
 
-GF_SIM_API CUresult cuCtxGetCacheConfig(CUfunc_cache *pconfig)
-{
-    gf_ctx *c;
-    CUresult rc = gf_drv__ctx_enter(&c);
-    if (rc) return rc;
-    if (!pconfig) return CUDA_ERROR_INVALID_VALUE;
-    *pconfig = c->cache_config;
-    return CUDA_SUCCESS;
-}
+/* cuCtxGet<name>(out) and cuCtxSet<name>(v) for a setting the context keeps in field; ok is
+ * the check of v. */
+#define CTX_SETTING(name, type, field, ok)                                                     \
+    GF_SIM_API CUresult cuCtxGet##name(type *out)                                              \
+    {                                                                                         \
+        gf_ctx *c;                                                                            \
+        CUresult rc = ctx_valid(&c, out != NULL);                                             \
+        if (!rc) *out = c->field;                                                             \
+        return rc;                                                                            \
+    }                                                                                         \
+    GF_SIM_API CUresult cuCtxSet##name(type v)                                                 \
+    {                                                                                         \
+        gf_ctx *c;                                                                            \
+        CUresult rc = ctx_valid(&c, ok);                                                      \
+        if (!rc) c->field = v;                                                                \
+        return rc;                                                                            \
+    }
 
-GF_SIM_API CUresult cuCtxSetCacheConfig(CUfunc_cache config)
-{
-    gf_ctx *c;
-    CUresult rc = gf_drv__ctx_enter(&c);
-    if (rc) return rc;
-    if ((unsigned)config > CU_FUNC_CACHE_PREFER_EQUAL) return CUDA_ERROR_INVALID_VALUE;
-    c->cache_config = config;
-    return CUDA_SUCCESS;
-}
-
-GF_SIM_API CUresult cuCtxGetSharedMemConfig(CUsharedconfig *pConfig)
-{
-    gf_ctx *c;
-    CUresult rc = gf_drv__ctx_enter(&c);
-    if (rc) return rc;
-    if (!pConfig) return CUDA_ERROR_INVALID_VALUE;
-    *pConfig = c->shared_config;
-    return CUDA_SUCCESS;
-}
-
-GF_SIM_API CUresult cuCtxSetSharedMemConfig(CUsharedconfig config)
-{
-    gf_ctx *c;
-    CUresult rc = gf_drv__ctx_enter(&c);
-    if (rc) return rc;
-    if ((unsigned)config > CU_SHARED_MEM_CONFIG_EIGHT_BYTE_BANK_SIZE) return CUDA_ERROR_INVALID_VALUE;
-    c->shared_config = config;
-    return CUDA_SUCCESS;
-}
+CTX_SETTING(CacheConfig, CUfunc_cache, cache_config, (unsigned)v <= CU_FUNC_CACHE_PREFER_EQUAL)
+CTX_SETTING(SharedMemConfig, CUsharedconfig, shared_config,
+            (unsigned)v <= CU_SHARED_MEM_CONFIG_EIGHT_BYTE_BANK_SIZE)
 
 GF_SIM_API CUresult cuCtxGetStreamPriorityRange(int *leastPriority, int *greatestPriority)
 {

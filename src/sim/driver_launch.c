@@ -175,37 +175,18 @@ static CUresult launch_kernel(CUfunction f, unsigned gx, unsigned gy, unsigned g
     return launch(&a);
 }
 
-GF_SIM_API CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
-                                   unsigned int bx, unsigned int by, unsigned int bz,
-                                   unsigned int sharedMemBytes, CUstream hStream, void **kernelParams,
-                                   void **extra)
-{
-    return launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, extra, 0, 0);
-}
-
-GF_SIM_API CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
-                                        unsigned int bx, unsigned int by, unsigned int bz,
-                                        unsigned int sharedMemBytes, CUstream hStream,
-                                        void **kernelParams, void **extra)
-{
-    return launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, extra, 1, 0);
-}
-
-GF_SIM_API CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gx, unsigned int gy,
-                                              unsigned int gz, unsigned int bx, unsigned int by,
-                                              unsigned int bz, unsigned int sharedMemBytes,
-                                              CUstream hStream, void **kernelParams)
-{
-    return launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, NULL, 0, 1);
-}
-
-GF_SIM_API CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int gx, unsigned int gy,
-                                                   unsigned int gz, unsigned int bx, unsigned int by,
-                                                   unsigned int bz, unsigned int sharedMemBytes,
-                                                   CUstream hStream, void **kernelParams)
-{
-    return launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams, NULL, 1, 1);
-}
+GF_SIM_API_PTSZ(cuLaunchKernel,
+                (CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                 unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
+                 void **kernelParams, void **extra),
+                launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams,
+                              extra, ptds, 0))
+GF_SIM_API_PTSZ(cuLaunchCooperativeKernel,
+                (CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+                 unsigned int by, unsigned int bz, unsigned int sharedMemBytes, CUstream hStream,
+                 void **kernelParams),
+                launch_kernel(f, gx, gy, gz, bx, by, bz, sharedMemBytes, hStream, kernelParams,
+                              NULL, ptds, 1))
 
 static CUresult launch_ex(const CUlaunchConfig *config, CUfunction f, void **params, void **extra, int ptds)
 {
@@ -221,15 +202,9 @@ static CUresult launch_ex(const CUlaunchConfig *config, CUfunction f, void **par
                          config->hStream, params, extra, ptds, coop);
 }
 
-GF_SIM_API CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra)
-{
-    return launch_ex(config, f, kernelParams, extra, 0);
-}
-
-GF_SIM_API CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra)
-{
-    return launch_ex(config, f, kernelParams, extra, 1);
-}
+GF_SIM_API_PTSZ(cuLaunchKernelEx,
+                (const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra),
+                launch_ex(config, f, kernelParams, extra, ptds))
 
 /* ---- occupancy ----------------------------------------------------------------------------- */
 

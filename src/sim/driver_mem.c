@@ -582,10 +582,10 @@ static CUresult prefetch(CUdeviceptr p, size_t count, CUstream h, int ptds)
     return managed_range(p, count);
 }
 
-GF_SIM_API CUresult cuMemPrefetchAsync(CUdeviceptr p, size_t n, CUdevice d, CUstream s) { (void)d; return prefetch(p, n, s, 0); }
-GF_SIM_API CUresult cuMemPrefetchAsync_ptsz(CUdeviceptr p, size_t n, CUdevice d, CUstream s) { (void)d; return prefetch(p, n, s, 1); }
-GF_SIM_API CUresult cuMemPrefetchAsync_v2(CUdeviceptr p, size_t n, CUmemLocation l, unsigned int f, CUstream s) { (void)l, (void)f; return prefetch(p, n, s, 0); }
-GF_SIM_API CUresult cuMemPrefetchAsync_v2_ptsz(CUdeviceptr p, size_t n, CUmemLocation l, unsigned int f, CUstream s) { (void)l, (void)f; return prefetch(p, n, s, 1); }
+GF_SIM_API_PTSZ(cuMemPrefetchAsync, (CUdeviceptr p, size_t n, CUdevice d, CUstream s),
+                ((void)d, prefetch(p, n, s, ptds)))
+GF_SIM_API_PTSZ(cuMemPrefetchAsync_v2, (CUdeviceptr p, size_t n, CUmemLocation l, unsigned int f, CUstream s),
+                ((void)l, (void)f, prefetch(p, n, s, ptds)))
 
 /* ---- pointer attributes -------------------------------------------------------------------- */
 
@@ -834,8 +834,8 @@ static CUresult alloc_async(CUdeviceptr *dptr, size_t size, gf_pool *pool, CUstr
     return CUDA_SUCCESS;
 }
 
-GF_SIM_API CUresult cuMemAllocAsync(CUdeviceptr *d, size_t n, CUstream s) { return alloc_async(d, n, NULL, s, 0); }
-GF_SIM_API CUresult cuMemAllocAsync_ptsz(CUdeviceptr *d, size_t n, CUstream s) { return alloc_async(d, n, NULL, s, 1); }
+GF_SIM_API_PTSZ(cuMemAllocAsync, (CUdeviceptr *d, size_t n, CUstream s),
+                alloc_async(d, n, NULL, s, ptds))
 
 static CUresult alloc_from_pool(CUdeviceptr *d, size_t n, CUmemoryPool pool, CUstream s, int ptds)
 {
@@ -845,8 +845,8 @@ static CUresult alloc_from_pool(CUdeviceptr *d, size_t n, CUmemoryPool pool, CUs
     return alloc_async(d, n, p, s, ptds);
 }
 
-GF_SIM_API CUresult cuMemAllocFromPoolAsync(CUdeviceptr *d, size_t n, CUmemoryPool p, CUstream s) { return alloc_from_pool(d, n, p, s, 0); }
-GF_SIM_API CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *d, size_t n, CUmemoryPool p, CUstream s) { return alloc_from_pool(d, n, p, s, 1); }
+GF_SIM_API_PTSZ(cuMemAllocFromPoolAsync, (CUdeviceptr *d, size_t n, CUmemoryPool p, CUstream s),
+                alloc_from_pool(d, n, p, s, ptds))
 
 static CUresult free_async(CUdeviceptr dptr, CUstream h, int ptds)
 {
@@ -870,8 +870,7 @@ static CUresult free_async(CUdeviceptr dptr, CUstream h, int ptds)
     return gf_drv__enqueue(s, op);
 }
 
-GF_SIM_API CUresult cuMemFreeAsync(CUdeviceptr d, CUstream s) { return free_async(d, s, 0); }
-GF_SIM_API CUresult cuMemFreeAsync_ptsz(CUdeviceptr d, CUstream s) { return free_async(d, s, 1); }
+GF_SIM_API_PTSZ(cuMemFreeAsync, (CUdeviceptr d, CUstream s), free_async(d, s, ptds))
 
 /* ---- virtual memory management ------------------------------------------------------------- */
 

@@ -278,40 +278,78 @@ void gf_drv__modules_free_ctx(gf_ctx *c)
     gf_drv__obj_foreach(GF_DRV_MODULE, free_module_cb, c);
 }
 
-GF_SIM_API CUresult cuModuleGetFunction(CUfunction *hfunc, CUmodule hmod, const char *name)
+/* ---- the kernels of a module (CUfunctions) or of a library (CUkernels) -------------------- */
+
+/* cuModuleGetFunction / cuLibraryGetKernel, ...Count and Enumerate... work alike on both: t is
+ * GF_DRV_MODULE or GF_DRV_LIBRARY, o the object of that type. */
+static unsigned kernel_count(gf_drv_type t, const void *o)
+{
+    return t == GF_DRV_MODULE ? ((const gf_module *)o)->nfuncs : ((const gf_library *)o)->nkernels;
+}
+
+static void *kernel_at(gf_drv_type t, const void *o, unsigned i)
+{
+    if (t == GF_DRV_MODULE) return ((const gf_module *)o)->funcs[i];
+    return ((const gf_library *)o)->kernels[i];
+}
+
+static const char *kernel_name_at(gf_drv_type t, const void *o, unsigned i)
+{
+    if (t == GF_DRV_MODULE) return gf_ptx_kernel_name(((const gf_module *)o)->funcs[i]->k);
+    return ((const gf_library *)o)->kernels[i]->name;
+}
+
+/* The module or library behind h, then CUDA_ERROR_INVALID_VALUE unless valid. */
+static CUresult kernels_arg(gf_drv_type t, const void *h, int valid, void **o)
 {
     GF_CHECK_INIT();
-    gf_module *m = gf_drv__obj_get(GF_DRV_MODULE, hmod);
-    if (!m) return CUDA_ERROR_INVALID_HANDLE;
-    if (!hfunc || !name) return CUDA_ERROR_INVALID_VALUE;
-    for (unsigned i = 0; i < m->nfuncs; i++) {
-        if (strcmp(gf_ptx_kernel_name(m->funcs[i]->k), name) == 0) {
-            *hfunc = (CUfunction)m->funcs[i];
+    *o = gf_drv__obj_get(t, h);
+    if (!*o) return CUDA_ERROR_INVALID_HANDLE;
+    return valid ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+static CUresult kernel_by_name(gf_drv_type t, const void *h, int valid, const char *name, void **out)
+{
+    void *o;
+    CUresult rc = kernels_arg(t, h, valid && name, &o);
+    if (rc) return rc;
+    for (unsigned i = 0; i < kernel_count(t, o); i++) {
+        if (strcmp(kernel_name_at(t, o, i), name) == 0) {
+            *out = kernel_at(t, o, i);
             return CUDA_SUCCESS;
         }
     }
     return CUDA_ERROR_NOT_FOUND;
 }
 
-GF_SIM_API CUresult cuModuleGetFunctionCount(unsigned int *count, CUmodule hmod)
-{
-    GF_CHECK_INIT();
-    gf_module *m = gf_drv__obj_get(GF_DRV_MODULE, hmod);
-    if (!m) return CUDA_ERROR_INVALID_HANDLE;
-    if (!count) return CUDA_ERROR_INVALID_VALUE;
-    *count = m->nfuncs;
-    return CUDA_SUCCESS;
-}
+/* The three calls over the kernels of a module (CUfunctions) and of a library (CUkernels),
+ * which take the same arguments in the same order. */
+#define KERNELS_API(t, handle_t, kernel_t, get, count, list)                                   \
+    GF_SIM_API CUresult get(kernel_t *out, handle_t h, const char *name)                       \
+    {                                                                                         \
+        void *k;                                                                              \
+        CUresult rc = kernel_by_name(t, h, out != NULL, name, &k);                            \
+        if (!rc) *out = k;                                                                    \
+        return rc;                                                                            \
+    }                                                                                         \
+    GF_SIM_API CUresult count(unsigned int *n, handle_t h)                                     \
+    {                                                                                         \
+        void *o;                                                                              \
+        CUresult rc = kernels_arg(t, h, n != NULL, &o);                                       \
+        if (!rc) *n = kernel_count(t, o);                                                     \
+        return rc;                                                                            \
+    }                                                                                         \
+    GF_SIM_API CUresult list(kernel_t *out, unsigned int max, handle_t h)                      \
+    {                                                                                         \
+        void *o;                                                                              \
+        CUresult rc = kernels_arg(t, h, out != NULL, &o);                                     \
+        for (unsigned i = 0; !rc && i < max && i < kernel_count(t, o); i++)                   \
+            out[i] = kernel_at(t, o, i);                                                      \
+        return rc;                                                                            \
+    }
 
-GF_SIM_API CUresult cuModuleEnumerateFunctions(CUfunction *functions, unsigned int numFunctions, CUmodule mod)
-{
-    GF_CHECK_INIT();
-    gf_module *m = gf_drv__obj_get(GF_DRV_MODULE, mod);
-    if (!m) return CUDA_ERROR_INVALID_HANDLE;
-    if (!functions) return CUDA_ERROR_INVALID_VALUE;
-    for (unsigned i = 0; i < numFunctions && i < m->nfuncs; i++) functions[i] = (CUfunction)m->funcs[i];
-    return CUDA_SUCCESS;
-}
+KERNELS_API(GF_DRV_MODULE, CUmodule, CUfunction, cuModuleGetFunction, cuModuleGetFunctionCount,
+            cuModuleEnumerateFunctions)
 
 /* managed: -1 any variable, 1 only __managed__ ones */
 static CUresult module_global_kind(gf_module *m, const char *name, int managed, CUdeviceptr *dptr,
@@ -329,17 +367,12 @@ static CUresult module_global_kind(gf_module *m, const char *name, int managed, 
     return CUDA_ERROR_NOT_FOUND;
 }
 
-static CUresult module_global(gf_module *m, const char *name, CUdeviceptr *dptr, size_t *bytes)
-{
-    return module_global_kind(m, name, -1, dptr, bytes);
-}
-
 GF_SIM_API CUresult cuModuleGetGlobal_v2(CUdeviceptr *dptr, size_t *bytes, CUmodule hmod, const char *name)
 {
     GF_CHECK_INIT();
     gf_module *m = gf_drv__obj_get(GF_DRV_MODULE, hmod);
     if (!m) return CUDA_ERROR_INVALID_HANDLE;
-    return module_global(m, name, dptr, bytes);
+    return module_global_kind(m, name, -1, dptr, bytes);
 }
 
 GF_SIM_API CUresult cuModuleGetLoadingMode(CUmoduleLoadingMode *mode)
@@ -515,40 +548,8 @@ GF_SIM_API CUresult cuLibraryUnload(CUlibrary library)
     return CUDA_SUCCESS;
 }
 
-GF_SIM_API CUresult cuLibraryGetKernel(CUkernel *pKernel, CUlibrary library, const char *name)
-{
-    GF_CHECK_INIT();
-    gf_library *l = gf_drv__obj_get(GF_DRV_LIBRARY, library);
-    if (!l) return CUDA_ERROR_INVALID_HANDLE;
-    if (!pKernel || !name) return CUDA_ERROR_INVALID_VALUE;
-    for (unsigned i = 0; i < l->nkernels; i++) {
-        if (strcmp(l->kernels[i]->name, name) == 0) {
-            *pKernel = (CUkernel)l->kernels[i];
-            return CUDA_SUCCESS;
-        }
-    }
-    return CUDA_ERROR_NOT_FOUND;
-}
-
-GF_SIM_API CUresult cuLibraryGetKernelCount(unsigned int *count, CUlibrary lib)
-{
-    GF_CHECK_INIT();
-    gf_library *l = gf_drv__obj_get(GF_DRV_LIBRARY, lib);
-    if (!l) return CUDA_ERROR_INVALID_HANDLE;
-    if (!count) return CUDA_ERROR_INVALID_VALUE;
-    *count = l->nkernels;
-    return CUDA_SUCCESS;
-}
-
-GF_SIM_API CUresult cuLibraryEnumerateKernels(CUkernel *kernels, unsigned int numKernels, CUlibrary lib)
-{
-    GF_CHECK_INIT();
-    gf_library *l = gf_drv__obj_get(GF_DRV_LIBRARY, lib);
-    if (!l) return CUDA_ERROR_INVALID_HANDLE;
-    if (!kernels) return CUDA_ERROR_INVALID_VALUE;
-    for (unsigned i = 0; i < numKernels && i < l->nkernels; i++) kernels[i] = (CUkernel)l->kernels[i];
-    return CUDA_SUCCESS;
-}
+KERNELS_API(GF_DRV_LIBRARY, CUlibrary, CUkernel, cuLibraryGetKernel, cuLibraryGetKernelCount,
+            cuLibraryEnumerateKernels)
 
 GF_SIM_API CUresult cuLibraryGetModule(CUmodule *pMod, CUlibrary library)
 {
@@ -564,7 +565,9 @@ GF_SIM_API CUresult cuLibraryGetModule(CUmodule *pMod, CUlibrary library)
     return CUDA_SUCCESS;
 }
 
-GF_SIM_API CUresult cuLibraryGetGlobal(CUdeviceptr *dptr, size_t *bytes, CUlibrary library, const char *name)
+/* A variable of the library's module in the current context; managed as in module_global_kind. */
+static CUresult library_global(CUdeviceptr *dptr, size_t *bytes, CUlibrary library, const char *name,
+                               int managed)
 {
     gf_ctx *c;
     CUresult rc = gf_drv__ctx_enter(&c);
@@ -573,19 +576,17 @@ GF_SIM_API CUresult cuLibraryGetGlobal(CUdeviceptr *dptr, size_t *bytes, CUlibra
     if (!l) return CUDA_ERROR_INVALID_HANDLE;
     gf_module *m;
     if ((rc = library_module(l, c, &m))) return rc;
-    return module_global(m, name, dptr, bytes);
+    return module_global_kind(m, name, managed, dptr, bytes);
+}
+
+GF_SIM_API CUresult cuLibraryGetGlobal(CUdeviceptr *dptr, size_t *bytes, CUlibrary library, const char *name)
+{
+    return library_global(dptr, bytes, library, name, -1);
 }
 
 GF_SIM_API CUresult cuLibraryGetManaged(CUdeviceptr *dptr, size_t *bytes, CUlibrary library, const char *name)
 {
-    gf_ctx *c;
-    CUresult rc = gf_drv__ctx_enter(&c);
-    if (rc) return rc;
-    gf_library *l = gf_drv__obj_get(GF_DRV_LIBRARY, library);
-    if (!l) return CUDA_ERROR_INVALID_HANDLE;
-    gf_module *m;
-    if ((rc = library_module(l, c, &m))) return rc;
-    return module_global_kind(m, name, 1, dptr, bytes);
+    return library_global(dptr, bytes, library, name, 1);
 }
 
 GF_SIM_API CUresult cuLibraryGetUnifiedFunction(void **fptr, CUlibrary library, const char *symbol)

@@ -405,8 +405,7 @@ static CUresult stream_query(CUstream h, int ptds)
     return busy ? CUDA_ERROR_NOT_READY : CUDA_SUCCESS;
 }
 
-GF_SIM_API CUresult cuStreamQuery(CUstream h) { return stream_query(h, 0); }
-GF_SIM_API CUresult cuStreamQuery_ptsz(CUstream h) { return stream_query(h, 1); }
+GF_SIM_API_PTSZ(cuStreamQuery, (CUstream h), stream_query(h, ptds))
 
 static CUresult stream_sync(CUstream h, int ptds)
 {
@@ -429,109 +428,53 @@ static CUresult stream_sync(CUstream h, int ptds)
     return atomic_load(&c->sticky);
 }
 
-GF_SIM_API CUresult cuStreamSynchronize(CUstream h) { return stream_sync(h, 0); }
-GF_SIM_API CUresult cuStreamSynchronize_ptsz(CUstream h) { return stream_sync(h, 1); }
+GF_SIM_API_PTSZ(cuStreamSynchronize, (CUstream h), stream_sync(h, ptds))
 
-static CUresult stream_get_flags(CUstream h, int ptds, unsigned *flags)
+/* The stream behind h (see gf_drv__stream_arg), then CUDA_ERROR_INVALID_VALUE unless valid:
+ * the argument checks of every call on one stream, in a real driver's order. */
+static CUresult stream_arg_valid(CUstream h, int ptds, int valid, gf_ctx **c, gf_stream **s)
 {
-    gf_ctx *c;
-    gf_stream *s;
-    CUresult rc = gf_drv__stream_arg(h, ptds, &c, &s);
+    CUresult rc = gf_drv__stream_arg(h, ptds, c, s);
     if (rc) return rc;
-    if (!flags) return CUDA_ERROR_INVALID_VALUE;
-    *flags = s->flags;
-    return CUDA_SUCCESS;
+    return valid ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
-GF_SIM_API CUresult cuStreamGetFlags(CUstream h, unsigned int *f) { return stream_get_flags(h, 0, f); }
-GF_SIM_API CUresult cuStreamGetFlags_ptsz(CUstream h, unsigned int *f) { return stream_get_flags(h, 1, f); }
+/* cuStreamGet<X>(h, out) and its _ptsz twin: *out = expr, of the stream s and its context c;
+ * the static name##_ serves callers inside this file. */
+#define STREAM_GETTER(name, type, expr)                                                        \
+    static CUresult name##_(CUstream h, int ptds, type *out)                                   \
+    {                                                                                         \
+        gf_ctx *c;                                                                            \
+        gf_stream *s;                                                                         \
+        CUresult rc = stream_arg_valid(h, ptds, out != NULL, &c, &s);                         \
+        if (!rc) *out = (expr);                                                               \
+        return rc;                                                                            \
+    }                                                                                         \
+    GF_SIM_API_PTSZ(name, (CUstream h, type *out), name##_(h, ptds, out))
 
-static CUresult stream_get_priority(CUstream h, int ptds, int *p)
-{
-    gf_ctx *c;
-    gf_stream *s;
-    CUresult rc = gf_drv__stream_arg(h, ptds, &c, &s);
-    if (rc) return rc;
-    if (!p) return CUDA_ERROR_INVALID_VALUE;
-    *p = s->priority;
-    return CUDA_SUCCESS;
-}
-
-GF_SIM_API CUresult cuStreamGetPriority(CUstream h, int *p) { return stream_get_priority(h, 0, p); }
-GF_SIM_API CUresult cuStreamGetPriority_ptsz(CUstream h, int *p) { return stream_get_priority(h, 1, p); }
-
-static CUresult stream_get_ctx(CUstream h, int ptds, CUcontext *pctx)
-{
-    gf_ctx *c;
-    gf_stream *s;
-    CUresult rc = gf_drv__stream_arg(h, ptds, &c, &s);
-    if (rc) return rc;
-    if (!pctx) return CUDA_ERROR_INVALID_VALUE;
-    *pctx = (CUcontext)c;
-    return CUDA_SUCCESS;
-}
-
-GF_SIM_API CUresult cuStreamGetCtx(CUstream h, CUcontext *p) { return stream_get_ctx(h, 0, p); }
-GF_SIM_API CUresult cuStreamGetCtx_ptsz(CUstream h, CUcontext *p) { return stream_get_ctx(h, 1, p); }
+STREAM_GETTER(cuStreamGetFlags, unsigned int, s->flags)
+STREAM_GETTER(cuStreamGetPriority, int, s->priority)
+STREAM_GETTER(cuStreamGetCtx, CUcontext, (CUcontext)c)
+STREAM_GETTER(cuStreamGetId, unsigned long long, s->legacy ? 1 : s->id)
+STREAM_GETTER(cuStreamGetDevice, CUdevice, c->dev)
+STREAM_GETTER(cuStreamIsCapturing, CUstreamCaptureStatus, CU_STREAM_CAPTURE_STATUS_NONE)
 
 static CUresult stream_get_ctx2(CUstream h, int ptds, CUcontext *pctx, CUgreenCtx *g)
 {
-    CUresult rc = stream_get_ctx(h, ptds, pctx);
+    CUresult rc = cuStreamGetCtx_(h, ptds, pctx);
     if (rc) return rc;
     if (g) *g = NULL;
     return CUDA_SUCCESS;
 }
 
-GF_SIM_API CUresult cuStreamGetCtx_v2(CUstream h, CUcontext *p, CUgreenCtx *g) { return stream_get_ctx2(h, 0, p, g); }
-GF_SIM_API CUresult cuStreamGetCtx_v2_ptsz(CUstream h, CUcontext *p, CUgreenCtx *g) { return stream_get_ctx2(h, 1, p, g); }
+GF_SIM_API_PTSZ(cuStreamGetCtx_v2, (CUstream h, CUcontext *p, CUgreenCtx *g), stream_get_ctx2(h, ptds, p, g))
 
-static CUresult stream_get_id(CUstream h, int ptds, unsigned long long *id)
-{
-    gf_ctx *c;
-    gf_stream *s;
-    CUresult rc = gf_drv__stream_arg(h, ptds, &c, &s);
-    if (rc) return rc;
-    if (!id) return CUDA_ERROR_INVALID_VALUE;
-    *id = s->legacy ? 1 : s->id;
-    return CUDA_SUCCESS;
-}
-
-GF_SIM_API CUresult cuStreamGetId(CUstream h, unsigned long long *id) { return stream_get_id(h, 0, id); }
-GF_SIM_API CUresult cuStreamGetId_ptsz(CUstream h, unsigned long long *id) { return stream_get_id(h, 1, id); }
-
-static CUresult stream_get_device(CUstream h, int ptds, CUdevice *d)
-{
-    gf_ctx *c;
-    gf_stream *s;
-    CUresult rc = gf_drv__stream_arg(h, ptds, &c, &s);
-    if (rc) return rc;
-    if (!d) return CUDA_ERROR_INVALID_VALUE;
-    *d = c->dev;
-    return CUDA_SUCCESS;
-}
-
-GF_SIM_API CUresult cuStreamGetDevice(CUstream h, CUdevice *d) { return stream_get_device(h, 0, d); }
-GF_SIM_API CUresult cuStreamGetDevice_ptsz(CUstream h, CUdevice *d) { return stream_get_device(h, 1, d); }
-
-static CUresult stream_is_capturing(CUstream h, int ptds, CUstreamCaptureStatus *st)
-{
-    gf_ctx *c;
-    gf_stream *s;
-    CUresult rc = gf_drv__stream_arg(h, ptds, &c, &s);
-    if (rc) return rc;
-    if (!st) return CUDA_ERROR_INVALID_VALUE;
-    *st = CU_STREAM_CAPTURE_STATUS_NONE;
-    return CUDA_SUCCESS;
-}
-
-GF_SIM_API CUresult cuStreamIsCapturing(CUstream h, CUstreamCaptureStatus *st) { return stream_is_capturing(h, 0, st); }
-GF_SIM_API CUresult cuStreamIsCapturing_ptsz(CUstream h, CUstreamCaptureStatus *st) { return stream_is_capturing(h, 1, st); }
-
+/* The sim never captures: every capture query says so, whatever its ABI asks for. */
 static CUresult capture_info(CUstream h, int ptds, CUstreamCaptureStatus *st, cuuint64_t *id,
                              CUgraph *g, const CUgraphNode **deps, const CUgraphEdgeData **ed,
                              size_t *n)
 {
-    CUresult rc = stream_is_capturing(h, ptds, st);
+    CUresult rc = cuStreamIsCapturing_(h, ptds, st);
     if (rc) return rc;
     if (id) *id = 0;
     if (g) *g = NULL;
@@ -541,38 +484,16 @@ static CUresult capture_info(CUstream h, int ptds, CUstreamCaptureStatus *st, cu
     return CUDA_SUCCESS;
 }
 
-GF_SIM_API CUresult cuStreamGetCaptureInfo(CUstream h, CUstreamCaptureStatus *st, cuuint64_t *id)
-{
-    return capture_info(h, 0, st, id, NULL, NULL, NULL, NULL);
-}
-GF_SIM_API CUresult cuStreamGetCaptureInfo_ptsz(CUstream h, CUstreamCaptureStatus *st, cuuint64_t *id)
-{
-    return capture_info(h, 1, st, id, NULL, NULL, NULL, NULL);
-}
-GF_SIM_API CUresult cuStreamGetCaptureInfo_v2(CUstream h, CUstreamCaptureStatus *st, cuuint64_t *id,
-                                              CUgraph *g, const CUgraphNode **d, size_t *n)
-{
-    return capture_info(h, 0, st, id, g, d, NULL, n);
-}
-GF_SIM_API CUresult cuStreamGetCaptureInfo_v2_ptsz(CUstream h, CUstreamCaptureStatus *st,
-                                                   cuuint64_t *id, CUgraph *g,
-                                                   const CUgraphNode **d, size_t *n)
-{
-    return capture_info(h, 1, st, id, g, d, NULL, n);
-}
-GF_SIM_API CUresult cuStreamGetCaptureInfo_v3(CUstream h, CUstreamCaptureStatus *st, cuuint64_t *id,
-                                              CUgraph *g, const CUgraphNode **d,
-                                              const CUgraphEdgeData **e, size_t *n)
-{
-    return capture_info(h, 0, st, id, g, d, e, n);
-}
-GF_SIM_API CUresult cuStreamGetCaptureInfo_v3_ptsz(CUstream h, CUstreamCaptureStatus *st,
-                                                   cuuint64_t *id, CUgraph *g,
-                                                   const CUgraphNode **d,
-                                                   const CUgraphEdgeData **e, size_t *n)
-{
-    return capture_info(h, 1, st, id, g, d, e, n);
-}
+GF_SIM_API_PTSZ(cuStreamGetCaptureInfo, (CUstream h, CUstreamCaptureStatus *st, cuuint64_t *id),
+                capture_info(h, ptds, st, id, NULL, NULL, NULL, NULL))
+GF_SIM_API_PTSZ(cuStreamGetCaptureInfo_v2,
+                (CUstream h, CUstreamCaptureStatus *st, cuuint64_t *id, CUgraph *g,
+                 const CUgraphNode **d, size_t *n),
+                capture_info(h, ptds, st, id, g, d, NULL, n))
+GF_SIM_API_PTSZ(cuStreamGetCaptureInfo_v3,
+                (CUstream h, CUstreamCaptureStatus *st, cuuint64_t *id, CUgraph *g,
+                 const CUgraphNode **d, const CUgraphEdgeData **e, size_t *n),
+                capture_info(h, ptds, st, id, g, d, e, n))
 
 GF_SIM_API CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
 {
@@ -613,16 +534,14 @@ static CUresult stream_wait_event(CUstream h, int ptds, CUevent ev, unsigned fla
     return gf_drv__enqueue(s, op);
 }
 
-GF_SIM_API CUresult cuStreamWaitEvent(CUstream h, CUevent e, unsigned int f) { return stream_wait_event(h, 0, e, f); }
-GF_SIM_API CUresult cuStreamWaitEvent_ptsz(CUstream h, CUevent e, unsigned int f) { return stream_wait_event(h, 1, e, f); }
+GF_SIM_API_PTSZ(cuStreamWaitEvent, (CUstream h, CUevent e, unsigned int f), stream_wait_event(h, ptds, e, f))
 
 static CUresult add_callback(CUstream h, int ptds, CUstreamCallback cb, void *ud, unsigned flags)
 {
     gf_ctx *c;
     gf_stream *s;
-    CUresult rc = gf_drv__stream_arg(h, ptds, &c, &s);
+    CUresult rc = stream_arg_valid(h, ptds, cb && flags == 0, &c, &s);
     if (rc) return rc;
-    if (!cb || flags != 0) return CUDA_ERROR_INVALID_VALUE;
     gf_op *op = gf_drv__op_new(GF_OP_CALLBACK);
     if (!op) return CUDA_ERROR_OUT_OF_MEMORY;
     op->u.callback.fn = cb;
@@ -631,16 +550,15 @@ static CUresult add_callback(CUstream h, int ptds, CUstreamCallback cb, void *ud
     return gf_drv__enqueue(s, op);
 }
 
-GF_SIM_API CUresult cuStreamAddCallback(CUstream h, CUstreamCallback cb, void *ud, unsigned int f) { return add_callback(h, 0, cb, ud, f); }
-GF_SIM_API CUresult cuStreamAddCallback_ptsz(CUstream h, CUstreamCallback cb, void *ud, unsigned int f) { return add_callback(h, 1, cb, ud, f); }
+GF_SIM_API_PTSZ(cuStreamAddCallback, (CUstream h, CUstreamCallback cb, void *ud, unsigned int f),
+                add_callback(h, ptds, cb, ud, f))
 
 static CUresult launch_host_func(CUstream h, int ptds, CUhostFn fn, void *ud)
 {
     gf_ctx *c;
     gf_stream *s;
-    CUresult rc = gf_drv__stream_arg(h, ptds, &c, &s);
+    CUresult rc = stream_arg_valid(h, ptds, fn != NULL, &c, &s);
     if (rc) return rc;
-    if (!fn) return CUDA_ERROR_INVALID_VALUE;
     gf_op *op = gf_drv__op_new(GF_OP_HOSTFN);
     if (!op) return CUDA_ERROR_OUT_OF_MEMORY;
     op->u.hostfn.fn = fn;
@@ -648,8 +566,7 @@ static CUresult launch_host_func(CUstream h, int ptds, CUhostFn fn, void *ud)
     return gf_drv__enqueue(s, op);
 }
 
-GF_SIM_API CUresult cuLaunchHostFunc(CUstream h, CUhostFn fn, void *ud) { return launch_host_func(h, 0, fn, ud); }
-GF_SIM_API CUresult cuLaunchHostFunc_ptsz(CUstream h, CUhostFn fn, void *ud) { return launch_host_func(h, 1, fn, ud); }
+GF_SIM_API_PTSZ(cuLaunchHostFunc, (CUstream h, CUhostFn fn, void *ud), launch_host_func(h, ptds, fn, ud))
 
 static CUresult stream_attach(CUstream h, int ptds, CUdeviceptr p, size_t len, unsigned flags)
 {
@@ -665,16 +582,15 @@ static CUresult stream_attach(CUstream h, int ptds, CUdeviceptr p, size_t len, u
     return CUDA_SUCCESS;
 }
 
-GF_SIM_API CUresult cuStreamAttachMemAsync(CUstream h, CUdeviceptr p, size_t l, unsigned int f) { return stream_attach(h, 0, p, l, f); }
-GF_SIM_API CUresult cuStreamAttachMemAsync_ptsz(CUstream h, CUdeviceptr p, size_t l, unsigned int f) { return stream_attach(h, 1, p, l, f); }
+GF_SIM_API_PTSZ(cuStreamAttachMemAsync, (CUstream h, CUdeviceptr p, size_t l, unsigned int f),
+                stream_attach(h, ptds, p, l, f))
 
 static CUresult stream_get_attr(CUstream h, int ptds, CUstreamAttrID attr, CUstreamAttrValue *v)
 {
     gf_ctx *c;
     gf_stream *s;
-    CUresult rc = gf_drv__stream_arg(h, ptds, &c, &s);
+    CUresult rc = stream_arg_valid(h, ptds, v != NULL, &c, &s);
     if (rc) return rc;
-    if (!v) return CUDA_ERROR_INVALID_VALUE;
     memset(v, 0, sizeof *v);
     if (attr == CU_LAUNCH_ATTRIBUTE_PRIORITY) v->priority = s->priority;
     return CUDA_SUCCESS;
@@ -684,17 +600,16 @@ static CUresult stream_set_attr(CUstream h, int ptds, CUstreamAttrID attr, const
 {
     gf_ctx *c;
     gf_stream *s;
-    CUresult rc = gf_drv__stream_arg(h, ptds, &c, &s);
+    CUresult rc = stream_arg_valid(h, ptds, v != NULL, &c, &s);
     if (rc) return rc;
-    if (!v) return CUDA_ERROR_INVALID_VALUE;
     if (attr == CU_LAUNCH_ATTRIBUTE_PRIORITY) s->priority = v->priority;
     return CUDA_SUCCESS;
 }
 
-GF_SIM_API CUresult cuStreamGetAttribute(CUstream h, CUstreamAttrID a, CUstreamAttrValue *v) { return stream_get_attr(h, 0, a, v); }
-GF_SIM_API CUresult cuStreamGetAttribute_ptsz(CUstream h, CUstreamAttrID a, CUstreamAttrValue *v) { return stream_get_attr(h, 1, a, v); }
-GF_SIM_API CUresult cuStreamSetAttribute(CUstream h, CUstreamAttrID a, const CUstreamAttrValue *v) { return stream_set_attr(h, 0, a, v); }
-GF_SIM_API CUresult cuStreamSetAttribute_ptsz(CUstream h, CUstreamAttrID a, const CUstreamAttrValue *v) { return stream_set_attr(h, 1, a, v); }
+GF_SIM_API_PTSZ(cuStreamGetAttribute, (CUstream h, CUstreamAttrID a, CUstreamAttrValue *v),
+                stream_get_attr(h, ptds, a, v))
+GF_SIM_API_PTSZ(cuStreamSetAttribute, (CUstream h, CUstreamAttrID a, const CUstreamAttrValue *v),
+                stream_set_attr(h, ptds, a, v))
 
 /* ---- events -------------------------------------------------------------------------------- */
 
@@ -750,10 +665,8 @@ static CUresult event_record(CUevent ev, CUstream h, int ptds, unsigned flags)
     return gf_drv__enqueue(s, op);
 }
 
-GF_SIM_API CUresult cuEventRecord(CUevent e, CUstream s) { return event_record(e, s, 0, 0); }
-GF_SIM_API CUresult cuEventRecord_ptsz(CUevent e, CUstream s) { return event_record(e, s, 1, 0); }
-GF_SIM_API CUresult cuEventRecordWithFlags(CUevent e, CUstream s, unsigned int f) { return event_record(e, s, 0, f); }
-GF_SIM_API CUresult cuEventRecordWithFlags_ptsz(CUevent e, CUstream s, unsigned int f) { return event_record(e, s, 1, f); }
+GF_SIM_API_PTSZ(cuEventRecord, (CUevent e, CUstream s), event_record(e, s, ptds, 0))
+GF_SIM_API_PTSZ(cuEventRecordWithFlags, (CUevent e, CUstream s, unsigned int f), event_record(e, s, ptds, f))
 
 GF_SIM_API CUresult cuEventQuery(CUevent hEvent)
 {
@@ -849,5 +762,4 @@ static CUresult stream_copy_attrs(CUstream dst, CUstream src, int ptds)
     return CUDA_SUCCESS;
 }
 
-GF_SIM_API CUresult cuStreamCopyAttributes(CUstream dst, CUstream src) { return stream_copy_attrs(dst, src, 0); }
-GF_SIM_API CUresult cuStreamCopyAttributes_ptsz(CUstream dst, CUstream src) { return stream_copy_attrs(dst, src, 1); }
+GF_SIM_API_PTSZ(cuStreamCopyAttributes, (CUstream dst, CUstream src), stream_copy_attrs(dst, src, ptds))

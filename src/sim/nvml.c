@@ -415,8 +415,10 @@ static nvmlReturn_t check_count(unsigned int *infoCount, const void *infos, unsi
     return NVML_SUCCESS;
 }
 
-nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *infoCount,
-                                                     nvmlProcessInfo_t *infos)
+/* The compute processes of a device into the caller's records: nvmlProcessInfo_t (v2 and v3
+ * share it) when v3, else the original nvmlProcessInfo_v1_t, which lacks the instance ids. */
+static nvmlReturn_t running_processes(nvmlDevice_t device, unsigned int *infoCount, void *infos,
+                                      int v3)
 {
     DEVICE_OR_RETURN(device, idx, info);
     (void)info;
@@ -425,34 +427,34 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsign
     nvmlReturn_t rc = check_count(infoCount, infos, n);
     if (rc != NVML_SUCCESS) return rc;
     for (unsigned i = 0; i < n; i++) {
-        infos[i].pid = (unsigned)procs[i].pid;
-        infos[i].usedGpuMemory = procs[i].used_bytes;
-        infos[i].gpuInstanceId = 0xFFFFFFFFu;
-        infos[i].computeInstanceId = 0xFFFFFFFFu;
+        unsigned pid = (unsigned)procs[i].pid;
+        if (v3)
+            ((nvmlProcessInfo_t *)infos)[i] = (nvmlProcessInfo_t){
+                .pid = pid, .usedGpuMemory = procs[i].used_bytes,
+                .gpuInstanceId = 0xFFFFFFFFu, .computeInstanceId = 0xFFFFFFFFu};
+        else
+            ((nvmlProcessInfo_v1_t *)infos)[i] = (nvmlProcessInfo_v1_t){
+                .pid = pid, .usedGpuMemory = procs[i].used_bytes};
     }
     return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *infoCount,
+                                                     nvmlProcessInfo_t *infos)
+{
+    return running_processes(device, infoCount, infos, 1);
 }
 
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t device, unsigned int *infoCount,
                                                      nvmlProcessInfo_v2_t *infos)
 {
-    return nvmlDeviceGetComputeRunningProcesses_v3(device, infoCount, infos);
+    return running_processes(device, infoCount, infos, 1);
 }
 
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device, unsigned int *infoCount,
                                                   nvmlProcessInfo_v1_t *infos)
 {
-    DEVICE_OR_RETURN(device, idx, info);
-    (void)info;
-    gf_sim_proc_usage procs[GF_SIM_MAX_PROCS];
-    unsigned n = list_processes(idx, procs);
-    nvmlReturn_t rc = check_count(infoCount, infos, n);
-    if (rc != NVML_SUCCESS) return rc;
-    for (unsigned i = 0; i < n; i++) {
-        infos[i].pid = (unsigned)procs[i].pid;
-        infos[i].usedGpuMemory = procs[i].used_bytes;
-    }
-    return NVML_SUCCESS;
+    return running_processes(device, infoCount, infos, 0);
 }
 
 /* ---- utilization, thermals, power, clocks -------------------------------------------------- */

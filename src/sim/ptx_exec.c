@@ -88,34 +88,11 @@ static inline int64_t sx(uint64_t v, unsigned sz)
     return (int64_t)(v << sh) >> sh;
 }
 
-static inline float F(uint64_t v)
-{
-    uint32_t u = (uint32_t)v;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static inline uint64_t FB(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static inline double D(uint64_t v)
-{
-    double d;
-    memcpy(&d, &v, 8);
-    return d;
-}
-
-static inline uint64_t DB(double d)
-{
-    uint64_t u;
-    memcpy(&u, &d, 8);
-    return u;
-}
+/* Short names for the interpreter's many float <-> bits moves. */
+static inline float F(uint64_t v) { return gf_ptx__f32(v); }
+static inline uint64_t FB(float f) { return gf_ptx__f32_bits(f); }
+static inline double D(uint64_t v) { return gf_ptx__f64(v); }
+static inline uint64_t DB(double d) { return gf_ptx__f64_bits(d); }
 
 static inline float ftz32(float x)
 {

@@ -13,6 +13,12 @@
 
 #include <stdint.h>
 
+/* Floats as the bits registers and immediates hold (low 32 bits for an f32), and back. */
+static inline float gf_ptx__f32(uint64_t bits) { return (union { uint32_t u; float f; }){(uint32_t)bits}.f; }
+static inline uint64_t gf_ptx__f32_bits(float f) { return (union { float f; uint32_t u; }){f}.u; }
+static inline double gf_ptx__f64(uint64_t bits) { return (union { uint64_t u; double d; }){bits}.d; }
+static inline uint64_t gf_ptx__f64_bits(double d) { return (union { double d; uint64_t u; }){d}.u; }
+
 /* Scalar types. The order matters: gf_ptx__type_info[] is indexed by it. */
 enum {
     GF_T_NONE = 0,

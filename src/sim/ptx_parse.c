@@ -851,32 +851,24 @@ static void parse_operand(P *p, raw *r, int in_list)
 
 /* ---- raw operand -> IR operand --------------------------------------------------------------- */
 
-static uint32_t f32bits(float f)
+/* The bits of numeric literal r (after parse_num) for an operand or variable whose type has
+ * float kind fl (gf_ptx__type_info.flt): an integer literal converts by value to a float type,
+ * an f32 / f64 bit pattern (0f..., 0d...) converts between the two float widths, and a decimal
+ * float literal is an error (naming what) for an integer type. */
+static uint64_t literal_bits(P *p, const raw *r, int fl, uint32_t line, const char *what)
 {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static uint64_t f64bits(double d)
-{
-    uint64_t u;
-    memcpy(&u, &d, 8);
-    return u;
-}
-
-static float bitsf32(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static double bitsf64(uint64_t u)
-{
-    double d;
-    memcpy(&d, &u, 8);
-    return d;
+    switch (r->k) {
+    case RK_INT:
+        if (fl == 1) return gf_ptx__f32_bits((float)(int64_t)r->ival);
+        if (fl == 2) return gf_ptx__f64_bits((double)(int64_t)r->ival);
+        return r->ival;
+    case RK_F32: return fl == 2 ? gf_ptx__f64_bits((double)gf_ptx__f32(r->ival)) : r->ival;
+    case RK_F64: return fl == 1 ? gf_ptx__f32_bits((float)gf_ptx__f64(r->ival)) : r->ival;
+    default: /* RK_DBL */
+        if (fl == 1) return gf_ptx__f32_bits((float)r->dval);
+        if (fl == 2) return gf_ptx__f64_bits(r->dval);
+        perr(p, GF_PTX_ERR_SYNTAX, line, "floating-point %s", what);
+    }
 }
 
 static void sym_opnd(P *p, gf_ptx__opnd *o, int symk, uint32_t idx, int64_t off, uint32_t line)
@@ -921,30 +913,11 @@ static void src(P *p, gf_ptx__opnd *o, const raw *r, int t, uint32_t line)
             perr(p, GF_PTX_ERR_UNSUPPORTED, line, "function addresses are not supported");
         return;
     case RK_INT:
-        o->kind = GF_K_IMM;
-        if (fl == 1)
-            o->imm = f32bits((float)(int64_t)r->ival);
-        else if (fl == 2)
-            o->imm = f64bits((double)(int64_t)r->ival);
-        else
-            o->imm = r->ival;
-        return;
     case RK_F32:
-        o->kind = GF_K_IMM;
-        o->imm = fl == 2 ? f64bits((double)bitsf32((uint32_t)r->ival)) : r->ival;
-        return;
     case RK_F64:
-        o->kind = GF_K_IMM;
-        o->imm = fl == 1 ? f32bits((float)bitsf64(r->ival)) : r->ival;
-        return;
     case RK_DBL:
         o->kind = GF_K_IMM;
-        if (fl == 1)
-            o->imm = f32bits((float)r->dval);
-        else if (fl == 2)
-            o->imm = f64bits(r->dval);
-        else
-            perr(p, GF_PTX_ERR_SYNTAX, line, "floating-point literal for an integer operand");
+        o->imm = literal_bits(p, r, fl, line, "literal for an integer operand");
         return;
     case RK_ID:
         perr(p, GF_PTX_ERR_SYNTAX, line, "unknown symbol '%.*s'", (int)(r->idn > 40 ? 40 : r->idn),
@@ -1812,20 +1785,7 @@ static void parse_init(P *p, vdecl *v)
         if ((count + 1) * esz > cap)
             perr(p, GF_PTX_ERR_SYNTAX, line, "too many initializers for '%.*s'",
                  (int)(v->n > 40 ? 40 : v->n), v->name);
-        uint64_t bits;
-        if (r.k == RK_INT)
-            bits = fl == 1 ? f32bits((float)(int64_t)r.ival)
-                   : fl == 2 ? f64bits((double)(int64_t)r.ival) : r.ival;
-        else if (r.k == RK_F32)
-            bits = fl == 2 ? f64bits(bitsf32((uint32_t)r.ival)) : r.ival;
-        else if (r.k == RK_F64)
-            bits = fl == 1 ? f32bits((float)bitsf64(r.ival)) : r.ival;
-        else if (fl == 1)
-            bits = f32bits((float)r.dval);
-        else if (fl == 2)
-            bits = f64bits(r.dval);
-        else
-            perr(p, GF_PTX_ERR_SYNTAX, line, "floating-point initializer for an integer variable");
+        uint64_t bits = literal_bits(p, &r, fl, line, "initializer for an integer variable");
         size_t need = (size_t)((count + 1) * esz);
         if (need > bufcap) {
             size_t nc = bufcap ? bufcap * 2 : 64;

@@ -7,45 +7,9 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "kernels/misc_ref.h"
+#include "sim_test_util.h"
 #include "test.h"
-
-static CUcontext setup(void)
-{
-    CUcontext ctx;
-    CUdevice dev;
-    CHECK_CU(cuInit(0));
-    CHECK_CU(cuDeviceGet(&dev, 0));
-    CHECK_CU(cuDevicePrimaryCtxRetain(&ctx, dev));
-    CHECK_CU(cuCtxSetCurrent(ctx));
-    return ctx;
-}
-
-static char *read_kernel(const char *file, size_t *len)
-{
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/kernels/%s", file);
-    char *s = gf_test_read_file(gf_test_path(rel), len);
-    ASSERT_MSG(s != NULL, "cannot read %s", rel);
-    return s;
-}
-
-static CUmodule load_ptx(const char *name)
-{
-    char file[128];
-    snprintf(file, sizeof file, "%s.ptx", name);
-    char *ptx = read_kernel(file, NULL);
-    CUmodule m;
-    CHECK_CU(cuModuleLoadData(&m, ptx));
-    free(ptx);
-    return m;
-}
-
-static CUfunction func(CUmodule m, const char *name)
-{
-    CUfunction f;
-    CHECK_CU(cuModuleGetFunction(&f, m, name));
-    return f;
-}
 
 static uint32_t g_seed = 12345;
 static uint32_t rnd(void)
@@ -98,18 +62,18 @@ static void run_vector_add(CUfunction f)
 
 TEST(vector_add_ptx)
 {
-    setup();
-    CUmodule m = load_ptx("vector_add");
-    run_vector_add(func(m, "vector_add"));
+    sim_setup();
+    CUmodule m = sim_load("vector_add.ptx");
+    run_vector_add(sim_func(m, "vector_add"));
     CHECK_CU(cuModuleUnload(m));
 }
 
 TEST(vector_add_from_file_and_extra_params)
 {
-    setup();
+    sim_setup();
     CUmodule m;
     CHECK_CU(cuModuleLoad(&m, gf_test_path("tests/kernels/vector_add.ptx")));
-    CUfunction f = func(m, "vector_add");
+    CUfunction f = sim_func(m, "vector_add");
     int n = 1000;
     float a[1000], b[1000], c[1000];
     for (int i = 0; i < n; i++) a[i] = (float)i, b[i] = (float)(2 * i);
@@ -138,15 +102,15 @@ static const char *const g_fatbins[] = {"vector_add_sm80.fatbin", "vector_add_lz
 
 TEST(vector_add_fatbins_zstd_lz4_plain)
 {
-    setup();
+    sim_setup();
     for (size_t i = 0; i < sizeof g_fatbins / sizeof g_fatbins[0]; i++) {
-        char *fb = read_kernel(g_fatbins[i], NULL);
+        char *fb = sim_kernel_file(g_fatbins[i], NULL);
         CUmodule m;
         ASSERT_CU(cuModuleLoadData(&m, fb), CUDA_SUCCESS);
-        run_vector_add(func(m, "vector_add"));
+        run_vector_add(sim_func(m, "vector_add"));
         CHECK_CU(cuModuleUnload(m));
         CHECK_CU(cuModuleLoadFatBinary(&m, fb));
-        run_vector_add(func(m, "vector_add"));
+        run_vector_add(sim_func(m, "vector_add"));
         CHECK_CU(cuModuleUnload(m));
         free(fb);
     }
@@ -156,9 +120,9 @@ TEST(vector_add_fatbins_zstd_lz4_plain)
  * cuLaunchKernel as if it were a CUfunction. */
 TEST(vector_add_library_through_cudart_wrapper)
 {
-    setup();
+    sim_setup();
     for (size_t i = 0; i < sizeof g_fatbins / sizeof g_fatbins[0]; i++) {
-        char *fb = read_kernel(g_fatbins[i], NULL);
+        char *fb = sim_kernel_file(g_fatbins[i], NULL);
         struct {
             uint32_t magic, version;
             const void *data;
@@ -192,7 +156,7 @@ TEST(library_loaded_before_any_context)
 {
     CUdevice dev;
     CHECK_CU(cuInit(0));
-    char *ptx = read_kernel("vector_add.ptx", NULL);
+    char *ptx = sim_kernel_file("vector_add.ptx", NULL);
     CUlibrary lib;
     CHECK_CU(cuLibraryLoadData(&lib, ptx, NULL, NULL, 0, NULL, NULL, 0));
     free(ptx);
@@ -209,8 +173,8 @@ TEST(library_loaded_before_any_context)
 /* Several PTX entries: the sim picks the highest arch not above the device's. */
 TEST(saxpy_multi_arch_fatbin_picks_best_ptx)
 {
-    setup();
-    char *fb = read_kernel("saxpy_multi.fatbin", NULL);
+    sim_setup();
+    char *fb = sim_kernel_file("saxpy_multi.fatbin", NULL);
     CUlibrary lib;
     CHECK_CU(cuLibraryLoadData(&lib, fb, NULL, NULL, 0, NULL, NULL, 0));
     CUkernel k;
@@ -238,9 +202,9 @@ TEST(saxpy_multi_arch_fatbin_picks_best_ptx)
 
 TEST(saxpy)
 {
-    setup();
-    CUmodule m = load_ptx("saxpy");
-    CUfunction f = func(m, "saxpy");
+    sim_setup();
+    CUmodule m = sim_load("saxpy.ptx");
+    CUfunction f = sim_func(m, "saxpy");
     int n = (1 << 16) + 3;
     float a = -0.5f, *x = malloc(n * 4), *y = malloc(n * 4), *r = malloc(n * 4);
     for (int i = 0; i < n; i++) x[i] = frnd(-10, 10), y[i] = frnd(-10, 10);
@@ -256,8 +220,8 @@ TEST(saxpy)
 
 static void run_reduce(const char *kernel, unsigned n, unsigned grid, unsigned block)
 {
-    CUmodule m = load_ptx("reduce");
-    CUfunction f = func(m, kernel);
+    CUmodule m = sim_load("reduce.ptx");
+    CUfunction f = sim_func(m, kernel);
     float *in = malloc(n * 4);
     double want = 0;
     for (unsigned i = 0; i < n; i++) {
@@ -279,7 +243,7 @@ static void run_reduce(const char *kernel, unsigned n, unsigned grid, unsigned b
 
 TEST(reduce_sum_and_reduce_warp)
 {
-    setup();
+    sim_setup();
     run_reduce("reduce_sum", 100003, (100003 + 255) / 256, 256);
     run_reduce("reduce_warp", 100003, 40, 1024);
     run_reduce("reduce_warp", 777, 3, 96);
@@ -287,9 +251,9 @@ TEST(reduce_sum_and_reduce_warp)
 
 TEST(matmul_tiled_non_multiple_of_16)
 {
-    setup();
-    CUmodule m = load_ptx("matmul");
-    CUfunction f = func(m, "matmul_tiled");
+    sim_setup();
+    CUmodule m = sim_load("matmul.ptx");
+    CUfunction f = sim_func(m, "matmul_tiled");
     int M = 200, N = 300, K = 170;
     float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
     float *C = malloc(sizeof(float) * M * N);
@@ -316,8 +280,8 @@ TEST(matmul_tiled_non_multiple_of_16)
 
 TEST(misc_globals_through_module_get_global)
 {
-    setup();
-    CUmodule m = load_ptx("misc");
+    sim_setup();
+    CUmodule m = sim_load("misc.ptx");
     CUdeviceptr counter, coef;
     size_t bytes;
     CHECK_CU(cuModuleGetGlobal(&counter, &bytes, m, "dev_counter"));
@@ -335,7 +299,7 @@ TEST(misc_globals_through_module_get_global)
     for (int i = 0; i < n; i++) in[i] = frnd(-5, 5);
     CUdeviceptr din = upload(in, n * 4), dout = dalloc(n * 4);
     void *args[] = {&din, &dout, &n};
-    CHECK_CU(cuLaunchKernel(func(m, "misc_globals"), 3, 1, 1, 128, 1, 1, 0, NULL, args, NULL));
+    CHECK_CU(cuLaunchKernel(sim_func(m, "misc_globals"), 3, 1, 1, 128, 1, 1, 0, NULL, args, NULL));
     CHECK_CU(cuMemcpyDtoH(out, dout, n * 4));
     static const float table[4] = {1.5f, -2.0f, 3.25f, 8.0f};
     static const int ints[4] = {10, -20, 30, -40};
@@ -346,7 +310,7 @@ TEST(misc_globals_through_module_get_global)
     CHECK_CU(cuMemcpyDtoH(&c0, counter, 4));
     ASSERT_EQ_INT(c0, 5 + n);
     /* a second module has its own copy of the variables */
-    CUmodule m2 = load_ptx("misc");
+    CUmodule m2 = sim_load("misc.ptx");
     CUdeviceptr counter2;
     CHECK_CU(cuModuleGetGlobal(&counter2, NULL, m2, "dev_counter"));
     ASSERT_TRUE(counter2 != counter);
@@ -373,8 +337,8 @@ static uint32_t byte_perm(uint32_t x, uint32_t y, uint32_t s)
 
 TEST(misc_int)
 {
-    setup();
-    CUmodule m = load_ptx("misc");
+    sim_setup();
+    CUmodule m = sim_load("misc.ptx");
     int n = 300;
     int32_t *A = malloc(n * 4), *B = malloc(n * 4), *o32 = malloc(n * 64);
     int64_t *o64 = malloc(n * 64);
@@ -386,7 +350,7 @@ TEST(misc_int)
     }
     CUdeviceptr dA = upload(A, n * 4), dB = upload(B, n * 4), d32 = dalloc(n * 64), d64 = dalloc(n * 64);
     void *args[] = {&dA, &dB, &d32, &d64, &n};
-    CHECK_CU(cuLaunchKernel(func(m, "misc_int"), 3, 1, 1, 128, 1, 1, 0, NULL, args, NULL));
+    CHECK_CU(cuLaunchKernel(sim_func(m, "misc_int"), 3, 1, 1, 128, 1, 1, 0, NULL, args, NULL));
     CHECK_CU(cuMemcpyDtoH(o32, d32, n * 64));
     CHECK_CU(cuMemcpyDtoH(o64, d64, n * 64));
     for (int i = 0; i < n; i++) {
@@ -424,8 +388,8 @@ TEST(misc_int)
 
 TEST(misc_atomics_grid3d_local)
 {
-    setup();
-    CUmodule m = load_ptx("misc");
+    sim_setup();
+    CUmodule m = sim_load("misc.ptx");
     /* atomics */
     int n = 200;
     int32_t ia[16] = {0};
@@ -434,50 +398,26 @@ TEST(misc_atomics_grid3d_local)
     CHECK_CU(cuMemsetD8(dfa, 0, 16));
     CHECK_CU(cuMemsetD8(dua, 0, 24));
     void *aargs[] = {&dia, &dfa, &dua, &n};
-    CHECK_CU(cuLaunchKernel(func(m, "misc_atomics"), 4, 1, 1, 64, 1, 1, 0, NULL, aargs, NULL));
+    CHECK_CU(cuLaunchKernel(sim_func(m, "misc_atomics"), 4, 1, 1, 64, 1, 1, 0, NULL, aargs, NULL));
     float fa;
     uint64_t ua[3];
     CHECK_CU(cuMemcpyDtoH(ia, dia, sizeof ia));
     CHECK_CU(cuMemcpyDtoH(&fa, dfa, 4));
     CHECK_CU(cuMemcpyDtoH(ua, dua, sizeof ua));
-    int32_t sum = 0, mx = 0, mn = 0, orv = 0, andv = -1, xorv = 0;
-    uint64_t usum = 0;
-    for (int i = 0; i < n; i++) {
-        sum += i;
-        mx = i * 7 % 101 > mx ? i * 7 % 101 : mx;
-        mn = -(i * 13 % 97) < mn ? -(i * 13 % 97) : mn;
-        orv |= (int32_t)(1u << (i & 31));
-        andv &= ~(1 << (i % 29));
-        xorv ^= i;
-        usum += (uint64_t)i * 1000000007ull;
-    }
-    ASSERT_EQ_INT(ia[0], sum);
-    ASSERT_EQ_INT(ia[1], mx);
-    ASSERT_EQ_INT(ia[2], mn);
-    ASSERT_EQ_INT(ia[3], orv);
-    ASSERT_EQ_INT(ia[4], andv);
-    ASSERT_EQ_INT(ia[5], xorv);
-    ASSERT_EQ_INT(ia[8], 42);
-    ASSERT_EQ_INT((uint32_t)ia[9], (uint32_t)(n - 1) * 3u);
-    ASSERT_EQ_INT(ia[10], n);
-    ASSERT_NEAR(fa, 0.5 * n, 0);
-    ASSERT_EQ_U64(ua[0], usum);
-    double d;
-    memcpy(&d, &ua[2], 8);
-    ASSERT_NEAR(d, 0.25 * n, 0);
+    misc_atomics_check(ia, fa, ua, n);
 
     /* 3D grid of 3D blocks */
     unsigned nx = 37, ny = 11, nz = 9;
     CUdeviceptr dg = dalloc(nx * ny * nz * 4);
     void *gargs[] = {&dg, &nx, &ny, &nz};
     unsigned gx = (nx + 7) / 8, gy = (ny + 3) / 4, gz = (nz + 1) / 2;
-    CHECK_CU(cuLaunchKernel(func(m, "misc_grid3d"), gx, gy, gz, 8, 4, 2, 0, NULL, gargs, NULL));
+    CHECK_CU(cuLaunchKernel(sim_func(m, "misc_grid3d"), gx, gy, gz, 8, 4, 2, 0, NULL, gargs, NULL));
     uint32_t *g = malloc(nx * ny * nz * 4);
     CHECK_CU(cuMemcpyDtoH(g, dg, nx * ny * nz * 4));
     for (unsigned z = 0; z < nz; z++)
         for (unsigned y = 0; y < ny; y++)
             for (unsigned x = 0; x < nx; x++)
-                ASSERT_EQ_INT(g[(z * ny + y) * nx + x], x * 10000 + y * 100 + z + gx * gy * gz);
+                ASSERT_EQ_INT(g[(z * ny + y) * nx + x], misc_grid3d_value(x, y, z, gx * gy * gz));
     free(g);
 
     /* local arrays */
@@ -486,38 +426,31 @@ TEST(misc_atomics_grid3d_local)
     for (int i = 0; i < ln; i++) idx[i] = (int)rnd();
     CUdeviceptr didx = upload(idx, ln * 4), dout = dalloc(ln * 4);
     void *largs[] = {&didx, &dout, &ln};
-    CHECK_CU(cuLaunchKernel(func(m, "misc_local"), 3, 1, 1, 128, 1, 1, 0, NULL, largs, NULL));
+    CHECK_CU(cuLaunchKernel(sim_func(m, "misc_local"), 3, 1, 1, 128, 1, 1, 0, NULL, largs, NULL));
     CHECK_CU(cuMemcpyDtoH(out, dout, ln * 4));
-    for (int i = 0; i < ln; i++) {
-        int arr[32], j = idx[i] & 31, s = 0;
-        for (int q = 0; q < 32; q++) arr[q] = q * i;
-        arr[j] += 1000;
-        for (int q = 0; q < 32; q++) s += arr[(q + j) & 31] * (q + 1);
-        ASSERT_EQ_INT(out[i], s);
-    }
+    for (int i = 0; i < ln; i++) ASSERT_EQ_INT(out[i], misc_local_value(i, idx[i]));
     free(idx), free(out);
 }
 
 TEST(misc_vec4_dynsmem_and_struct_params)
 {
-    setup();
-    CUmodule m = load_ptx("misc");
+    sim_setup();
+    CUmodule m = sim_load("misc.ptx");
     int n = 150;
     float *in = malloc(n * 16), *out = malloc(n * 16);
     for (int i = 0; i < n * 4; i++) in[i] = frnd(-8, 8);
     CUdeviceptr din = upload(in, n * 16), dout = dalloc(n * 16);
     void *args[] = {&din, &dout, &n};
-    CHECK_CU(cuLaunchKernel(func(m, "misc_vec4"), 3, 1, 1, 64, 1, 1, 0, NULL, args, NULL));
+    CHECK_CU(cuLaunchKernel(sim_func(m, "misc_vec4"), 3, 1, 1, 64, 1, 1, 0, NULL, args, NULL));
     CHECK_CU(cuMemcpyDtoH(out, dout, n * 16));
     for (int i = 0; i < n; i++) {
         const float *v = in + 4 * i, *o = out + 4 * i;
-        ASSERT_MSG(o[0] == v[3] && o[1] == v[2] * 2.0f && o[2] == v[1] + 1.0f && o[3] == v[0] - v[1],
-                   "vec4 element %d", i);
+        ASSERT_MSG(misc_vec4_ok(v, o), "vec4 element %d", i);
     }
 
     /* dynamic shared memory: 64 floats per block */
     CHECK_CU(cuMemsetD32(dout, 0, n));
-    CHECK_CU(cuLaunchKernel(func(m, "misc_dynsmem"), 3, 1, 1, 64, 1, 1, 64 * 4, NULL, args, NULL));
+    CHECK_CU(cuLaunchKernel(sim_func(m, "misc_dynsmem"), 3, 1, 1, 64, 1, 1, 64 * 4, NULL, args, NULL));
     CHECK_CU(cuMemcpyDtoH(out, dout, n * 4));
     for (int j = 0; j < n; j++) {
         int b = j / 64, t = 63 - (j - b * 64), i = b * 64 + t;
@@ -534,7 +467,7 @@ TEST(misc_vec4_dynsmem_and_struct_params)
     char tag = 9;
     int cn = 77;
     void *cargs[] = {&p, &tag, &din, &dout, &cn};
-    CHECK_CU(cuLaunchKernel(func(m, "misc_call"), 2, 1, 1, 64, 1, 1, 0, NULL, cargs, NULL));
+    CHECK_CU(cuLaunchKernel(sim_func(m, "misc_call"), 2, 1, 1, 64, 1, 1, 0, NULL, cargs, NULL));
     CHECK_CU(cuMemcpyDtoH(out, dout, cn * 4));
     for (int i = 0; i < cn; i++) {
         int qa = (p.a + i) * 2, mode = i % 3;
@@ -548,34 +481,18 @@ TEST(misc_vec4_dynsmem_and_struct_params)
 
 TEST(misc_warp_and_half)
 {
-    setup();
-    CUmodule m = load_ptx("misc");
+    sim_setup();
+    CUmodule m = sim_load("misc.ptx");
     int n = 50;
     int in[64] = {0};
     for (int i = 0; i < n; i++) in[i] = (int)(rnd() % 101);
     in[7] = 95;
     CUdeviceptr din = upload(in, sizeof in), dout = dalloc(64 * 8 * 4);
     void *args[] = {&din, &dout, &n};
-    CHECK_CU(cuLaunchKernel(func(m, "misc_warp"), 1, 1, 1, 64, 1, 1, 0, NULL, args, NULL));
+    CHECK_CU(cuLaunchKernel(sim_func(m, "misc_warp"), 1, 1, 1, 64, 1, 1, 0, NULL, args, NULL));
     uint32_t out[64 * 8];
     CHECK_CU(cuMemcpyDtoH(out, dout, sizeof out));
-    for (int i = 0; i < n; i++) {
-        int w = i / 32, lane = i % 32, v[32];
-        for (int l = 0; l < 32; l++) v[l] = w * 32 + l < n ? in[w * 32 + l] : 0;
-        uint32_t ballot = 0;
-        int any = 0;
-        for (int l = 0; l < 32; l++) {
-            ballot |= (uint32_t)(v[l] > 10) << l;
-            any |= v[l] > 90;
-        }
-        int maxl = (lane & 16) | 15;
-        uint32_t e[8] = {ballot, 1, (uint32_t)any, (uint32_t)(lane >= 3 ? v[lane - 3] : v[lane]),
-                         (uint32_t)v[lane ^ 5], (uint32_t)v[(lane * 7) & 31],
-                         (uint32_t)(lane + 2 <= maxl ? v[lane + 2] : v[lane]), 0xffffffffu};
-        for (int j = 0; j < 8; j++)
-            ASSERT_MSG(out[i * 8 + j] == e[j], "thread %d: out[%d] = %#x, expected %#x", i, j,
-                       out[i * 8 + j], e[j]);
-    }
+    misc_warp_check(in, out, n);
 
     int hn = 100;
     float hin[100], hout[100];
@@ -583,7 +500,7 @@ TEST(misc_warp_and_half)
     for (int i = 0; i < hn; i++) hin[i] = frnd(-8, 8);
     CUdeviceptr dhin = upload(hin, sizeof hin), dhout = dalloc(sizeof hout), dhh = dalloc(sizeof hh);
     void *hargs[] = {&dhin, &dhout, &dhh, &hn};
-    CHECK_CU(cuLaunchKernel(func(m, "misc_half"), 2, 1, 1, 64, 1, 1, 0, NULL, hargs, NULL));
+    CHECK_CU(cuLaunchKernel(sim_func(m, "misc_half"), 2, 1, 1, 64, 1, 1, 0, NULL, hargs, NULL));
     CHECK_CU(cuMemcpyDtoH(hout, dhout, sizeof hout));
     CHECK_CU(cuMemcpyDtoH(hh, dhh, sizeof hh));
     for (int i = 0; i < hn; i++) {
@@ -599,8 +516,8 @@ TEST(misc_warp_and_half)
 
 TEST(misc_float)
 {
-    setup();
-    CUmodule m = load_ptx("misc");
+    sim_setup();
+    CUmodule m = sim_load("misc.ptx");
     int n = 160;
     float *A = malloc(n * 4), *B = malloc(n * 4), *of = malloc(n * 64);
     double *od = malloc(n * 64);
@@ -610,7 +527,7 @@ TEST(misc_float)
     CUdeviceptr dA = upload(A, n * 4), dB = upload(B, n * 4), df = dalloc(n * 64), dd = dalloc(n * 64),
                 di = dalloc(n * 16);
     void *args[] = {&dA, &dB, &df, &dd, &di, &n};
-    CHECK_CU(cuLaunchKernel(func(m, "misc_float"), 2, 1, 1, 128, 1, 1, 0, NULL, args, NULL));
+    CHECK_CU(cuLaunchKernel(sim_func(m, "misc_float"), 2, 1, 1, 128, 1, 1, 0, NULL, args, NULL));
     CHECK_CU(cuMemcpyDtoH(of, df, n * 64));
     CHECK_CU(cuMemcpyDtoH(od, dd, n * 64));
     CHECK_CU(cuMemcpyDtoH(oi, di, n * 16));
@@ -650,9 +567,9 @@ TEST(misc_float)
  * model charges instructions / (SMs x 128 lanes x clock). */
 TEST(modeled_time_grows_with_work)
 {
-    setup();
-    CUmodule m = load_ptx("vector_add");
-    CUfunction f = func(m, "vector_add");
+    sim_setup();
+    CUmodule m = sim_load("vector_add.ptx");
+    CUfunction f = sim_func(m, "vector_add");
     int n = 1 << 20;
     CUdeviceptr a = dalloc(n * 4), b = dalloc(n * 4), c = dalloc(n * 4);
     void *args[] = {&a, &b, &c, &n};

@@ -6,33 +6,11 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "sim_test_util.h"
 #include "test.h"
 
 #define MiB (1024ull * 1024)
 #define GiB (1024ull * MiB)
-
-static CUcontext setup(void)
-{
-    CUcontext ctx;
-    CUdevice dev;
-    CHECK_CU(cuInit(0));
-    CHECK_CU(cuDeviceGet(&dev, 0));
-    CHECK_CU(cuDevicePrimaryCtxRetain(&ctx, dev));
-    CHECK_CU(cuCtxSetCurrent(ctx));
-    return ctx;
-}
-
-static CUfunction vector_add(void)
-{
-    char *ptx = gf_test_read_file(gf_test_path("tests/kernels/vector_add.ptx"), NULL);
-    ASSERT_TRUE(ptx != NULL);
-    CUmodule m;
-    CHECK_CU(cuModuleLoadData(&m, ptx));
-    free(ptx);
-    CUfunction f;
-    CHECK_CU(cuModuleGetFunction(&f, m, "vector_add"));
-    return f;
-}
 
 static void add(CUfunction f, CUdeviceptr a, CUdeviceptr b, CUdeviceptr c, int n, CUstream s)
 {
@@ -61,7 +39,7 @@ static long rss_kib(void)
 
 TEST(alloc_free_and_mem_get_info)
 {
-    setup();
+    sim_setup();
     size_t total;
     size_t f0 = free_vram();
     CHECK_CU(cuDeviceTotalMem(&total, 0));
@@ -98,7 +76,7 @@ TEST(alloc_free_and_mem_get_info)
 
 TEST(a_60_gib_allocation_costs_no_ram_until_touched)
 {
-    setup();
+    sim_setup();
     size_t total;
     CHECK_CU(cuDeviceTotalMem(&total, 0));
     long rss0 = rss_kib();
@@ -119,7 +97,7 @@ TEST(a_60_gib_allocation_costs_no_ram_until_touched)
 
 TEST(pitched_memory_and_2d_copies)
 {
-    setup();
+    sim_setup();
     CUdeviceptr d;
     size_t pitch;
     size_t w = 1000, h = 37;
@@ -176,8 +154,8 @@ TEST(pitched_memory_and_2d_copies)
 
 TEST(pinned_registered_and_managed_memory)
 {
-    setup();
-    CUfunction f = vector_add();
+    sim_setup();
+    CUfunction f = sim_vector_add();
     size_t f0 = free_vram();
     int n = 5000;
     float *a, *b, *c;
@@ -224,8 +202,8 @@ TEST(pinned_registered_and_managed_memory)
 
 TEST(stream_ordered_pools)
 {
-    setup();
-    CUfunction f = vector_add();
+    sim_setup();
+    CUfunction f = sim_vector_add();
     size_t f0 = free_vram();
     CUstream s;
     CHECK_CU(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
@@ -288,8 +266,8 @@ TEST(stream_ordered_pools)
  * Tensors span handle boundaries, so copies and kernels cross mappings. */
 TEST(vmm_expandable_segments)
 {
-    setup();
-    CUfunction f = vector_add();
+    sim_setup();
+    CUfunction f = sim_vector_add();
     CUmemAllocationProp prop = {0};
     prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
     prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
@@ -372,7 +350,7 @@ TEST(vmm_expandable_segments)
 
 TEST(pointer_attributes)
 {
-    CUcontext ctx = setup();
+    CUcontext ctx = sim_setup();
     CUdeviceptr d;
     CHECK_CU(cuMemAlloc(&d, 1000));
     unsigned type;
@@ -427,7 +405,7 @@ TEST(pointer_attributes)
 
 TEST(unified_copies_and_copy_bounds)
 {
-    setup();
+    sim_setup();
     CUdeviceptr a, b;
     CHECK_CU(cuMemAlloc(&a, 4096));
     CHECK_CU(cuMemAlloc(&b, 4096));

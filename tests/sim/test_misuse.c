@@ -10,46 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sim_test_util.h"
 #include "test.h"
 
 #define BOGUS_PTR ((CUdeviceptr)0x1234)
 #define BOGUS_HANDLE ((void *)0x7777)
-
-static CUcontext setup(void)
-{
-    CUcontext ctx;
-    CUdevice dev;
-    CHECK_CU(cuInit(0));
-    CHECK_CU(cuDeviceGet(&dev, 0));
-    CHECK_CU(cuDevicePrimaryCtxRetain(&ctx, dev));
-    CHECK_CU(cuCtxSetCurrent(ctx));
-    return ctx;
-}
-
-static char *kernel_text(const char *file, size_t *len)
-{
-    char rel[128];
-    snprintf(rel, sizeof rel, "tests/kernels/%s", file);
-    char *s = gf_test_read_file(gf_test_path(rel), len);
-    ASSERT_MSG(s != NULL, "cannot read %s", rel);
-    return s;
-}
-
-static CUmodule load(const char *file)
-{
-    char *t = kernel_text(file, NULL);
-    CUmodule m;
-    CHECK_CU(cuModuleLoadData(&m, t));
-    free(t);
-    return m;
-}
-
-static CUfunction vector_add(void)
-{
-    CUfunction f;
-    CHECK_CU(cuModuleGetFunction(&f, load("vector_add.ptx"), "vector_add"));
-    return f;
-}
 
 TEST(calls_before_cuInit)
 {
@@ -129,7 +94,7 @@ TEST(calls_without_a_current_context)
 
 TEST(devices)
 {
-    setup();
+    sim_setup();
     CUdevice d;
     int v, count;
     char name[128];
@@ -300,7 +265,7 @@ TEST(contexts)
 
 TEST(memory)
 {
-    setup();
+    sim_setup();
     CUdeviceptr p, q;
     size_t total, pitch, f, t;
     void *h;
@@ -379,7 +344,7 @@ TEST(memory)
 
 TEST(streams_and_events)
 {
-    CUcontext ctx = setup();
+    CUcontext ctx = sim_setup();
     CUstream s;
     CUevent e, e2;
     unsigned u;
@@ -433,7 +398,7 @@ TEST(streams_and_events)
 
 TEST(modules_and_libraries)
 {
-    setup();
+    sim_setup();
     CUmodule m;
     CUfunction f;
     CUlibrary l;
@@ -453,20 +418,20 @@ TEST(modules_and_libraries)
     static const unsigned char garbage[] = {0x00, 0x13, 0x37, 0xff, 0xfe, 0x01, 0x02, 0x03};
     ASSERT_CU(cuModuleLoadData(&m, garbage), CUDA_ERROR_INVALID_IMAGE);
     ASSERT_CU(cuModuleLoadData(&m, "\x01\x02\x03\x04"), CUDA_ERROR_INVALID_IMAGE);
-    char *sass = kernel_text("vector_add_sass90.fatbin", &len);
+    char *sass = sim_kernel_file("vector_add_sass90.fatbin", &len);
     ASSERT_CU(cuModuleLoadData(&m, sass), CUDA_ERROR_NO_BINARY_FOR_GPU);
     ASSERT_CU(cuLibraryLoadData(&l, sass, NULL, NULL, 0, NULL, NULL, 0), CUDA_ERROR_NO_BINARY_FOR_GPU);
     free(sass);
-    char *cubin = kernel_text("vector_add_sm80.cubin", &len);
+    char *cubin = sim_kernel_file("vector_add_sm80.cubin", &len);
     ASSERT_CU(cuModuleLoadData(&m, cubin), CUDA_ERROR_NO_BINARY_FOR_GPU);
     free(cubin);
-    char *fb = kernel_text("vector_add_sm80.fatbin", &len);
+    char *fb = sim_kernel_file("vector_add_sm80.fatbin", &len);
     fb[12] ^= 0x7f; /* corrupt the entries size */
     ASSERT_CU(cuModuleLoadData(&m, fb), CUDA_ERROR_INVALID_IMAGE);
     free(fb);
     ASSERT_CU(cuModuleLoad(&m, "/nonexistent/kernel.ptx"), CUDA_ERROR_FILE_NOT_FOUND);
 
-    m = load("vector_add.ptx");
+    m = sim_load("vector_add.ptx");
     ASSERT_CU(cuModuleGetFunction(&f, m, "no_such_kernel"), CUDA_ERROR_NOT_FOUND);
     ASSERT_CU(cuModuleGetFunction(&f, m, NULL), CUDA_ERROR_INVALID_VALUE);
     ASSERT_CU(cuModuleGetFunction(&f, (CUmodule)BOGUS_HANDLE, "vector_add"), CUDA_ERROR_INVALID_HANDLE);
@@ -493,7 +458,7 @@ TEST(modules_and_libraries)
     ASSERT_CU(cuFuncGetAttribute(&v, CU_FUNC_ATTRIBUTE_NUM_REGS, f), CUDA_ERROR_INVALID_HANDLE);
     ASSERT_CU(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, NULL), CUDA_ERROR_INVALID_HANDLE);
 
-    char *ptx = kernel_text("vector_add.ptx", NULL);
+    char *ptx = sim_kernel_file("vector_add.ptx", NULL);
     CHECK_CU(cuLibraryLoadData(&l, ptx, NULL, NULL, 0, NULL, NULL, 0));
     free(ptx);
     ASSERT_CU(cuLibraryGetKernel(&k, l, "nope"), CUDA_ERROR_NOT_FOUND);
@@ -507,8 +472,8 @@ TEST(modules_and_libraries)
 
 TEST(launch_geometry_and_parameters)
 {
-    setup();
-    CUfunction f = vector_add();
+    sim_setup();
+    CUfunction f = sim_vector_add();
     CUdeviceptr a;
     CHECK_CU(cuMemAlloc(&a, 4096));
     int n = 1;
@@ -556,8 +521,8 @@ TEST(launch_geometry_and_parameters)
 
 TEST(illegal_address_is_sticky)
 {
-    setup();
-    CUfunction f = vector_add();
+    sim_setup();
+    CUfunction f = sim_vector_add();
     CUdeviceptr a, c;
     CHECK_CU(cuMemAlloc(&a, 1000 * 4));
     CHECK_CU(cuMemAlloc(&c, 1000 * 4));
@@ -583,8 +548,8 @@ TEST(illegal_address_is_sticky)
 
 TEST(kernel_touching_unmapped_or_foreign_memory_faults)
 {
-    setup();
-    CUfunction f = vector_add();
+    sim_setup();
+    CUfunction f = sim_vector_add();
     CUdeviceptr a;
     CHECK_CU(cuMemAlloc(&a, 4096));
     CUmemAllocationProp prop = {0};
@@ -731,7 +696,7 @@ TEST(error_names_for_every_result)
 
 TEST(unsupported_calls_and_export_tables)
 {
-    setup();
+    sim_setup();
     CUarray arr;
     CUDA_ARRAY_DESCRIPTOR desc = {16, 16, CU_AD_FORMAT_FLOAT, 1};
     ASSERT_CU(cuArrayCreate(&arr, &desc), CUDA_ERROR_NOT_SUPPORTED);
@@ -743,7 +708,7 @@ TEST(unsupported_calls_and_export_tables)
 
 TEST(a_forked_child_cannot_use_its_parents_cuda)
 {
-    setup();
+    sim_setup();
     CUdeviceptr p;
     CHECK_CU(cuMemAlloc(&p, 64));
     CUstream s;

@@ -10,38 +10,16 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "sim_test_util.h"
 #include "test.h"
 
 #define MS 1000000ull
-
-static CUcontext setup(void)
-{
-    CUcontext ctx;
-    CUdevice dev;
-    CHECK_CU(cuInit(0));
-    CHECK_CU(cuDeviceGet(&dev, 0));
-    CHECK_CU(cuDevicePrimaryCtxRetain(&ctx, dev));
-    CHECK_CU(cuCtxSetCurrent(ctx));
-    return ctx;
-}
-
-static CUmodule load(const char *name)
-{
-    char rel[128];
-    snprintf(rel, sizeof rel, "tests/kernels/%s.ptx", name);
-    char *ptx = gf_test_read_file(gf_test_path(rel), NULL);
-    ASSERT_TRUE(ptx != NULL);
-    CUmodule m;
-    CHECK_CU(cuModuleLoadData(&m, ptx));
-    free(ptx);
-    return m;
-}
 
 static CUfunction g_spin;
 
 static void spin(CUstream s, uint64_t ns)
 {
-    if (!g_spin) CHECK_CU(cuModuleGetFunction(&g_spin, load("spin"), "gpufuse_sim_spin"));
+    if (!g_spin) CHECK_CU(cuModuleGetFunction(&g_spin, sim_load("spin.ptx"), "gpufuse_sim_spin"));
     void *args[] = {&ns};
     CHECK_CU(cuLaunchKernel(g_spin, 1, 1, 1, 1, 1, 1, 0, s, args, NULL));
 }
@@ -53,7 +31,7 @@ static double ms_since(uint64_t t0)
 
 TEST(query_is_not_ready_while_a_kernel_runs)
 {
-    setup();
+    sim_setup();
     CUstream s;
     CHECK_CU(cuStreamCreate(&s, 0));
     CUevent e;
@@ -77,7 +55,7 @@ TEST(query_is_not_ready_while_a_kernel_runs)
 
 TEST(event_elapsed_time_matches_a_spin)
 {
-    setup();
+    sim_setup();
     CUstream s;
     CHECK_CU(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
     CUevent a, b;
@@ -97,7 +75,7 @@ TEST(event_elapsed_time_matches_a_spin)
 
 TEST(kernels_of_two_streams_take_turns_on_the_device)
 {
-    setup();
+    sim_setup();
     CUstream s1, s2;
     CHECK_CU(cuStreamCreate(&s1, CU_STREAM_NON_BLOCKING));
     CHECK_CU(cuStreamCreate(&s2, CU_STREAM_NON_BLOCKING));
@@ -112,7 +90,7 @@ TEST(kernels_of_two_streams_take_turns_on_the_device)
 
 TEST(stream_wait_event_orders_work_across_streams)
 {
-    setup();
+    sim_setup();
     CUstream s1, s2;
     CHECK_CU(cuStreamCreate(&s1, CU_STREAM_NON_BLOCKING));
     CHECK_CU(cuStreamCreate(&s2, CU_STREAM_NON_BLOCKING));
@@ -142,7 +120,7 @@ TEST(stream_wait_event_orders_work_across_streams)
 
 TEST(legacy_stream_synchronizes_with_blocking_streams)
 {
-    setup();
+    sim_setup();
     CUstream blocking;
     CHECK_CU(cuStreamCreate(&blocking, CU_STREAM_DEFAULT));
     CUdeviceptr buf;
@@ -176,7 +154,7 @@ TEST(legacy_stream_synchronizes_with_blocking_streams)
 
 TEST(non_blocking_streams_do_not_synchronize_with_the_null_stream)
 {
-    setup();
+    sim_setup();
     CUstream nb;
     CHECK_CU(cuStreamCreate(&nb, CU_STREAM_NON_BLOCKING));
     unsigned flags;
@@ -225,7 +203,7 @@ static void *ptds_thread(void *p)
 
 TEST(per_thread_default_stream_is_per_thread)
 {
-    CUcontext ctx = setup();
+    CUcontext ctx = sim_setup();
     spin(NULL, 1);
     CHECK_CU(cuCtxSynchronize());
     spin(CU_STREAM_PER_THREAD, 250 * MS);
@@ -253,8 +231,8 @@ TEST(per_thread_default_stream_is_per_thread)
 
 TEST(async_copies_and_kernels_keep_stream_order)
 {
-    setup();
-    CUmodule m = load("vector_add");
+    sim_setup();
+    CUmodule m = sim_load("vector_add.ptx");
     CUfunction f;
     CHECK_CU(cuModuleGetFunction(&f, m, "vector_add"));
     int n = 4096;
@@ -306,7 +284,7 @@ static void CUDA_CB callback(CUstream s, CUresult status, void *p)
 
 TEST(host_functions_and_callbacks_run_in_stream_order)
 {
-    setup();
+    sim_setup();
     CUstream s;
     CHECK_CU(cuStreamCreate(&s, 0));
     spin(NULL, 1);
@@ -329,7 +307,7 @@ TEST(host_functions_and_callbacks_run_in_stream_order)
 
 TEST(destroying_a_busy_stream_lets_its_work_finish)
 {
-    setup();
+    sim_setup();
     CUstream s;
     CHECK_CU(cuStreamCreate(&s, 0));
     CUdeviceptr buf;
@@ -347,7 +325,7 @@ TEST(destroying_a_busy_stream_lets_its_work_finish)
 
 TEST(ctx_synchronize_waits_for_every_stream)
 {
-    setup();
+    sim_setup();
     CUstream s[4];
     spin(NULL, 1);
     CHECK_CU(cuCtxSynchronize());
@@ -366,7 +344,7 @@ TEST(ctx_synchronize_waits_for_every_stream)
 
 TEST(event_timing_errors)
 {
-    setup();
+    sim_setup();
     CUevent a, b, nt;
     CHECK_CU(cuEventCreate(&a, 0));
     CHECK_CU(cuEventCreate(&b, 0));
@@ -390,7 +368,7 @@ TEST(event_timing_errors)
 
 TEST(ctx_record_event_covers_every_stream)
 {
-    CUcontext ctx = setup();
+    CUcontext ctx = sim_setup();
     CUstream nb;
     CHECK_CU(cuStreamCreate(&nb, CU_STREAM_NON_BLOCKING));
     spin(NULL, 1);
@@ -448,9 +426,9 @@ static void *worker(void *p)
 
 TEST(many_threads_share_one_context)
 {
-    CUcontext ctx = setup();
+    CUcontext ctx = sim_setup();
     CUfunction f;
-    CHECK_CU(cuModuleGetFunction(&f, load("vector_add"), "vector_add"));
+    CHECK_CU(cuModuleGetFunction(&f, sim_load("vector_add.ptx"), "vector_add"));
     enum { T = 8 };
     pthread_t th[T];
     struct worker_arg w[T];

@@ -2,6 +2,7 @@
 /* Unit tests of the sim's PTX engine: runs the nvcc-generated kernels in tests/kernels over
  * host buffers and compares every output with a CPU reference, and checks the errors
  * (syntax, unsupported instructions, bad addresses, deadlocks, traps). */
+#include "kernels/misc_ref.h"
 #include "sim/ptx.h"
 #include "test.h"
 
@@ -535,34 +536,10 @@ TEST(ptx_misc_atomics)
     uint8_t params[64];
     pack(k, params, (const void *[]){&ia, &fa, &ua, &n});
     RUN_OK(k, &a, 4, 1, 1, 64, 1, 1, 0, params);
-    int32_t sum = 0, mx = 0, mn = 0, orv = 0, andv = -1, xorv = 0;
-    uint64_t usum = 0;
-    for (int i = 0; i < n; i++) {
-        sum += i;
-        mx = i * 7 % 101 > mx ? i * 7 % 101 : mx;
-        mn = -(i * 13 % 97) < mn ? -(i * 13 % 97) : mn;
-        orv |= (int32_t)(1u << (i & 31));
-        andv &= ~(1 << (i % 29));
-        xorv ^= i;
-        usum += (uint64_t)i * 1000000007ull;
-    }
-    ASSERT_EQ_INT(ia[0], sum);
-    ASSERT_EQ_INT(ia[1], mx);
-    ASSERT_EQ_INT(ia[2], mn);
-    ASSERT_EQ_INT(ia[3], orv);
-    ASSERT_EQ_INT(ia[4], andv);
-    ASSERT_EQ_INT(ia[5], xorv);
+    misc_atomics_check(ia, fa[0], ua, n);
     ASSERT_EQ_INT(ia[6], n % 17);
     ASSERT_EQ_INT(ia[7], n); /* threads run in order here, so every CAS succeeds */
-    ASSERT_EQ_INT(ia[8], 42);
-    ASSERT_EQ_INT((uint32_t)ia[9], (uint32_t)(n - 1) * 3u);
-    ASSERT_EQ_INT(ia[10], n); /* shared atomics; early-exited threads pass bar.sync */
-    ASSERT_NEAR(fa[0], 0.5 * n, 0);
-    ASSERT_EQ_U64(ua[0], usum);
     ASSERT_EQ_U64(ua[1], (uint64_t)n);
-    double d;
-    memcpy(&d, &ua[2], 8);
-    ASSERT_NEAR(d, 0.25 * n, 0);
     gf_ptx_module_free(m);
 }
 
@@ -580,7 +557,7 @@ TEST(ptx_misc_grid3d)
     for (unsigned z = 0; z < nz; z++)
         for (unsigned y = 0; y < ny; y++)
             for (unsigned x = 0; x < nx; x++)
-                ASSERT_EQ_INT(out[(z * ny + y) * nx + x], x * 10000 + y * 100 + z + 12);
+                ASSERT_EQ_INT(out[(z * ny + y) * nx + x], misc_grid3d_value(x, y, z, 12));
     gf_ptx_module_free(m);
 }
 
@@ -598,15 +575,8 @@ TEST(ptx_misc_local)
     uint8_t params[64];
     pack(k, params, (const void *[]){&idx, &out, &n});
     RUN_OK(k, &a, 2, 1, 1, 64, 1, 1, 0, params);
-    for (int i = 0; i < n; i++) {
-        int arr[32], j = idx[i] & 31, s = 0;
-        for (int q = 0; q < 32; q++)
-            arr[q] = q * i;
-        arr[j] += 1000;
-        for (int q = 0; q < 32; q++)
-            s += arr[(q + j) & 31] * (q + 1);
-        ASSERT_EQ_INT(out[i], s);
-    }
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ_INT(out[i], misc_local_value(i, idx[i]));
     gf_ptx_module_free(m);
 }
 
@@ -627,8 +597,7 @@ TEST(ptx_misc_vec4_half_dynsmem)
     RUN_OK(k, &a, 3, 1, 1, 64, 1, 1, 0, params);
     for (int i = 0; i < n; i++) {
         const float *v = in + 4 * i, *o = out + 4 * i;
-        ASSERT_TRUE(o[0] == v[3] && o[1] == v[2] * 2.0f && o[2] == v[1] + 1.0f &&
-                    o[3] == v[0] - v[1]);
+        ASSERT_MSG(misc_vec4_ok(v, o), "vec4 element %d", i);
     }
 
     k = kernel(m, "misc_half");
@@ -704,25 +673,7 @@ TEST(ptx_misc_warp)
     uint8_t params[64];
     pack(k, params, (const void *[]){&in, &out, &n});
     RUN_OK(k, &a, 1, 1, 1, 64, 1, 1, 0, params);
-    for (int i = 0; i < n; i++) {
-        int w = i / 32, lane = i % 32;
-        int v[32];
-        for (int l = 0; l < 32; l++)
-            v[l] = w * 32 + l < n ? in[w * 32 + l] : 0;
-        uint32_t ballot = 0;
-        int any = 0;
-        for (int l = 0; l < 32; l++) {
-            ballot |= (uint32_t)(v[l] > 10) << l;
-            any |= v[l] > 90;
-        }
-        int maxl = (lane & 16) | 15;
-        uint32_t e[8] = {ballot, 1, (uint32_t)any, (uint32_t)(lane >= 3 ? v[lane - 3] : v[lane]),
-                         (uint32_t)v[lane ^ 5], (uint32_t)v[(lane * 7) & 31],
-                         (uint32_t)(lane + 2 <= maxl ? v[lane + 2] : v[lane]), 0xffffffffu};
-        for (int j = 0; j < 8; j++)
-            ASSERT_MSG(out[i * 8 + j] == e[j], "thread %d: out[%d] = %#x, expected %#x", i, j,
-                       out[i * 8 + j], e[j]);
-    }
+    misc_warp_check(in, out, n);
     gf_ptx_module_free(m);
 }
 
