@@ -1,0 +1,509 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Allocator benchmark: placements per second on a synthetic 10,000-GPU pool next to a naive
+ * linear-scan best-fit in the same run, and GPU capacity stranded on the Alibaba GPU trace
+ * (v2023) per strategy next to a best-fit baseline in the same run. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gpufuse/allocator.h"
+
+/* Paths and ids are cut to their buffers on purpose (the trace's are short). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+#define GiB (1024ull * 1024 * 1024)
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static void die(const char *what, gf_status st, const char *msg)
+{
+    fprintf(stderr, "bench_allocator: %s: %s: %s\n", what, gf_status_name(st), msg);
+    exit(1);
+}
+
+/* ---- synthetic throughput ---------------------------------------------------------------- */
+
+#define SYN_NODES 1250
+#define SYN_GPUS_PER_NODE 8
+#define SYN_GPUS (SYN_NODES * SYN_GPUS_PER_NODE)
+#define SYN_OPS 200000
+#define SYN_LIVE 30000
+/* least-fragmentation evaluates every GPU that fits (O(GPUs x task types)): fewer ops */
+#define SYN_OPS_LF 2000
+
+typedef struct syn_req {
+    uint64_t vram;
+    double tflops;
+} syn_req;
+
+static syn_req syn_pick(void)
+{
+    static const uint64_t v[] = {2, 4, 8, 10, 16, 20, 24, 40};
+    syn_req r = {v[rnd() % 8] * GiB, (double)(1 + rnd() % 40)};
+    return r;
+}
+
+static gf_alloc *syn_pool(gf_alloc_strategy s)
+{
+    gf_alloc *a;
+    char err[256] = "", name[64], uuid[64];
+    gf_alloc_new(&a);
+    gf_alloc_pool_spec ps = {"default", s, 1, 1};
+    if (gf_alloc_pool_set(a, &ps, err, sizeof(err))) die("pool", GF_EINVAL, err);
+    for (int n = 0; n < SYN_NODES; n++) {
+        snprintf(name, sizeof(name), "node-%04d", n);
+        gf_alloc_node_spec ns = {name, "default", NULL, 0, 1};
+        gf_status st = gf_alloc_node_add(a, &ns, err, sizeof(err));
+        if (st) die("node", st, err);
+        for (int g = 0; g < SYN_GPUS_PER_NODE; g++) {
+            snprintf(uuid, sizeof(uuid), "GPU-%04d-%d", n, g);
+            gf_alloc_gpu_spec gs = {uuid, name, "H100", (uint32_t)g, 0, 0};
+            if ((st = gf_alloc_gpu_add(a, &gs, err, sizeof(err)))) die("gpu", st, err);
+        }
+    }
+    return a;
+}
+
+/* Steady state: SYN_LIVE allocations live; each op places one and releases the oldest. */
+static double syn_run(gf_alloc_strategy s, size_t *failed)
+{
+    int ops = s == GF_ALLOC_LEAST_FRAG ? SYN_OPS_LF : SYN_OPS;
+    /* least-fragmentation: fill with binpack, then switch (the fill would take minutes) */
+    gf_alloc *a = syn_pool(s == GF_ALLOC_LEAST_FRAG ? GF_ALLOC_BINPACK : s);
+    gf_alloc_result *res = malloc(sizeof(*res));
+    char id[32];
+    rng = 88172645463325252ull;
+    *failed = 0;
+    for (int i = 0; i < SYN_LIVE; i++) {
+        syn_req q = syn_pick();
+        gf_alloc_request r = {0};
+        r.vram_request = q.vram;
+        r.tflops_request = q.tflops;
+        snprintf(id, sizeof(id), "w%d", i);
+        if (gf_alloc_place(a, id, &r, res) != GF_OK) (*failed)++;
+    }
+    if (s == GF_ALLOC_LEAST_FRAG) {
+        gf_alloc_pool_spec ps = {"default", s, 1, 1};
+        gf_alloc_pool_set(a, &ps, NULL, 0);
+    }
+    double t0 = now_s();
+    for (int i = SYN_LIVE; i < SYN_LIVE + ops; i++) {
+        syn_req q = syn_pick();
+        gf_alloc_request r = {0};
+        r.vram_request = q.vram;
+        r.tflops_request = q.tflops;
+        snprintf(id, sizeof(id), "w%d", i);
+        if (gf_alloc_place(a, id, &r, res) != GF_OK) (*failed)++;
+        snprintf(id, sizeof(id), "w%d", i - SYN_LIVE);
+        gf_alloc_release(a, id);
+    }
+    double dt = now_s() - t0;
+    free(res);
+    gf_alloc_free(a);
+    return ops / dt;
+}
+
+/* The baseline: the same workload on flat arrays, best fit by a scan of every GPU. */
+static double syn_naive(size_t *failed)
+{
+    static uint64_t fv[SYN_GPUS];
+    static double ft[SYN_GPUS];
+    static int where[SYN_LIVE + SYN_OPS];
+    static syn_req what[SYN_LIVE + SYN_OPS];
+    for (int g = 0; g < SYN_GPUS; g++) {
+        fv[g] = 85520809984ull;
+        ft[g] = 494.7;
+    }
+    rng = 88172645463325252ull;
+    *failed = 0;
+    double t0 = 0;
+    for (int i = 0; i < SYN_LIVE + SYN_OPS; i++) {
+        if (i == SYN_LIVE) t0 = now_s();
+        syn_req q = syn_pick();
+        int b = -1;
+        for (int g = 0; g < SYN_GPUS; g++)
+            if (fv[g] >= q.vram && ft[g] >= q.tflops && (b < 0 || fv[g] < fv[b])) b = g;
+        where[i] = b;
+        what[i] = q;
+        if (b >= 0) {
+            fv[b] -= q.vram;
+            ft[b] -= q.tflops;
+        } else {
+            (*failed)++;
+        }
+        if (i >= SYN_LIVE && where[i - SYN_LIVE] >= 0) {
+            fv[where[i - SYN_LIVE]] += what[i - SYN_LIVE].vram;
+            ft[where[i - SYN_LIVE]] += what[i - SYN_LIVE].tflops;
+        }
+    }
+    return SYN_OPS / (now_s() - t0);
+}
+
+/* ---- the Alibaba trace ------------------------------------------------------------------- */
+
+typedef struct tnode {
+    char sn[64], model[32];
+    int gpus;
+} tnode;
+
+typedef struct tpod {
+    char name[64];
+    int num_gpu, milli;
+    char spec[128];
+    long long created;
+    int row;
+} tpod;
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    if (b) b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+/* Splits a CSV line (no quoting in this trace) into at most max fields, in place. */
+static int fields(char *line, char **out, int max)
+{
+    int n = 0;
+    out[n++] = line;
+    for (char *p = line; *p && n < max; p++)
+        if (*p == ',') {
+            *p = '\0';
+            out[n++] = p + 1;
+        }
+    return n;
+}
+
+static int load_nodes(const char *dir, tnode **out)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/openb_node_list_gpu_node.csv", dir);
+    char *buf = slurp(path);
+    if (!buf) return -1;
+    int cap = 2048, n = 0;
+    tnode *v = calloc((size_t)cap, sizeof(*v));
+    char *save = NULL;
+    strtok_r(buf, "\n", &save); /* header: sn,cpu_milli,memory_mib,gpu,model */
+    for (char *l = strtok_r(NULL, "\n", &save); l && n < cap; l = strtok_r(NULL, "\n", &save)) {
+        char *f[8];
+        if (fields(l, f, 8) < 5) continue;
+        snprintf(v[n].sn, sizeof(v[n].sn), "%s", f[0]);
+        v[n].gpus = atoi(f[3]);
+        snprintf(v[n].model, sizeof(v[n].model), "%s", f[4]);
+        v[n].model[strcspn(v[n].model, "\r")] = '\0';
+        if (v[n].gpus > 0) n++;
+    }
+    free(buf);
+    *out = v;
+    return n;
+}
+
+static int pod_cmp(const void *x, const void *y)
+{
+    const tpod *a = x, *b = y;
+    if (a->created != b->created) return a->created < b->created ? -1 : 1;
+    return a->row - b->row;
+}
+
+static int load_pods(const char *path, tpod **out, int *skipped)
+{
+    char *buf = slurp(path);
+    if (!buf) return -1;
+    int cap = 16384, n = 0;
+    tpod *v = calloc((size_t)cap, sizeof(*v));
+    char *save = NULL;
+    *skipped = 0;
+    /* name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,... */
+    strtok_r(buf, "\n", &save);
+    int row = 0;
+    for (char *l = strtok_r(NULL, "\n", &save); l && n < cap; l = strtok_r(NULL, "\n", &save)) {
+        char *f[12];
+        if (fields(l, f, 12) < 9) continue;
+        tpod *p = &v[n];
+        snprintf(p->name, sizeof(p->name), "%s", f[0]);
+        p->num_gpu = atoi(f[3]);
+        p->milli = atoi(f[4]);
+        snprintf(p->spec, sizeof(p->spec), "%s", f[5]);
+        p->created = atoll(f[8]);
+        p->row = row++;
+        if (p->num_gpu <= 0) {
+            (*skipped)++;
+            continue;
+        }
+        n++;
+    }
+    free(buf);
+    qsort(v, (size_t)n, sizeof(*v), pod_cmp); /* creation order (one list is not sorted) */
+    *out = v;
+    return n;
+}
+
+/* Per-GPU share a pod asks: gpu_milli for a single GPU (fraction), 1000 per GPU otherwise. */
+static int pod_milli(const tpod *p)
+{
+    return p->num_gpu == 1 ? p->milli : 1000;
+}
+
+#define TRACE_VRAM (16 * GiB) /* uniform per GPU: the trace's share is of "a GPU" */
+#define TRACE_TFLOPS 100.0
+#define MAX_PASSES 20
+
+typedef struct trace_out {
+    long placed;
+    int passes;
+    double stranded;   /* unallocated / total, when the first pod no longer fit */
+    double secs;
+} trace_out;
+
+static int split_spec(char *spec, const char **models)
+{
+    int n = 0;
+    for (char *s = spec, *save = NULL, *t; (t = strtok_r(s, "|", &save)) && n < 16; s = NULL)
+        models[n++] = t;
+    return n;
+}
+
+static int sum_free(const gf_alloc_gpu_info *g, void *ctx)
+{
+    double *s = ctx;
+    s[0] += g->tflops_free;
+    s[1] += g->tflops;
+    return 0;
+}
+
+/* target != 0: least-fragmentation measured against the whole list's distribution (as FGD's
+ * evaluation does); else against the pods seen so far. */
+static trace_out trace_run(const tnode *nodes, int nn, const tpod *pods, int np,
+                           gf_alloc_strategy s, int target)
+{
+    gf_alloc *a;
+    char err[256] = "", uuid[96], id[96], spec[128];
+    gf_alloc_new(&a);
+    gf_alloc_pool_spec ps = {"default", s, 1, 1};
+    gf_alloc_pool_set(a, &ps, err, sizeof(err));
+    for (int i = 0; i < nn; i++) {
+        gf_alloc_node_spec ns = {nodes[i].sn, "default", NULL, 0, 1};
+        gf_status st = gf_alloc_node_add(a, &ns, err, sizeof(err));
+        if (st) die("trace node", st, err);
+        for (int g = 0; g < nodes[i].gpus; g++) {
+            snprintf(uuid, sizeof(uuid), "%s-%d", nodes[i].sn, g);
+            gf_alloc_gpu_spec gs = {uuid, nodes[i].sn, nodes[i].model, (uint32_t)g, TRACE_VRAM,
+                                    TRACE_TFLOPS};
+            if ((st = gf_alloc_gpu_add(a, &gs, err, sizeof(err)))) die("trace gpu", st, err);
+        }
+    }
+    if (target) {
+        gf_alloc_task_type *tt = calloc(256, sizeof(*tt));
+        size_t nt = 0;
+        for (int i = 0; i < np; i++) {
+            int m = pod_milli(&pods[i]);
+            size_t j = 0;
+            while (j < nt && !(tt[j].percent == m / 10.0 && tt[j].gpu_count == (uint32_t)pods[i].num_gpu))
+                j++;
+            if (j == nt && nt < 256) {
+                tt[nt].percent = m / 10.0;
+                tt[nt].vram = (uint64_t)m * (TRACE_VRAM / 1000);
+                tt[nt].gpu_count = (uint32_t)pods[i].num_gpu;
+                nt++;
+            }
+            if (j < nt) tt[j].weight += 1;
+        }
+        gf_status st = gf_alloc_pool_set_workload(a, "default", tt, nt, err, sizeof(err));
+        if (st) die("workload", st, err);
+        free(tt);
+    }
+    gf_alloc_result *res = malloc(sizeof(*res));
+    trace_out o = {0, 0, 0, 0};
+    double t0 = now_s();
+    for (int pass = 1; pass <= MAX_PASSES; pass++) {
+        o.passes = pass;
+        for (int i = 0; i < np; i++) {
+            const tpod *p = &pods[i];
+            int m = pod_milli(p);
+            gf_alloc_request r = {0};
+            r.percent_request = m / 10.0;
+            r.vram_request = (uint64_t)m * (TRACE_VRAM / 1000);
+            r.gpu_count = (uint32_t)p->num_gpu;
+            const char *models[16];
+            snprintf(spec, sizeof(spec), "%s", p->spec);
+            r.n_models = (size_t)split_spec(spec, models);
+            r.models = models;
+            snprintf(id, sizeof(id), "%s#%d", p->name, pass);
+            gf_status st = gf_alloc_place(a, id, &r, res);
+            if (st == GF_ENOSPC) goto full;
+            if (st) die(id, st, res->msg);
+            o.placed++;
+        }
+    }
+full:
+    o.secs = now_s() - t0;
+    double sums[2] = {0, 0};
+    gf_alloc_gpu_foreach(a, sum_free, sums);
+    o.stranded = sums[0] / sums[1];
+    free(res);
+    gf_alloc_free(a);
+    return o;
+}
+
+/* Best-fit as the FGD paper's baseline: the node whose free GPU share after placement is
+ * least, then within it the GPU(s) with the least free share that fit. Flat arrays, full scan. */
+static trace_out trace_bestfit(const tnode *nodes, int nn, const tpod *pods, int np)
+{
+    int total = 0;
+    for (int i = 0; i < nn; i++) total += nodes[i].gpus;
+    int *fr = malloc((size_t)total * sizeof(*fr)), *first = malloc((size_t)nn * sizeof(*first));
+    for (int i = 0, k = 0; i < nn; i++) {
+        first[i] = k;
+        for (int g = 0; g < nodes[i].gpus; g++) fr[k++] = 1000;
+    }
+    trace_out o = {0, 0, 0, 0};
+    double t0 = now_s();
+    for (int pass = 1; pass <= MAX_PASSES; pass++) {
+        o.passes = pass;
+        for (int i = 0; i < np; i++) {
+            const tpod *p = &pods[i];
+            int m = pod_milli(p), k = p->num_gpu;
+            int bn = -1, bscore = 0;
+            for (int n = 0; n < nn; n++) {
+                if (p->spec[0] && !strstr(p->spec, nodes[n].model)) continue;
+                int fits = 0, sum = 0;
+                for (int g = 0; g < nodes[n].gpus; g++) {
+                    sum += fr[first[n] + g];
+                    fits += fr[first[n] + g] >= m;
+                }
+                if (fits < k) continue;
+                int score = sum - m * k;
+                if (bn < 0 || score < bscore) {
+                    bn = n;
+                    bscore = score;
+                }
+            }
+            if (bn < 0) goto full;
+            for (int j = 0; j < k; j++) { /* tightest GPUs that fit */
+                int bg = -1;
+                for (int g = 0; g < nodes[bn].gpus; g++) {
+                    int f = fr[first[bn] + g];
+                    if (f >= m && (bg < 0 || f < fr[first[bn] + bg])) bg = g;
+                }
+                fr[first[bn] + bg] -= m;
+            }
+            o.placed++;
+        }
+    }
+full:
+    o.secs = now_s() - t0;
+    long freesum = 0;
+    for (int g = 0; g < total; g++) freesum += fr[g];
+    o.stranded = (double)freesum / (1000.0 * total);
+    free(fr);
+    free(first);
+    return o;
+}
+
+static void trace_bench(const char *dir)
+{
+    tnode *nodes = NULL;
+    int nn = load_nodes(dir, &nodes);
+    if (nn <= 0) {
+        printf("SKIP trace: %s/openb_node_list_gpu_node.csv not readable (%s); set "
+               "GPUFUSE_TRACE_DIR to the alibaba-gpu-v2023 folder\n", dir, strerror(errno));
+        free(nodes);
+        return;
+    }
+    int gpus = 0;
+    for (int i = 0; i < nn; i++) gpus += nodes[i].gpus;
+    static const char *lists[] = {"openb_pod_list_default.csv", "openb_pod_list_gpushare100.csv"};
+    for (int li = 0; li < 2; li++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", dir, lists[li]);
+        tpod *pods = NULL;
+        int skipped = 0, np = load_pods(path, &pods, &skipped);
+        if (np <= 0) {
+            printf("SKIP %s: not readable\n", path);
+            free(pods);
+            continue;
+        }
+        printf("trace %s: %d nodes, %d GPUs; %d GPU pods in creation order (%d CPU-only pods "
+               "skipped); repeated until the first pod does not fit\n", lists[li], nn, gpus, np,
+               skipped);
+        trace_out bf = trace_bestfit(nodes, nn, pods, np);
+        printf("  %-34s stranded %6.2f%%  placed %6ld  passes %d  %.2fs\n",
+               "best-fit (baseline, linear scan)", 100 * bf.stranded, bf.placed, bf.passes,
+               bf.secs);
+        struct {
+            const char *name;
+            gf_alloc_strategy s;
+            int target;
+        } runs[] = {{"binpack", GF_ALLOC_BINPACK, 0},
+                    {"spread", GF_ALLOC_SPREAD, 0},
+                    {"least-fragmentation (seen so far)", GF_ALLOC_LEAST_FRAG, 0},
+                    {"least-fragmentation (whole list)", GF_ALLOC_LEAST_FRAG, 1}};
+        for (size_t r = 0; r < sizeof(runs) / sizeof(runs[0]); r++) {
+            trace_out o = trace_run(nodes, nn, pods, np, runs[r].s, runs[r].target);
+            printf("  %-34s stranded %6.2f%%  placed %6ld  passes %d  %.2fs  vs best-fit: %.2fx "
+                   "(%+.1f%%)\n", runs[r].name, 100 * o.stranded, o.placed, o.passes, o.secs,
+                   bf.stranded > 0 ? o.stranded / bf.stranded : 0,
+                   bf.stranded > 0 ? 100 * (o.stranded / bf.stranded - 1) : 0);
+        }
+        free(pods);
+    }
+    free(nodes);
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    size_t fb, fs, fl, fn;
+    printf("synthetic pool: %d GPUs (H100) on %d nodes, %d live allocations, %d place+release "
+           "ops\n", SYN_GPUS, SYN_NODES, SYN_LIVE, SYN_OPS);
+    double naive = syn_naive(&fn);
+    printf("  %-34s %10.0f placements/s (refused %zu)\n", "naive linear-scan best-fit", naive, fn);
+    double bp = syn_run(GF_ALLOC_BINPACK, &fb);
+    printf("  %-34s %10.0f placements/s (refused %zu)  %.1fx the scan\n", "gf_alloc binpack", bp,
+           fb, bp / naive);
+    double sp = syn_run(GF_ALLOC_SPREAD, &fs);
+    printf("  %-34s %10.0f placements/s (refused %zu)  %.1fx the scan\n", "gf_alloc spread", sp,
+           fs, sp / naive);
+    double lf = syn_run(GF_ALLOC_LEAST_FRAG, &fl);
+    printf("  %-34s %10.0f placements/s (refused %zu)  %.2fx the scan (%d ops)\n",
+           "gf_alloc least-fragmentation", lf, fl, lf / naive, SYN_OPS_LF);
+
+    const char *dir = getenv("GPUFUSE_TRACE_DIR");
+    char buf[1024];
+    if (!dir || !*dir) {
+        const char *root = getenv("GPUFUSE_TEST_DIR");
+        snprintf(buf, sizeof(buf), "%s/../shared/data/alibaba-gpu-v2023",
+                 root && *root ? root : ".");
+        dir = buf;
+    }
+    trace_bench(dir);
+    return 0;
+}

@@ -1,0 +1,710 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the pool allocator: exact placements per strategy, oversubscription and QoS
+ * admission, model filters, node selectors, multi-GPU all-or-nothing, release, node loss,
+ * restore, the "why not" messages and bad requests. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gpufuse/allocator.h"
+#include "test.h"
+
+#define GiB (1024ull * 1024 * 1024)
+
+static gf_alloc *mk(gf_alloc_strategy s, double ratio_t, double ratio_v)
+{
+    gf_alloc *a = NULL;
+    ASSERT_EQ_INT(gf_alloc_new(&a), GF_OK);
+    gf_alloc_pool_spec ps = {"default", s, ratio_t, ratio_v};
+    char err[256] = "";
+    ASSERT_MSG(gf_alloc_pool_set(a, &ps, err, sizeof(err)) == GF_OK, "pool_set: %s", err);
+    return a;
+}
+
+static void node(gf_alloc *a, const char *name, const char *zone, int ready)
+{
+    gf_alloc_label l = {"zone", zone};
+    gf_alloc_node_spec ns = {name, "default", zone ? &l : NULL, zone ? 1 : 0, ready};
+    char err[256] = "";
+    ASSERT_MSG(gf_alloc_node_add(a, &ns, err, sizeof(err)) == GF_OK, "node_add: %s", err);
+}
+
+static void gpu(gf_alloc *a, const char *uuid, const char *nd, unsigned idx, const char *model,
+                uint64_t vram, double tflops)
+{
+    gf_alloc_gpu_spec gs = {uuid, nd, model, idx, vram, tflops};
+    char err[256] = "";
+    ASSERT_MSG(gf_alloc_gpu_add(a, &gs, err, sizeof(err)) == GF_OK, "gpu_add: %s", err);
+}
+
+static gf_alloc_request vreq(uint64_t vram)
+{
+    gf_alloc_request r;
+    memset(&r, 0, sizeof(r));
+    r.vram_request = vram;
+    return r;
+}
+
+static gf_alloc_request treq(double req, double lim, gf_alloc_qos q)
+{
+    gf_alloc_request r;
+    memset(&r, 0, sizeof(r));
+    r.tflops_request = req;
+    r.tflops_limit = lim;
+    r.qos = q;
+    return r;
+}
+
+/* Places and returns the uuid of the first placement ("" when refused). */
+static const char *put(gf_alloc *a, const char *id, const gf_alloc_request *r,
+                       gf_alloc_result *res)
+{
+    gf_status st = gf_alloc_place(a, id, r, res);
+    return st == GF_OK ? res->placements[0].gpu_uuid : "";
+}
+
+static gf_alloc_gpu_info info(gf_alloc *a, const char *uuid)
+{
+    gf_alloc_gpu_info gi;
+    ASSERT_EQ_INT(gf_alloc_gpu_get(a, uuid, &gi), GF_OK);
+    return gi;
+}
+
+/* 3 GPUs of 40 GiB: gA, gB on n1, gC on n2; gB has 10 GiB free, gC 30 GiB. */
+static gf_alloc *three(gf_alloc_strategy s)
+{
+    gf_alloc *a = mk(s, 1, 1);
+    node(a, "n1", NULL, 1);
+    node(a, "n2", NULL, 1);
+    gpu(a, "gA", "n1", 0, "A100-40G", 40 * GiB, 100);
+    gpu(a, "gB", "n1", 1, "A100-40G", 40 * GiB, 100);
+    gpu(a, "gC", "n2", 0, "A100-40G", 40 * GiB, 100);
+    gf_alloc_result res;
+    gf_alloc_request r = vreq(30 * GiB);
+    r.gpu = "gB";
+    ASSERT_EQ_STR(put(a, "pre-b", &r, &res), "gB");
+    r = vreq(10 * GiB);
+    r.gpu = "gC";
+    ASSERT_EQ_STR(put(a, "pre-c", &r, &res), "gC");
+    return a;
+}
+
+TEST(binpack_picks_fullest_gpu_that_fits)
+{
+    gf_alloc *a = three(GF_ALLOC_BINPACK);
+    gf_alloc_result res;
+    gf_alloc_request r = vreq(8 * GiB);
+    ASSERT_EQ_STR(put(a, "w1", &r, &res), "gB");
+    ASSERT_EQ_STR(res.placements[0].node, "n1");
+    ASSERT_EQ_INT(res.placements[0].gpu_index, 1);
+    ASSERT_EQ_U64(res.placements[0].vram_request, 8 * GiB);
+    ASSERT_EQ_U64(res.placements[0].vram_limit, 8 * GiB);
+    r = vreq(15 * GiB); /* gB has 2 GiB left now; gC 30, gA 40 */
+    ASSERT_EQ_STR(put(a, "w2", &r, &res), "gC");
+    r = vreq(35 * GiB);
+    ASSERT_EQ_STR(put(a, "w3", &r, &res), "gA");
+    gf_alloc_free(a);
+}
+
+TEST(spread_picks_emptiest_gpu_ties_by_stable_id)
+{
+    gf_alloc *a = three(GF_ALLOC_SPREAD);
+    gf_alloc_result res;
+    gf_alloc_request r = vreq(8 * GiB);
+    ASSERT_EQ_STR(put(a, "w1", &r, &res), "gA"); /* 40 free */
+    ASSERT_EQ_STR(put(a, "w2", &r, &res), "gA"); /* 32 vs gC 30 */
+    ASSERT_EQ_STR(put(a, "w3", &r, &res), "gC"); /* 30 vs gA 24 */
+    gf_alloc_free(a);
+
+    a = mk(GF_ALLOC_SPREAD, 1, 1);
+    node(a, "n1", NULL, 1);
+    gpu(a, "g0", "n1", 0, "T4", 0, 0);
+    gpu(a, "g1", "n1", 1, "T4", 0, 0);
+    r = vreq(1 * GiB);
+    ASSERT_EQ_STR(put(a, "x", &r, &res), "g0");
+    ASSERT_EQ_STR(put(a, "y", &r, &res), "g1");
+    ASSERT_EQ_STR(put(a, "z", &r, &res), "g0");
+    gf_alloc_free(a);
+}
+
+/* FGD: two single-GPU nodes, g0 with 60% free, g1 empty; the workload is all 50% tasks. A 20%
+ * task on g0 would leave 40% that no 50% task can use (a fragment); on g1 it leaves 80%. */
+TEST(least_fragmentation_avoids_creating_fragments)
+{
+    for (int s = 0; s < 3; s++) {
+        gf_alloc *a = mk((gf_alloc_strategy)s, 1, 1);
+        node(a, "n0", NULL, 1);
+        node(a, "n1", NULL, 1);
+        gpu(a, "g0", "n0", 0, "X", 16 * GiB, 100);
+        gpu(a, "g1", "n1", 0, "X", 16 * GiB, 100);
+        gf_alloc_task_type tt = {0, 50, 0, 1, 1.0};
+        char err[256] = "";
+        ASSERT_MSG(gf_alloc_pool_set_workload(a, "default", &tt, 1, err, sizeof(err)) == GF_OK,
+                   "%s", err);
+        gf_alloc_result res;
+        gf_alloc_request r = treq(0, 0, GF_ALLOC_QOS_LOW);
+        r.percent_request = 40;
+        r.gpu = "g0";
+        ASSERT_EQ_STR(put(a, "pre", &r, &res), "g0");
+        r.gpu = NULL;
+        r.percent_request = 20;
+        const char *want = s == GF_ALLOC_LEAST_FRAG ? "g1" : s == GF_ALLOC_BINPACK ? "g0" : "g1";
+        ASSERT_EQ_STR(put(a, "w", &r, &res), want);
+        ASSERT_NEAR(res.placements[0].tflops_request, 20.0, 0);
+        /* a 10% task: g0 60->50 still fits a 50% task, so FGD, like binpack, fills g0 */
+        if (s == GF_ALLOC_LEAST_FRAG) {
+            r.percent_request = 10;
+            ASSERT_EQ_STR(put(a, "w2", &r, &res), "g0");
+        }
+        gf_alloc_free(a);
+    }
+}
+
+TEST(least_fragmentation_learns_distribution_seen_so_far)
+{
+    gf_alloc *a = mk(GF_ALLOC_LEAST_FRAG, 1, 1);
+    node(a, "n0", NULL, 1);
+    node(a, "n1", NULL, 1);
+    gpu(a, "g0", "n0", 0, "X", 16 * GiB, 100);
+    gpu(a, "g1", "n1", 0, "X", 16 * GiB, 100);
+    gf_alloc_result res;
+    gf_alloc_request r = treq(50, 0, GF_ALLOC_QOS_LOW);
+    ASSERT_EQ_STR(put(a, "a", &r, &res), "g0"); /* nothing fragments yet: ties by id */
+    r = treq(30, 0, GF_ALLOC_QOS_LOW);
+    /* seen: {50, 30}. g0 50->20: both types lose g0 (20 free strands); g1 100->70: fits both */
+    ASSERT_EQ_STR(put(a, "b", &r, &res), "g1");
+    gf_alloc_free(a);
+}
+
+TEST(oversubscription_checks_requests_and_limits)
+{
+    gf_alloc *a = mk(GF_ALLOC_BINPACK, 1.5, 1);
+    node(a, "n0", NULL, 1);
+    gpu(a, "g0", "n0", 0, "X", 16 * GiB, 100);
+    gf_alloc_result res;
+    gf_alloc_request r = treq(60, 60, GF_ALLOC_QOS_LOW);
+    ASSERT_EQ_STR(put(a, "a", &r, &res), "g0");
+    ASSERT_EQ_STR(put(a, "b", &r, &res), "g0"); /* 120 of 150 */
+    r = treq(20, 40, GF_ALLOC_QOS_MEDIUM);       /* requests 140 <= 150, limits 160 > 150 */
+    ASSERT_EQ_INT(gf_alloc_place(a, "c", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_INT(res.why, GF_ALLOC_WHY_TFLOPS);
+    ASSERT_EQ_STR(res.msg, "largest compute left for limits in pool 'default' is 30 TFLOPs on n0 "
+                           "GPU 0 (limits count against capacity x 1.5); limit asks 40 TFLOPs");
+    r = treq(20, 30, GF_ALLOC_QOS_MEDIUM);
+    ASSERT_EQ_STR(put(a, "c", &r, &res), "g0");
+    gf_alloc_gpu_info gi = info(a, "g0");
+    ASSERT_NEAR(gi.tflops_request_sum, 140, 0);
+    ASSERT_NEAR(gi.tflops_limit_sum, 150, 0);
+    ASSERT_NEAR(gi.tflops_free, 0, 0);
+    /* a single limit never exceeds the GPU, whatever the ratio */
+    gf_alloc_free(a);
+    a = mk(GF_ALLOC_BINPACK, 2, 1);
+    node(a, "n0", NULL, 1);
+    gpu(a, "g0", "n0", 0, "X", 16 * GiB, 100);
+    r = treq(10, 120, GF_ALLOC_QOS_LOW);
+    ASSERT_EQ_INT(gf_alloc_place(a, "big", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_STR(res.msg, "compute limit 120 TFLOPs is more than any GPU in pool 'default' has "
+                           "(largest: 100 TFLOPs on n0 GPU 0)");
+    gf_alloc_free(a);
+}
+
+TEST(qos_high_is_never_oversubscribed)
+{
+    gf_alloc *a = mk(GF_ALLOC_BINPACK, 2, 1);
+    node(a, "n0", NULL, 1);
+    gpu(a, "g0", "n0", 0, "X", 16 * GiB, 100);
+    gf_alloc_result res;
+    gf_alloc_request r = treq(50, 0, GF_ALLOC_QOS_LOW);
+    ASSERT_EQ_STR(put(a, "low", &r, &res), "g0");
+    r = treq(80, 0, GF_ALLOC_QOS_HIGH);
+    ASSERT_EQ_STR(put(a, "hi", &r, &res), "g0"); /* high 80 <= 100; all 130 <= 200 */
+    r = treq(30, 0, GF_ALLOC_QOS_CRITICAL);      /* high+critical 110 > 100 */
+    ASSERT_EQ_INT(gf_alloc_place(a, "crit", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_INT(res.why, GF_ALLOC_WHY_QOS);
+    ASSERT_EQ_STR(res.msg, "largest compute free to QoS high/critical in pool 'default' is 20 "
+                           "TFLOPs on n0 GPU 0 (high and critical requests are never "
+                           "oversubscribed); asked 30 TFLOPs");
+    r = treq(30, 0, GF_ALLOC_QOS_LOW); /* low may use the oversubscribed part: 160 <= 200 */
+    ASSERT_EQ_STR(put(a, "low2", &r, &res), "g0");
+    r = treq(20, 0, GF_ALLOC_QOS_HIGH);
+    ASSERT_EQ_STR(put(a, "hi2", &r, &res), "g0"); /* exactly 100 of high */
+    gf_alloc_gpu_info gi = info(a, "g0");
+    ASSERT_NEAR(gi.tflops_request_hi_sum, 100, 0);
+    ASSERT_NEAR(gi.tflops_request_sum, 180, 0);
+    /* with ratio 1, low and high are the same */
+    gf_alloc_free(a);
+}
+
+TEST(model_filter)
+{
+    gf_alloc *a = mk(GF_ALLOC_BINPACK, 1, 1);
+    node(a, "n0", NULL, 1);
+    gpu(a, "t4", "n0", 0, "Tesla T4", 0, 0);
+    gpu(a, "a10", "n0", 1, "A10", 0, 0);
+    gpu(a, "t4b", "n0", 2, "T4", 0, 0);
+    gf_alloc_result res;
+    gf_alloc_request r = vreq(1 * GiB);
+    const char *h100[] = {"H100"};
+    r.models = h100;
+    r.n_models = 1;
+    ASSERT_EQ_INT(gf_alloc_place(a, "x", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_INT(res.why, GF_ALLOC_WHY_MODEL);
+    ASSERT_EQ_STR(res.msg, "no GPU of model H100 in pool 'default' (models there: A10, T4)");
+    const char *two[] = {"nvidia h100 80gb hbm3", "NVIDIA A10"};
+    r.models = two;
+    r.n_models = 2;
+    ASSERT_EQ_STR(put(a, "y", &r, &res), "a10");
+    const char *t4[] = {"t4"};
+    r.models = t4;
+    r.n_models = 1;
+    r.vram_request = 14 * GiB;
+    ASSERT_EQ_STR(put(a, "z", &r, &res), "t4");
+    ASSERT_EQ_STR(put(a, "z2", &r, &res), "t4b");
+    ASSERT_EQ_INT(gf_alloc_place(a, "z3", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_INT(res.why, GF_ALLOC_WHY_VRAM);
+    ASSERT_EQ_STR(res.msg, "largest free VRAM in pool 'default' is 759.06 MiB on n0 GPU 0; asked "
+                           "14 GiB");
+    gf_alloc_free(a);
+}
+
+TEST(node_selector_and_readiness)
+{
+    gf_alloc *a = mk(GF_ALLOC_BINPACK, 1, 1);
+    node(a, "west-1", "us-west", 1);
+    node(a, "east-1", "us-east", 0);
+    gpu(a, "w0", "west-1", 0, "X", 16 * GiB, 10);
+    gpu(a, "e0", "east-1", 0, "X", 16 * GiB, 10);
+    gf_alloc_result res;
+    gf_alloc_request r = vreq(1 * GiB);
+    gf_alloc_label sel = {"zone", "eu-central"};
+    r.selector = &sel;
+    r.n_selector = 1;
+    ASSERT_EQ_INT(gf_alloc_place(a, "x", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_INT(res.why, GF_ALLOC_WHY_SELECTOR);
+    ASSERT_EQ_STR(res.msg, "node selector zone=eu-central matches no ready node in pool 'default'");
+    sel.value = "us-east";
+    ASSERT_EQ_INT(gf_alloc_place(a, "x", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_INT(res.why, GF_ALLOC_WHY_NOT_READY);
+    ASSERT_EQ_STR(res.msg, "node selector zone=us-east matches no ready node in pool 'default'");
+    ASSERT_EQ_INT(gf_alloc_node_set_ready(a, "east-1", 1, NULL, 0), GF_OK);
+    ASSERT_EQ_STR(put(a, "x", &r, &res), "e0");
+    sel.value = "us-west";
+    ASSERT_EQ_STR(put(a, "y", &r, &res), "w0");
+    r.selector = NULL;
+    r.n_selector = 0;
+    r.node = "east-1";
+    ASSERT_EQ_STR(put(a, "z", &r, &res), "e0");
+    gf_alloc_free(a);
+}
+
+static uint64_t vfree(gf_alloc *a, const char *u)
+{
+    return info(a, u).vram_free;
+}
+
+TEST(multi_gpu_all_or_nothing)
+{
+    gf_alloc *a = mk(GF_ALLOC_BINPACK, 1, 1);
+    node(a, "n0", NULL, 1);
+    node(a, "n1", NULL, 1);
+    gpu(a, "a0", "n0", 0, "X", 40 * GiB, 100);
+    gpu(a, "a1", "n0", 1, "X", 40 * GiB, 100);
+    gpu(a, "b0", "n1", 0, "X", 40 * GiB, 100);
+    gpu(a, "b1", "n1", 1, "X", 40 * GiB, 100);
+    gf_alloc_result res;
+    gf_alloc_request r = vreq(20 * GiB);
+    r.gpu = "a1";
+    ASSERT_EQ_STR(put(a, "pre", &r, &res), "a1"); /* a1: 20 free */
+    r = vreq(30 * GiB);
+    r.gpu_count = 2;
+    ASSERT_EQ_INT(gf_alloc_place(a, "m1", &r, &res), GF_OK);
+    ASSERT_EQ_INT(res.n, 2);
+    ASSERT_EQ_STR(res.placements[0].gpu_uuid, "b0");
+    ASSERT_EQ_STR(res.placements[1].gpu_uuid, "b1");
+    /* again: only a0 fits on one node */
+    ASSERT_EQ_INT(gf_alloc_place(a, "m2", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_INT(res.why, GF_ALLOC_WHY_MULTI);
+    ASSERT_EQ_INT(res.n, 0);
+    ASSERT_EQ_STR(res.msg, "asked 2 GPUs on one node; at most 1 fit on one node in pool 'default' "
+                           "(n0); ask for fewer GPUs or a remote vGPU");
+    /* remote, 2 x 15 GiB: a1 (20 free) and a0 (40); binpack fills a1 first */
+    r = vreq(15 * GiB);
+    r.gpu_count = 3;
+    r.remote = 1;
+    ASSERT_EQ_INT(gf_alloc_place(a, "m3", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_STR(res.msg, "asked 3 GPUs; only 2 GPUs in pool 'default' can take the request");
+    ASSERT_EQ_U64(vfree(a, "a0"), 40 * GiB); /* no residue */
+    ASSERT_EQ_U64(vfree(a, "a1"), 20 * GiB);
+    ASSERT_EQ_U64(vfree(a, "b0"), 10 * GiB);
+    ASSERT_EQ_U64(vfree(a, "b1"), 10 * GiB);
+    ASSERT_EQ_INT(gf_alloc_count(a), 2);
+    r.gpu_count = 2;
+    ASSERT_EQ_INT(gf_alloc_place(a, "m3", &r, &res), GF_OK);
+    ASSERT_EQ_STR(res.placements[0].gpu_uuid, "a0");
+    ASSERT_EQ_STR(res.placements[1].gpu_uuid, "a1");
+    ASSERT_EQ_U64(vfree(a, "a0"), 25 * GiB);
+    ASSERT_EQ_U64(vfree(a, "a1"), 5 * GiB);
+    gf_alloc_free(a);
+}
+
+static int snap_fn(const gf_alloc_gpu_info *g, void *ctx)
+{
+    gf_alloc_gpu_info *v = ctx;
+    while (v->uuid[0]) v++;
+    *v = *g;
+    return 0;
+}
+
+static void snapshot(gf_alloc *a, gf_alloc_gpu_info *v, size_t n)
+{
+    memset(v, 0, n * sizeof(*v));
+    ASSERT_TRUE(gf_alloc_gpu_foreach(a, snap_fn, v) <= n);
+}
+
+static void same(const gf_alloc_gpu_info *x, const gf_alloc_gpu_info *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_EQ_STR(x[i].uuid, y[i].uuid);
+        ASSERT_EQ_U64(x[i].vram_free, y[i].vram_free);
+        ASSERT_EQ_U64(x[i].vram_request_sum, y[i].vram_request_sum);
+        ASSERT_EQ_U64(x[i].vram_limit_sum, y[i].vram_limit_sum);
+        ASSERT_EQ_U64(x[i].vram_request_hi_sum, y[i].vram_request_hi_sum);
+        ASSERT_TRUE(x[i].tflops_free == y[i].tflops_free);
+        ASSERT_TRUE(x[i].tflops_request_sum == y[i].tflops_request_sum);
+        ASSERT_TRUE(x[i].tflops_limit_sum == y[i].tflops_limit_sum);
+        ASSERT_TRUE(x[i].tflops_request_hi_sum == y[i].tflops_request_hi_sum);
+        ASSERT_EQ_INT(x[i].n_allocs, y[i].n_allocs);
+    }
+}
+
+static void inventory(gf_alloc *a)
+{
+    node(a, "n0", "z1", 1);
+    node(a, "n1", "z2", 1);
+    gpu(a, "h0", "n0", 0, "H100", 0, 0);
+    gpu(a, "h1", "n0", 1, "H100", 0, 0);
+    gpu(a, "t0", "n1", 0, "T4", 0, 0);
+    gpu(a, "t1", "n1", 1, "T4", 0, 0);
+}
+
+static void workload(gf_alloc *a)
+{
+    gf_alloc_result res;
+    char id[32];
+    for (int i = 0; i < 12; i++) {
+        gf_alloc_request r = treq(0, 0, (gf_alloc_qos)(i % 4));
+        if (i % 3 == 0) {
+            r.percent_request = 7.3 + i;
+            r.percent_limit = 9.1 + i;
+        } else {
+            r.tflops_request = 1.1 * i + 0.3;
+        }
+        r.vram_request = (uint64_t)(i + 1) * 333333333ull;
+        r.vram_limit = r.vram_request + 12345;
+        r.gpu_count = i % 5 == 4 ? 2 : 1;
+        snprintf(id, sizeof(id), "w%02d", i);
+        ASSERT_MSG(gf_alloc_place(a, id, &r, &res) == GF_OK, "%s: %s", id, res.msg);
+    }
+}
+
+TEST(release_restores_capacity_exactly)
+{
+    for (int s = 0; s < 3; s++) {
+        gf_alloc *a = mk((gf_alloc_strategy)s, 1.25, 1.1);
+        inventory(a);
+        gf_alloc_gpu_info before[8], after[8];
+        snapshot(a, before, 8);
+        workload(a);
+        char id[32];
+        for (int i = 11; i >= 0; i--) {
+            snprintf(id, sizeof(id), "w%02d", i);
+            ASSERT_EQ_INT(gf_alloc_release(a, id), GF_OK);
+        }
+        ASSERT_EQ_INT(gf_alloc_release(a, "w00"), GF_ENOENT);
+        ASSERT_EQ_INT(gf_alloc_count(a), 0);
+        snapshot(a, after, 8);
+        same(before, after, 4);
+        gf_alloc_free(a);
+    }
+}
+
+static int restore_fn(const gf_alloc_info *in, void *ctx)
+{
+    gf_alloc *b = ctx;
+    char err[256] = "";
+    ASSERT_MSG(gf_alloc_restore(b, in->id, in->pool, in->qos, in->lost, in->placements, in->n,
+                                err, sizeof(err)) == GF_OK,
+               "restore %s: %s", in->id, err);
+    return 0;
+}
+
+TEST(restore_from_enumeration_gives_identical_state)
+{
+    gf_alloc *a = mk(GF_ALLOC_LEAST_FRAG, 1.25, 1.1), *b = mk(GF_ALLOC_LEAST_FRAG, 1.25, 1.1);
+    inventory(a);
+    inventory(b);
+    workload(a);
+    ASSERT_EQ_INT(gf_alloc_foreach(a, restore_fn, b), 12);
+    ASSERT_EQ_INT(gf_alloc_count(b), 12);
+    gf_alloc_gpu_info x[8], y[8];
+    snapshot(a, x, 8);
+    snapshot(b, y, 8);
+    same(x, y, 4);
+    /* the same next placement in both */
+    gf_alloc_result r1, r2;
+    gf_alloc_request r = treq(3.3, 0, GF_ALLOC_QOS_LOW);
+    ASSERT_EQ_STR(put(a, "next", &r, &r1), put(b, "next", &r, &r2));
+    /* restoring a taken id or an unknown GPU is refused with nothing charged */
+    gf_alloc_placement pl;
+    memset(&pl, 0, sizeof(pl));
+    snprintf(pl.gpu_uuid, sizeof(pl.gpu_uuid), "nope");
+    pl.vram_request = pl.vram_limit = GiB;
+    ASSERT_EQ_INT(gf_alloc_restore(b, "w00", "default", GF_ALLOC_QOS_LOW, 0, &pl, 1, NULL, 0),
+                  GF_EEXIST);
+    ASSERT_EQ_INT(gf_alloc_restore(b, "new", "default", GF_ALLOC_QOS_LOW, 0, &pl, 1, NULL, 0),
+                  GF_ENOENT);
+    gf_alloc_free(a);
+    gf_alloc_free(b);
+}
+
+static void count_cb(const char *id, void *ctx)
+{
+    (void)id;
+    (*(int *)ctx)++;
+}
+
+static int lost_fn(const gf_alloc_info *in, void *ctx)
+{
+    if (in->lost) (*(int *)ctx)++;
+    return 0;
+}
+
+TEST(node_lost_then_released)
+{
+    gf_alloc *a = mk(GF_ALLOC_BINPACK, 1, 1);
+    inventory(a);
+    gf_alloc_result res;
+    gf_alloc_request r = vreq(GiB);
+    r.node = "n1";
+    ASSERT_EQ_STR(put(a, "on-n1", &r, &res), "t0");
+    r.node = "n0";
+    ASSERT_EQ_STR(put(a, "on-n0", &r, &res), "h0");
+    int calls = 0, lost = 0;
+    size_t n = 0;
+    ASSERT_EQ_INT(gf_alloc_node_lost(a, "n1", count_cb, &calls, &n), GF_OK);
+    ASSERT_EQ_INT(n, 1);
+    ASSERT_EQ_INT(calls, 1);
+    gf_alloc_foreach(a, lost_fn, &lost);
+    ASSERT_EQ_INT(lost, 1);
+    ASSERT_EQ_INT(info(a, "t0").ready, 0);
+    r.node = "n1";
+    ASSERT_EQ_INT(gf_alloc_place(a, "x", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_STR(res.msg, "node 'n1' is NotReady");
+    ASSERT_EQ_INT(gf_alloc_node_release(a, "n1", NULL, NULL, &n), GF_OK);
+    ASSERT_EQ_INT(n, 1);
+    ASSERT_EQ_INT(gf_alloc_count(a), 1);
+    ASSERT_EQ_INT(info(a, "t0").n_allocs, 0);
+    ASSERT_EQ_U64(info(a, "t0").vram_free, info(a, "t0").vram_bytes);
+    ASSERT_EQ_INT(gf_alloc_node_set_ready(a, "n1", 1, NULL, 0), GF_OK);
+    ASSERT_EQ_STR(put(a, "x", &r, &res), "t0");
+    gf_alloc_free(a);
+}
+
+TEST(why_not_largest_free_vram_exact)
+{
+    gf_alloc *a = mk(GF_ALLOC_BINPACK, 1, 1);
+    node(a, "node-1", NULL, 1);
+    node(a, "node-3", NULL, 1);
+    gpu(a, "u1", "node-1", 0, "X", 48 * GiB, 100);
+    gpu(a, "u2", "node-3", 0, "X", 48 * GiB, 100);
+    gpu(a, "u3", "node-3", 1, "X", 48 * GiB, 100);
+    gf_alloc_result res;
+    gf_alloc_request r = vreq(40 * GiB);
+    ASSERT_EQ_STR(put(a, "a", &r, &res), "u1");
+    ASSERT_EQ_STR(put(a, "b", &r, &res), "u2");
+    r = vreq(36 * GiB);
+    ASSERT_EQ_STR(put(a, "c", &r, &res), "u3");
+    r = vreq(40 * GiB);
+    ASSERT_EQ_INT(gf_alloc_place(a, "d", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_INT(res.why, GF_ALLOC_WHY_VRAM);
+    ASSERT_EQ_STR(res.msg, "largest free VRAM in pool 'default' is 12 GiB on node-3 GPU 1; asked "
+                           "40 GiB");
+    r = treq(0, 0, GF_ALLOC_QOS_LOW);
+    r.percent_request = 95;
+    r.gpu = "u3";
+    ASSERT_EQ_STR(put(a, "e", &r, &res), "u3");
+    r.gpu = NULL;
+    r.percent_request = 50;
+    r.vram_request = 10 * GiB;
+    ASSERT_EQ_INT(gf_alloc_place(a, "f", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_INT(res.why, GF_ALLOC_WHY_BOTH);
+    ASSERT_EQ_STR(res.msg, "no GPU in pool 'default' has 10 GiB VRAM and 50% of a GPU free at once "
+                           "(most VRAM free: 12 GiB with 5 TFLOPs on node-3 GPU 1; most compute "
+                           "free: 100 TFLOPs with 8 GiB on node-1 GPU 0)");
+    gf_alloc_request nopool = vreq(GiB);
+    nopool.pool = "gpu-big";
+    ASSERT_EQ_INT(gf_alloc_place(a, "h", &nopool, &res), GF_ENOENT);
+    ASSERT_EQ_STR(res.msg, "no pool 'gpu-big' (pools: default)");
+    gf_alloc_free(a);
+
+    a = mk(GF_ALLOC_BINPACK, 1, 1);
+    r = vreq(GiB);
+    ASSERT_EQ_INT(gf_alloc_place(a, "x", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_INT(res.why, GF_ALLOC_WHY_NO_GPUS);
+    gf_alloc_free(a);
+}
+
+TEST(percent_is_converted_with_the_gpu_capacity)
+{
+    gf_alloc *a = mk(GF_ALLOC_BINPACK, 1, 1);
+    node(a, "n0", NULL, 1);
+    gpu(a, "g0", "n0", 0, "X", 16 * GiB, 65);
+    gf_alloc_result res;
+    gf_alloc_request r = treq(0, 0, GF_ALLOC_QOS_LOW);
+    r.percent_request = 50;
+    r.percent_limit = 100;
+    ASSERT_EQ_STR(put(a, "a", &r, &res), "g0");
+    ASSERT_NEAR(res.placements[0].tflops_request, 32.5, 0);
+    ASSERT_NEAR(res.placements[0].tflops_limit, 65, 0);
+    ASSERT_EQ_INT(gf_alloc_release(a, "a"), GF_OK);
+    r.percent_request = 100;
+    r.percent_limit = 0;
+    ASSERT_EQ_STR(put(a, "whole", &r, &res), "g0");
+    ASSERT_NEAR(info(a, "g0").tflops_free, 0, 0);
+    gf_alloc_free(a);
+}
+
+TEST(dry_run_and_duplicate_id)
+{
+    gf_alloc *a = mk(GF_ALLOC_BINPACK, 1, 1);
+    node(a, "n0", NULL, 1);
+    gpu(a, "g0", "n0", 0, "X", 16 * GiB, 65);
+    gf_alloc_result res;
+    gf_alloc_request r = vreq(10 * GiB);
+    ASSERT_EQ_STR(put(a, NULL, &r, &res), "g0");
+    ASSERT_EQ_INT(gf_alloc_count(a), 0);
+    ASSERT_EQ_U64(vfree(a, "g0"), 16 * GiB);
+    r.gpu_count = 1;
+    ASSERT_EQ_STR(put(a, "a", &r, &res), "g0");
+    ASSERT_EQ_INT(gf_alloc_place(a, "a", &r, &res), GF_EEXIST);
+    ASSERT_EQ_INT(res.why, GF_ALLOC_WHY_EXISTS);
+    ASSERT_EQ_STR(res.msg, "allocation 'a' already exists");
+    gf_alloc_free(a);
+}
+
+TEST(bad_requests_are_einval_with_a_message)
+{
+    gf_alloc *a = mk(GF_ALLOC_BINPACK, 1, 1);
+    node(a, "n0", NULL, 1);
+    gpu(a, "g0", "n0", 0, "X", 16 * GiB, 65);
+    gf_alloc_result res;
+    struct {
+        gf_alloc_request r;
+        const char *field;
+    } bad[12];
+    memset(bad, 0, sizeof(bad));
+    bad[0].r.tflops_request = -1, bad[0].field = "tflops_request: -1";
+    bad[1].r.tflops_request = NAN, bad[1].field = "tflops_request: nan";
+    bad[2].r.tflops_limit = INFINITY, bad[2].field = "tflops_limit: inf";
+    bad[3].r.tflops_request = 1e300, bad[3].field = "tflops_request: 1e+300";
+    bad[4].r.percent_request = 101, bad[4].field = "percent_request: 101";
+    bad[5].r.vram_request = 1ull << 62, bad[5].field = "vram:";
+    bad[6].r.vram_request = 2 * GiB, bad[6].r.vram_limit = GiB, bad[6].field = "vram_limit:";
+    bad[7].field = "asks for nothing";
+    bad[8].r.tflops_request = 1, bad[8].r.percent_request = 5, bad[8].field = "not both";
+    bad[9].r.vram_request = GiB, bad[9].r.gpu_count = 65, bad[9].field = "gpu_count: 65";
+    bad[10].r.tflops_request = 5, bad[10].r.tflops_limit = 4, bad[10].field = "tflops_limit: 4";
+    bad[11].r.vram_request = GiB, bad[11].r.qos = (gf_alloc_qos)7, bad[11].field = "qos: 7";
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ASSERT_EQ_INT(gf_alloc_place(a, "x", &bad[i].r, &res), GF_EINVAL);
+        ASSERT_EQ_INT(res.why, GF_ALLOC_WHY_INVALID);
+        ASSERT_CONTAINS(res.msg, bad[i].field);
+    }
+    ASSERT_EQ_INT(gf_alloc_count(a), 0);
+    ASSERT_EQ_U64(vfree(a, "g0"), 16 * GiB);
+    /* inventory checks */
+    gf_alloc_pool_spec ps = {"p", GF_ALLOC_BINPACK, 0.5, 1};
+    char err[256];
+    ASSERT_EQ_INT(gf_alloc_pool_set(a, &ps, err, sizeof(err)), GF_EINVAL);
+    ASSERT_CONTAINS(err, "oversubscription ratio 0.5");
+    ps.oversub_tflops = NAN;
+    ASSERT_EQ_INT(gf_alloc_pool_set(a, &ps, err, sizeof(err)), GF_EINVAL);
+    gf_alloc_gpu_spec gs = {"gx", "n0", "NoSuchCard", 0, 0, 0};
+    ASSERT_EQ_INT(gf_alloc_gpu_add(a, &gs, err, sizeof(err)), GF_EINVAL);
+    ASSERT_CONTAINS(err, "'NoSuchCard' is not in the GPU model table");
+    gs.vram_bytes = GiB;
+    gs.tflops = -3;
+    ASSERT_EQ_INT(gf_alloc_gpu_add(a, &gs, err, sizeof(err)), GF_EINVAL);
+    gs.tflops = 3;
+    gs.node = "nope";
+    ASSERT_EQ_INT(gf_alloc_gpu_add(a, &gs, err, sizeof(err)), GF_ENOENT);
+    gs.node = "n0";
+    gs.uuid = "g0";
+    ASSERT_EQ_INT(gf_alloc_gpu_add(a, &gs, err, sizeof(err)), GF_EEXIST);
+    gf_alloc_free(a);
+}
+
+TEST(names_round_trip)
+{
+    for (int s = 0; s < 3; s++) {
+        gf_alloc_strategy out;
+        ASSERT_EQ_INT(gf_alloc_strategy_parse(gf_alloc_strategy_name((gf_alloc_strategy)s), &out),
+                      GF_OK);
+        ASSERT_EQ_INT(out, s);
+    }
+    gf_alloc_qos q;
+    ASSERT_EQ_INT(gf_alloc_qos_parse("Critical", &q), GF_OK);
+    ASSERT_EQ_INT(q, GF_ALLOC_QOS_CRITICAL);
+    ASSERT_EQ_INT(gf_alloc_qos_parse("urgent", &q), GF_EINVAL);
+    ASSERT_TRUE(gf_alloc_strategy_name((gf_alloc_strategy)9) == NULL);
+}
+
+/* Index vs. a linear scan: many random place/release rounds give the binpack choice a scan
+ * computes (fullest GPU by free VRAM, then stable id). */
+TEST(index_matches_linear_scan)
+{
+    gf_alloc *a = mk(GF_ALLOC_BINPACK, 1, 1);
+    char nm[32], u[32];
+    for (int n = 0; n < 20; n++) {
+        snprintf(nm, sizeof(nm), "n%02d", n);
+        node(a, nm, NULL, 1);
+        for (int g = 0; g < 4; g++) {
+            snprintf(u, sizeof(u), "g%02d-%d", n, g);
+            gpu(a, u, nm, (unsigned)g, "X", 64 * GiB, 100);
+        }
+    }
+    uint64_t seed = 42;
+    gf_alloc_result res;
+    char id[32];
+    int live[400] = {0};
+    for (int i = 0; i < 400; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t want = ((seed >> 33) % 64 + 1) * GiB / 2;
+        /* scan */
+        gf_alloc_gpu_info all[80];
+        snapshot(a, all, 80);
+        int bi = -1;
+        for (int k = 0; k < 80; k++)
+            if (all[k].vram_free >= want && (bi < 0 || all[k].vram_free < all[bi].vram_free))
+                bi = k;
+        gf_alloc_request r = vreq(want);
+        snprintf(id, sizeof(id), "a%03d", i);
+        gf_status st = gf_alloc_place(a, id, &r, &res);
+        if (bi < 0) {
+            ASSERT_EQ_INT(st, GF_ENOSPC);
+        } else {
+            ASSERT_EQ_INT(st, GF_OK);
+            ASSERT_EQ_STR(res.placements[0].gpu_uuid, all[bi].uuid);
+            live[i] = 1;
+        }
+        if ((seed >> 20) % 3 == 0) { /* release a random live one */
+            int j = (int)((seed >> 40) % (uint64_t)(i + 1));
+            if (live[j]) {
+                snprintf(id, sizeof(id), "a%03d", j);
+                ASSERT_EQ_INT(gf_alloc_release(a, id), GF_OK);
+                live[j] = 0;
+            }
+        }
+    }
+    gf_alloc_free(a);
+}
