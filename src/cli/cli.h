@@ -19,5 +19,7 @@ int gf_cmd_help(int argc, char **argv);
 int gf_cmd_version(int argc, char **argv);
 int gf_cmd_models(int argc, char **argv);
 int gf_cmd_run(int argc, char **argv);
+/* Remote vGPUs (issue 4): cmd_worker.c. */
+int gf_cmd_worker(int argc, char **argv);
 
 #endif

@@ -24,12 +24,14 @@
 #include "gpufuse/limiter.h"
 #include "gpufuse/nvml.h"
 #include "gpufuse/units.h"
+#include "gpufuse/wire.h"
 
 struct run_opts {
     uint64_t vram;         /* 0 = whole GPU */
     double tflops;         /* 0 = not given */
     double percent;        /* 0 = not given */
     const char *gpu;       /* index or UUID; NULL = 0 */
+    const char *remote;    /* --remote ADDR: a worker's vGPU (docs/remote.md) */
     char **cmd;
 };
 
@@ -37,7 +39,7 @@ static int usage_error(const char *msg)
 {
     fprintf(stderr, "gpufuse run: %s\n", msg);
     fprintf(stderr, "usage: gpufuse run [--vram SIZE] [--tflops N | --compute-percent P] "
-                    "[--gpu INDEX|UUID] -- CMD ARGS...\n");
+                    "[--gpu INDEX|UUID] [--remote ADDR] -- CMD ARGS...\n");
     return 2;
 }
 
@@ -54,9 +56,9 @@ static int parse(int argc, char **argv, struct run_opts *o)
             break;
         }
         if (a[0] != '-') break;
-        const char *names[] = {"--vram", "--tflops", "--compute-percent", "--gpu"};
+        const char *names[] = {"--vram", "--tflops", "--compute-percent", "--gpu", "--remote"};
         const char *val = NULL, *flag = NULL;
-        for (unsigned k = 0; k < 4; k++) {
+        for (unsigned k = 0; k < 5; k++) {
             size_t n = strlen(names[k]);
             if (!strncmp(a, names[k], n) && (a[n] == 0 || a[n] == '=')) {
                 flag = names[k];
@@ -83,6 +85,8 @@ static int parse(int argc, char **argv, struct run_opts *o)
             s = gf_parse_tflops("--tflops", val, &o->tflops, err, sizeof err);
         } else if (!strcmp(flag, "--compute-percent")) {
             s = gf_parse_percent("--compute-percent", val, &o->percent, err, sizeof err);
+        } else if (!strcmp(flag, "--remote")) {
+            o->remote = val;
         } else {
             if (!*val) {
                 snprintf(err, sizeof err, "--gpu: empty value; give an index or a UUID");
@@ -261,11 +265,53 @@ static void remove_when_unused(const char *vgpu)
     gf_limiter_close(obs);
 }
 
+/* --remote: the command talks to a worker; no local GPU, driver or vGPU region. The limits
+ * travel in the session's HELLO (GPUFUSE_REMOTE_*). Replaces this process with the command. */
+static int run_remote(const struct run_opts *o)
+{
+    char err[512];
+    gf_wire_addr a;
+    if (gf_wire_parse_addr("--remote", o->remote, &a, err, sizeof err) != GF_OK)
+        return usage_error(err);
+    char libdir[PATH_MAX];
+    if (lib_dir(libdir, sizeof libdir) != 0) {
+        fprintf(stderr, "gpufuse run: cannot find libgpufuse.so next to this binary "
+                        "(../lib); set GPUFUSE_LIB_DIR\n");
+        return 1;
+    }
+    char v[64];
+    setenv("GPUFUSE_REMOTE", o->remote, 1);
+    if (o->vram) {
+        snprintf(v, sizeof v, "%llu", (unsigned long long)o->vram);
+        setenv("GPUFUSE_REMOTE_VRAM", v, 1);
+    }
+    if (o->percent > 0) {
+        snprintf(v, sizeof v, "%g", o->percent);
+        setenv("GPUFUSE_REMOTE_COMPUTE_PERCENT", v, 1);
+    } else if (o->tflops > 0) {
+        snprintf(v, sizeof v, "%g", o->tflops);
+        setenv("GPUFUSE_REMOTE_TFLOPS", v, 1);
+    }
+    if (o->gpu) setenv("GPUFUSE_REMOTE_GPU", o->gpu, 1);
+    prepend_env("LD_LIBRARY_PATH", libdir, ':');
+    char pre[PATH_MAX + 32];
+    if (snprintf(pre, sizeof pre, "%s/libgpufuse.so", libdir) < (int)sizeof pre)
+        prepend_env("LD_PRELOAD", pre, ' ');
+    char san[2048] = "";
+    dl_iterate_phdr(san_cb, san);
+    if (san[0]) prepend_env("LD_PRELOAD", san, ' ');
+    fflush(NULL);
+    execvp(o->cmd[0], o->cmd);
+    fprintf(stderr, "gpufuse run: %s: %s\n", o->cmd[0], strerror(errno));
+    return errno == ENOENT ? 127 : 126;
+}
+
 int gf_cmd_run(int argc, char **argv)
 {
     struct run_opts o;
     int rc = parse(argc, argv, &o);
     if (rc) return rc;
+    if (o.remote) return run_remote(&o);
 
     struct gpu g;
     if (find_gpu(o.gpu, &g) != 0) return 1;

@@ -9,11 +9,18 @@
 static const struct gf_cli_command commands[] = {
     {"run", "run a command on a vGPU: a VRAM and compute slice of one GPU", gf_cmd_run,
      "usage: gpufuse run [--vram SIZE] [--tflops N | --compute-percent P] [--gpu INDEX|UUID]"
-     " -- CMD ARGS...\n"
+     " [--remote ADDR] -- CMD ARGS...\n"
      "Creates a vGPU on one GPU (default 0), runs CMD with gpufuse's libcuda.so.1 and\n"
      "libnvidia-ml.so.1 in place, forwards signals, and returns CMD's exit status.\n"
      "SIZE: 4Gi, 512Mi, 1G or bytes. N: FP16 dense TFLOPs. P: percent of the GPU.\n"
-     "No limits = the whole GPU. See docs/run.md.\n"},
+     "No limits = the whole GPU. --remote tcp://|tls://|shm://: a vGPU of a gpufuse worker\n"
+     "(no GPU or driver needed here; docs/remote.md). See docs/run.md.\n"},
+    {"worker", "serve remote vGPUs on this machine's GPUs (tcp://, tls://, shm://)", gf_cmd_worker,
+     "usage: gpufuse worker --listen ADDR [--listen ADDR...] [--tls-cert F --tls-key F]\n"
+     "                      [--token-file F] [--gpu N[,N...]] [--max-sessions N] [--ready-file F]\n"
+     "ADDR: tcp://HOST:PORT, tls://HOST:PORT or shm://NAME. Clients reach it with\n"
+     "GPUFUSE_REMOTE=ADDR or gpufuse run --remote ADDR. The real driver is found through\n"
+     "GPUFUSE_DRIVER (the sim: build/lib/sim/libcuda.so.1). See docs/worker.md.\n"},
     {"help", "show help for gpufuse or one of its commands", gf_cmd_help,
      "usage: gpufuse help [COMMAND]\n"},
     {"version", "print gpufuse's version and the CUDA version it was built against",

@@ -2,6 +2,7 @@
 /* The client library's start-up: loads the real driver (never itself), resolves its entry
  * points, attaches the vGPU named by GPUFUSE_VGPU (or the HAMi variables), and says so. */
 #include "client.h"
+#include "remote.h"
 
 #include <ctype.h>
 #include <dlfcn.h>
@@ -145,8 +146,14 @@ void gf_client_init(void)
 {
     pthread_mutex_lock(&init_lock);
     if (!atomic_load(&gf_g.ready)) {
-        load_driver();
-        attach_vgpu();
+        if (gf_remote_wanted()) { /* GPUFUSE_REMOTE: no driver here (src/client/remote*.c) */
+            gf_remote_setup();
+            gf_g.driver_ok = 1;
+            snprintf(gf_g.driver_path, sizeof gf_g.driver_path, "remote %s", getenv("GPUFUSE_REMOTE"));
+        } else {
+            load_driver();
+            attach_vgpu();
+        }
         pthread_atfork(NULL, NULL, after_fork_child);
         atexit(at_exit);
         atomic_store_explicit(&gf_g.ready, 1, memory_order_release);

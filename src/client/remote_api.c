@@ -1,0 +1,1714 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The driver API calls of the remote backend: each encodes its arguments per
+ * src/client/remote_proto.h and sends them to the worker, synchronously (answers the program
+ * waits for) or batched (launches, async copies, event records, ...). Answers that never change
+ * (devices, attributes, parameter layouts) come from the client-side cache. gf_remote_setup
+ * installs them in gf_real, with a NOT_SUPPORTED stub (logged once) for everything else. */
+#include "remote.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gpufuse/cuda_procaddr.h"
+#include "gpufuse/fatbin.h"
+
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+/* ---- helpers ------------------------------------------------------------------------------------ */
+
+#define LOCK()                                                                                \
+    do {                                                                                      \
+        CUresult lk_ = gf_remote_lock();                                                      \
+        if (lk_ != CUDA_SUCCESS) return lk_;                                                  \
+    } while (0)
+
+/* A synchronous call whose reply carries nothing but the result. */
+static CUresult call_plain(gf_rreq *q)
+{
+    LOCK();
+    CUresult rc = CUDA_SUCCESS;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(q, &rc, &rep, NULL);
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult call_async(gf_rreq *q)
+{
+    LOCK();
+    CUresult r = gf_remote_async(q);
+    gf_remote_unlock();
+    return r;
+}
+
+static CUresult need_init(void)
+{
+    if (!gf_r.inited) return CUDA_ERROR_NOT_INITIALIZED;
+    if (gf_r.broken) return gf_r.broken_rc;
+    return CUDA_SUCCESS;
+}
+
+static CUresult need_ctx(void)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    return gf_remote_tl_ctx ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
+}
+
+/* Streams: a client handle (kind STREAM, flags and priority in its middle bits), NULL, or the
+ * special legacy/per-thread values. */
+static int stream_ok(CUstream s, uint64_t *h)
+{
+    uint64_t v = (uint64_t)(uintptr_t)s;
+    if (v == 0 || v == GF_RPC_STREAM_LEGACY || v == GF_RPC_STREAM_PER_THREAD) {
+        *h = v;
+        return 1;
+    }
+    *h = v;
+    return GF_RPC_HANDLE_KIND(v) == GF_RPC_H_STREAM;
+}
+
+static int event_ok(CUevent e)
+{
+    return e && GF_RPC_HANDLE_KIND((uint64_t)(uintptr_t)e) == GF_RPC_H_EVENT;
+}
+
+static gf_rfunc *func_of(CUfunction f)
+{
+    gf_rfunc *rf = (gf_rfunc *)f;
+    if (!rf) return NULL;
+    /* Only pointers this library made: look them up rather than trusting the magic alone. */
+    for (gf_rfunc *p = gf_r.funcs; p; p = p->next_all)
+        if (p == rf) return rf->magic == GF_RFUNC_MAGIC ? rf : NULL;
+    return NULL;
+}
+
+/* ---- init, driver, devices ------------------------------------------------------------------------ */
+
+static CUresult r_cuInit(unsigned int flags)
+{
+    if (flags) return CUDA_ERROR_INVALID_VALUE;
+    return gf_remote_connect();
+}
+
+static CUresult r_cuDriverGetVersion(int *v)
+{
+    if (!v) return CUDA_ERROR_INVALID_VALUE;
+    *v = gf_r.inited && gf_r.driver_version ? gf_r.driver_version : CUDA_VERSION;
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuDeviceGetCount(int *n)
+{
+    if (!n) return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    *n = gf_r.ndev;
+    return CUDA_SUCCESS;
+}
+
+static CUresult dev_ok(CUdevice d)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    return d >= 0 && d < gf_r.ndev ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;
+}
+
+static CUresult r_cuDeviceGet(CUdevice *d, int ordinal)
+{
+    if (!d) return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = dev_ok(ordinal);
+    if (r != CUDA_SUCCESS) return r;
+    *d = ordinal;
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuDeviceGetName(char *name, int len, CUdevice d)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    if (!name || len <= 0) return CUDA_ERROR_INVALID_VALUE;
+    snprintf(name, (size_t)len, "%s", gf_r.dev[d].name);
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuDeviceGetUuid(CUuuid *u, CUdevice d)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    if (!u) return CUDA_ERROR_INVALID_VALUE;
+    memcpy(u->bytes, gf_r.dev[d].uuid, 16);
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuDeviceTotalMem(size_t *b, CUdevice d)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    if (!b) return CUDA_ERROR_INVALID_VALUE;
+    *b = (size_t)gf_r.dev[d].total;
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuDeviceTotalMem_v1(unsigned int *b, CUdevice d)
+{
+    size_t t;
+    CUresult r = r_cuDeviceTotalMem(&t, d);
+    if (r == CUDA_SUCCESS) *b = t > 0xffffffffu ? 0xffffffffu : (unsigned)t;
+    return r;
+}
+
+static CUresult r_cuDeviceGetAttribute(int *v, CUdevice_attribute a, CUdevice d)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    if (!v || (int)a < 1 || (int)a >= GF_RPC_NATTR) return CUDA_ERROR_INVALID_VALUE;
+    int32_t x = gf_r.dev[d].attrs[a - 1];
+    if (x == GF_RPC_ATTR_NONE) return CUDA_ERROR_INVALID_VALUE;
+    *v = x;
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuDeviceGetPCIBusId(char *buf, int len, CUdevice d)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    if (!buf || len <= 0) return CUDA_ERROR_INVALID_VALUE;
+    snprintf(buf, (size_t)len, "%s", gf_r.dev[d].pci);
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuDeviceGetByPCIBusId(CUdevice *d, const char *id)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!d || !id) return CUDA_ERROR_INVALID_VALUE;
+    for (int i = 0; i < gf_r.ndev; i++)
+        if (!strcasecmp(gf_r.dev[i].pci, id)) {
+            *d = i;
+            return CUDA_SUCCESS;
+        }
+    return CUDA_ERROR_INVALID_DEVICE;
+}
+
+static CUresult r_cuDeviceCanAccessPeer(int *can, CUdevice a, CUdevice b)
+{
+    CUresult r = dev_ok(a);
+    if (r == CUDA_SUCCESS) r = dev_ok(b);
+    if (r != CUDA_SUCCESS) return r;
+    if (!can) return CUDA_ERROR_INVALID_VALUE;
+    *can = 0;
+    return CUDA_SUCCESS;
+}
+
+/* ---- contexts ---------------------------------------------------------------------------------- */
+
+#define CTX_STACK 16
+static _Thread_local uint64_t tl_stack[CTX_STACK];
+static _Thread_local unsigned tl_depth;
+
+static int ctx_ok(CUcontext c)
+{
+    return GF_RPC_HANDLE_KIND((uint64_t)(uintptr_t)c) == GF_RPC_H_CTX;
+}
+
+static int ctx_dev(uint64_t h)
+{
+    return (int)((h >> 32) & 0xff);
+}
+
+static CUresult r_cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice d)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    if (!pctx) return CUDA_ERROR_INVALID_VALUE;
+    LOCK();
+    gf_rdev *dv = &gf_r.dev[d];
+    if (!dv->primary) {
+        uint64_t id = gf_remote_handle(GF_RPC_H_CTX, (uint64_t)d);
+        gf_rreq q;
+        gf_rreq_init(&q, GF_RPC_PRIMARY_RETAIN);
+        gf_wire_put_handle(&q.w, id);
+        gf_wire_put_i32(&q.w, d);
+        CUresult rc;
+        gf_wire_reader rep;
+        CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+        if (t != CUDA_SUCCESS || rc != CUDA_SUCCESS) {
+            gf_remote_unlock();
+            return t != CUDA_SUCCESS ? t : rc;
+        }
+        dv->primary = id;
+    }
+    dv->primary_refs++;
+    *pctx = (CUcontext)(uintptr_t)dv->primary;
+    gf_remote_unlock();
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuDevicePrimaryCtxRelease(CUdevice d)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    LOCK();
+    if (!gf_r.dev[d].primary_refs) r = CUDA_ERROR_INVALID_CONTEXT;
+    else gf_r.dev[d].primary_refs--; /* the worker keeps it until the session ends or a reset */
+    gf_remote_unlock();
+    return r;
+}
+
+static CUresult r_cuDevicePrimaryCtxReset(CUdevice d)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_PRIMARY_RESET);
+    gf_wire_put_i32(&q.w, d);
+    return call_plain(&q);
+}
+
+static CUresult r_cuDevicePrimaryCtxGetState(CUdevice d, unsigned *flags, int *active)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    if (!flags || !active) return CUDA_ERROR_INVALID_VALUE;
+    *flags = gf_r.dev[d].primary_flags;
+    *active = gf_r.dev[d].primary_refs > 0;
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuDevicePrimaryCtxSetFlags(CUdevice d, unsigned flags)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    gf_r.dev[d].primary_flags = flags;
+    return CUDA_SUCCESS;
+}
+
+static CUresult ctx_create(CUcontext *pctx, unsigned flags, CUdevice d)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    if (!pctx) return CUDA_ERROR_INVALID_VALUE;
+    LOCK();
+    uint64_t id = gf_remote_handle(GF_RPC_H_CTX, (uint64_t)d);
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_CTX_CREATE);
+    gf_wire_put_handle(&q.w, id);
+    gf_wire_put_u32(&q.w, flags);
+    gf_wire_put_i32(&q.w, d);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        /* The new context is current for this thread, and on the worker. */
+        if (gf_remote_tl_ctx && tl_depth < CTX_STACK) tl_stack[tl_depth++] = gf_remote_tl_ctx;
+        gf_remote_tl_ctx = id;
+        gf_r.sent_ctx = id;
+        *pctx = (CUcontext)(uintptr_t)id;
+    }
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuCtxCreate_v2(CUcontext *pctx, unsigned flags, CUdevice d)
+{
+    return ctx_create(pctx, flags, d);
+}
+
+static CUresult r_cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *p, int n, unsigned flags,
+                                 CUdevice d)
+{
+    (void)p;
+    (void)n;
+    return ctx_create(pctx, flags, d);
+}
+
+static CUresult r_cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *p, unsigned flags, CUdevice d)
+{
+    (void)p;
+    return ctx_create(pctx, flags, d);
+}
+
+static CUresult r_cuCtxDestroy(CUcontext ctx)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!ctx_ok(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+    uint64_t id = (uint64_t)(uintptr_t)ctx;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_CTX_DESTROY);
+    gf_wire_put_handle(&q.w, id);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        if (gf_r.sent_ctx == id) gf_r.sent_ctx = 0;
+        if (gf_remote_tl_ctx == id) gf_remote_tl_ctx = tl_depth ? tl_stack[--tl_depth] : 0;
+        for (int i = 0; i < gf_r.ndev; i++)
+            if (gf_r.dev[i].primary == id) gf_r.dev[i].primary = 0;
+    }
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuCtxSetCurrent(CUcontext ctx)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (ctx && !ctx_ok(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+    gf_remote_tl_ctx = (uint64_t)(uintptr_t)ctx;
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuCtxGetCurrent(CUcontext *ctx)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!ctx) return CUDA_ERROR_INVALID_VALUE;
+    *ctx = (CUcontext)(uintptr_t)gf_remote_tl_ctx;
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuCtxPushCurrent(CUcontext ctx)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!ctx_ok(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (tl_depth == CTX_STACK) return CUDA_ERROR_INVALID_VALUE;
+    if (gf_remote_tl_ctx) tl_stack[tl_depth++] = gf_remote_tl_ctx;
+    gf_remote_tl_ctx = (uint64_t)(uintptr_t)ctx;
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuCtxPopCurrent(CUcontext *ctx)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!gf_remote_tl_ctx) return CUDA_ERROR_INVALID_CONTEXT;
+    if (ctx) *ctx = (CUcontext)(uintptr_t)gf_remote_tl_ctx;
+    gf_remote_tl_ctx = tl_depth ? tl_stack[--tl_depth] : 0;
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuCtxGetDevice(CUdevice *d)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!d) return CUDA_ERROR_INVALID_VALUE;
+    *d = ctx_dev(gf_remote_tl_ctx);
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuCtxSynchronize(void)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_CTX_SYNC);
+    return call_plain(&q);
+}
+
+static CUresult r_cuCtxSynchronize_v2(CUcontext ctx)
+{
+    if (!ctx) return r_cuCtxSynchronize();
+    if (!ctx_ok(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+    uint64_t saved = gf_remote_tl_ctx;
+    gf_remote_tl_ctx = (uint64_t)(uintptr_t)ctx;
+    CUresult r = r_cuCtxSynchronize();
+    gf_remote_tl_ctx = saved;
+    return r;
+}
+
+static CUresult r_cuCtxGetApiVersion(CUcontext ctx, unsigned *v)
+{
+    (void)ctx;
+    if (!v) return CUDA_ERROR_INVALID_VALUE;
+    *v = 3020;
+    return need_init();
+}
+
+static CUresult r_cuCtxGetFlags(unsigned *flags)
+{
+    CUresult r = need_ctx();
+    if (r == CUDA_SUCCESS && flags) *flags = 0;
+    return flags ? r : CUDA_ERROR_INVALID_VALUE;
+}
+
+static CUresult r_cuCtxGetId(CUcontext ctx, unsigned long long *id)
+{
+    uint64_t h = ctx ? (uint64_t)(uintptr_t)ctx : gf_remote_tl_ctx;
+    if (!id) return CUDA_ERROR_INVALID_VALUE;
+    if (!h || GF_RPC_HANDLE_KIND(h) != GF_RPC_H_CTX) return CUDA_ERROR_INVALID_CONTEXT;
+    *id = h & 0xffffffffu;
+    return CUDA_SUCCESS;
+}
+
+/* Limits and cache preferences are remembered per process (the worker's defaults apply). */
+static size_t limits[CU_LIMIT_MAX + 1] = {1024, 1u << 20, 8u << 20, 2, 2048, 0, 0};
+
+static CUresult r_cuCtxGetLimit(size_t *v, CUlimit l)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!v || (unsigned)l >= CU_LIMIT_MAX) return CUDA_ERROR_INVALID_VALUE;
+    *v = limits[l];
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuCtxSetLimit(CUlimit l, size_t v)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if ((unsigned)l >= CU_LIMIT_MAX) return CUDA_ERROR_INVALID_VALUE;
+    limits[l] = v;
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuCtxGetCacheConfig(CUfunc_cache *c)
+{
+    if (!c) return CUDA_ERROR_INVALID_VALUE;
+    *c = CU_FUNC_CACHE_PREFER_NONE;
+    return need_ctx();
+}
+
+static CUresult r_cuCtxSetCacheConfig(CUfunc_cache c)
+{
+    (void)c;
+    return need_ctx();
+}
+
+static CUresult r_cuCtxGetStreamPriorityRange(int *least, int *greatest)
+{
+    if (least) *least = 0;
+    if (greatest) *greatest = -5;
+    return need_ctx();
+}
+
+/* ---- memory ------------------------------------------------------------------------------------ */
+
+static CUresult r_cuMemAlloc(CUdeviceptr *p, size_t n)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!p) return CUDA_ERROR_INVALID_VALUE;
+    if (!n) return CUDA_ERROR_INVALID_VALUE;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_ALLOC);
+    gf_wire_put_u64(&q.w, n);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) *p = gf_wire_get_handle(&rep);
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuMemAllocPitch(CUdeviceptr *p, size_t *pitch, size_t w, size_t h, unsigned esz)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!p || !pitch) return CUDA_ERROR_INVALID_VALUE;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_ALLOC_PITCH);
+    gf_wire_put_u64(&q.w, w);
+    gf_wire_put_u64(&q.w, h);
+    gf_wire_put_u32(&q.w, esz);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        *p = gf_wire_get_handle(&rep);
+        *pitch = gf_wire_get_u64(&rep);
+    }
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuMemFree(CUdeviceptr p)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!p) return CUDA_SUCCESS;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_FREE);
+    gf_wire_put_handle(&q.w, p);
+    return call_plain(&q);
+}
+
+static CUresult r_cuMemGetInfo(size_t *f, size_t *t_)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!f || !t_) return CUDA_ERROR_INVALID_VALUE;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_GET_INFO);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        *f = gf_wire_get_u64(&rep);
+        *t_ = gf_wire_get_u64(&rep);
+    }
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuMemGetInfo_v1(unsigned *f, unsigned *t)
+{
+    size_t a, b;
+    if (!f || !t) return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = r_cuMemGetInfo(&a, &b);
+    if (r == CUDA_SUCCESS) {
+        *f = a > 0xffffffffu ? 0xffffffffu : (unsigned)a;
+        *t = b > 0xffffffffu ? 0xffffffffu : (unsigned)b;
+    }
+    return r;
+}
+
+static CUresult r_cuMemGetAddressRange(CUdeviceptr *base, size_t *size, CUdeviceptr p)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_RANGE);
+    gf_wire_put_handle(&q.w, p);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        uint64_t b = gf_wire_get_handle(&rep), s = gf_wire_get_u64(&rep);
+        if (base) *base = b;
+        if (size) *size = s;
+    }
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuMemAllocAsync(CUdeviceptr *p, size_t n, CUstream s)
+{
+    CUresult r = need_ctx();
+    uint64_t sh;
+    if (r != CUDA_SUCCESS) return r;
+    if (!p || !n) return CUDA_ERROR_INVALID_VALUE;
+    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_ALLOC_ASYNC);
+    gf_wire_put_u64(&q.w, n);
+    gf_wire_put_handle(&q.w, sh);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) *p = gf_wire_get_handle(&rep);
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuMemFreeAsync(CUdeviceptr p, CUstream s)
+{
+    CUresult r = need_ctx();
+    uint64_t sh;
+    if (r != CUDA_SUCCESS) return r;
+    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_FREE_ASYNC);
+    gf_wire_put_handle(&q.w, p);
+    gf_wire_put_handle(&q.w, sh);
+    return call_async(&q);
+}
+
+/* Pinned host memory is host memory here: no device can map it across the network. */
+static CUresult r_cuMemAllocHost(void **pp, size_t n)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!pp || !n) return CUDA_ERROR_INVALID_VALUE;
+    size_t rounded = (n + 4095) & ~(size_t)4095;
+    *pp = aligned_alloc(4096, rounded);
+    return *pp ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+static CUresult r_cuMemHostAlloc(void **pp, size_t n, unsigned flags)
+{
+    (void)flags;
+    return r_cuMemAllocHost(pp, n);
+}
+
+static CUresult r_cuMemFreeHost(void *p)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    free(p);
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuMemHostRegister(void *p, size_t n, unsigned flags)
+{
+    (void)flags;
+    if (!p || !n) return CUDA_ERROR_INVALID_VALUE;
+    return need_ctx();
+}
+
+static CUresult r_cuMemHostUnregister(void *p)
+{
+    if (!p) return CUDA_ERROR_INVALID_VALUE;
+    return need_ctx();
+}
+
+/* ---- copies and memsets ------------------------------------------------------------------------ */
+
+static CUresult htod(CUdeviceptr dst, const void *src, size_t n, CUstream s, int async)
+{
+    CUresult r = need_ctx();
+    uint64_t sh = 0;
+    if (r != CUDA_SUCCESS) return r;
+    if (n && !src) return CUDA_ERROR_INVALID_VALUE;
+    if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, async ? GF_RPC_MEMCPY_HTOD_ASYNC : GF_RPC_MEMCPY_HTOD);
+    gf_wire_put_handle(&q.w, dst);
+    gf_wire_put_u64(&q.w, n);
+    if (async) gf_wire_put_handle(&q.w, sh);
+    CUresult rc = CUDA_SUCCESS, t;
+    gf_wire_reader rep;
+    if (n <= GF_RPC_INLINE_MAX && async) {
+        /* Small async copies: the bytes go into the batch (pageable semantics: copied now). */
+        uint8_t stackbuf[GF_RPC_INLINE_MAX + 128];
+        gf_wire_writer w;
+        gf_wire_writer_init_fixed(&w, stackbuf, sizeof stackbuf);
+        gf_wire_put_raw(&w, q.w.buf, q.w.len);
+        gf_wire_put_u32(&w, 1);
+        gf_wire_put_bytes(&w, src, n);
+        t = gf_remote_queue_raw(q.kind, w.buf, w.len);
+    } else if (n <= GF_RPC_INLINE_MAX) {
+        gf_wire_writer w;
+        gf_wire_writer_init(&w, 0);
+        gf_wire_put_raw(&w, q.w.buf, q.w.len);
+        gf_wire_put_u32(&w, 1);
+        gf_wire_put_bytes(&w, src, n);
+        /* Borrow w's buffer as the request's. */
+        gf_rreq big = q;
+        big.w = w;
+        t = gf_remote_sync(&big, &rc, &rep, NULL);
+        gf_wire_writer_free(&w);
+    } else {
+        gf_wire_put_u32(&q.w, 0);
+        t = gf_remote_sync_bulk(&q, src, n, async, &rc, &rep);
+    }
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuMemcpyHtoD(CUdeviceptr dst, const void *src, size_t n)
+{
+    return htod(dst, src, n, NULL, 0);
+}
+
+static CUresult r_cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t n, CUstream s)
+{
+    return htod(dst, src, n, s, 1);
+}
+
+static CUresult dtoh(void *dst, CUdeviceptr src, size_t n, CUstream s, int async)
+{
+    CUresult r = need_ctx();
+    uint64_t sh = 0;
+    if (r != CUDA_SUCCESS) return r;
+    if (n && !dst) return CUDA_ERROR_INVALID_VALUE;
+    if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEMCPY_DTOH);
+    gf_wire_put_handle(&q.w, src);
+    gf_wire_put_u64(&q.w, n);
+    gf_wire_put_handle(&q.w, sh);
+    gf_wire_put_u32(&q.w, (uint32_t)async);
+    CUresult rc;
+    gf_wire_reader rep;
+    uint64_t rid;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, &rid);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) t = gf_remote_recv_bulk(rid, dst, n);
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuMemcpyDtoH(void *dst, CUdeviceptr src, size_t n)
+{
+    return dtoh(dst, src, n, NULL, 0);
+}
+
+static CUresult r_cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t n, CUstream s)
+{
+    return dtoh(dst, src, n, s, 1);
+}
+
+static CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int async)
+{
+    CUresult r = need_ctx();
+    uint64_t sh = 0;
+    if (r != CUDA_SUCCESS) return r;
+    if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEMCPY_DTOD);
+    gf_wire_put_handle(&q.w, dst);
+    gf_wire_put_handle(&q.w, src);
+    gf_wire_put_u64(&q.w, n);
+    gf_wire_put_handle(&q.w, sh);
+    gf_wire_put_u32(&q.w, (uint32_t)async);
+    return async ? call_async(&q) : call_plain(&q);
+}
+
+static CUresult r_cuMemcpyDtoD(CUdeviceptr d, CUdeviceptr s, size_t n)
+{
+    return dtod(d, s, n, NULL, 0);
+}
+
+static CUresult r_cuMemcpyDtoDAsync(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st)
+{
+    return dtod(d, s, n, st, 1);
+}
+
+static CUresult memset_any(CUdeviceptr dst, uint32_t v, unsigned esz, size_t count, CUstream s,
+                           int async)
+{
+    CUresult r = need_ctx();
+    uint64_t sh = 0;
+    if (r != CUDA_SUCCESS) return r;
+    if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEMSET);
+    gf_wire_put_handle(&q.w, dst);
+    gf_wire_put_u32(&q.w, v);
+    gf_wire_put_u32(&q.w, esz);
+    gf_wire_put_u64(&q.w, count);
+    gf_wire_put_handle(&q.w, sh);
+    gf_wire_put_u32(&q.w, (uint32_t)async);
+    return async ? call_async(&q) : call_plain(&q);
+}
+
+static CUresult r_cuMemsetD8(CUdeviceptr d, unsigned char v, size_t n) { return memset_any(d, v, 1, n, NULL, 0); }
+static CUresult r_cuMemsetD16(CUdeviceptr d, unsigned short v, size_t n) { return memset_any(d, v, 2, n, NULL, 0); }
+static CUresult r_cuMemsetD32(CUdeviceptr d, unsigned int v, size_t n) { return memset_any(d, v, 4, n, NULL, 0); }
+static CUresult r_cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, CUstream s) { return memset_any(d, v, 1, n, s, 1); }
+static CUresult r_cuMemsetD16Async(CUdeviceptr d, unsigned short v, size_t n, CUstream s) { return memset_any(d, v, 2, n, s, 1); }
+static CUresult r_cuMemsetD32Async(CUdeviceptr d, unsigned int v, size_t n, CUstream s) { return memset_any(d, v, 4, n, s, 1); }
+
+/* ---- modules, libraries, functions ------------------------------------------------------------- */
+
+/* Where the bytes of an image are and how many: the runtime's wrapper points at a fatbin. */
+static CUresult image_extent(const void *image, const void **data, size_t *n)
+{
+    if (!image) return CUDA_ERROR_INVALID_VALUE;
+    if (gf_image_kind_of(image, SIZE_MAX) == GF_IMAGE_WRAPPER) {
+        const void *fb;
+        memcpy(&fb, (const uint8_t *)image + 8, sizeof fb);
+        image = fb;
+    }
+    if (!image || gf_image_size(image, SIZE_MAX, n) != 0 || !*n) return CUDA_ERROR_INVALID_IMAGE;
+    *data = image;
+    return CUDA_SUCCESS;
+}
+
+static CUresult load_image(void **out, const void *image, int lib)
+{
+    if (!out) return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = lib ? need_init() : need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    const void *data;
+    size_t n;
+    if ((r = image_extent(image, &data, &n)) != CUDA_SUCCESS) return r;
+    LOCK();
+    uint64_t id = gf_remote_handle(lib ? GF_RPC_H_LIBRARY : GF_RPC_H_MODULE, 0);
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MODULE_LOAD);
+    gf_wire_writer w;
+    gf_wire_writer_init(&w, n + 256);
+    gf_wire_put_handle(&w, id);
+    gf_wire_put_u32(&w, (uint32_t)lib);
+    gf_wire_put_bytes(&w, data, n);
+    q.w = w;
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    gf_wire_writer_free(&w);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) *out = (void *)(uintptr_t)id;
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuModuleLoadData(CUmodule *m, const void *image)
+{
+    return load_image((void **)m, image, 0);
+}
+
+static CUresult r_cuModuleLoadDataEx(CUmodule *m, const void *image, unsigned n, CUjit_option *o,
+                                     void **v)
+{
+    (void)n;
+    (void)o;
+    (void)v;
+    return load_image((void **)m, image, 0);
+}
+
+static CUresult r_cuModuleLoadFatBinary(CUmodule *m, const void *image)
+{
+    return load_image((void **)m, image, 0);
+}
+
+static CUresult r_cuModuleLoad(CUmodule *m, const char *path)
+{
+    if (!path) return CUDA_ERROR_INVALID_VALUE;
+    FILE *f = fopen(path, "rb");
+    if (!f) return CUDA_ERROR_FILE_NOT_FOUND;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    CUresult r = CUDA_ERROR_OUT_OF_MEMORY;
+    if (b && fread(b, 1, (size_t)n, f) == (size_t)n) {
+        b[n] = 0;
+        r = load_image((void **)m, b, 0);
+    }
+    free(b);
+    fclose(f);
+    return r;
+}
+
+static CUresult r_cuLibraryLoadData(CUlibrary *l, const void *code, CUjit_option *jo, void **jv,
+                                    unsigned nj, CUlibraryOption *lo, void **lv, unsigned nl)
+{
+    (void)jo;
+    (void)jv;
+    (void)nj;
+    (void)lo;
+    (void)lv;
+    (void)nl;
+    return load_image((void **)l, code, 1);
+}
+
+static CUresult unload(uint64_t id, int lib)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (GF_RPC_HANDLE_KIND(id) != (unsigned)(lib ? GF_RPC_H_LIBRARY : GF_RPC_H_MODULE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MODULE_UNLOAD);
+    gf_wire_put_handle(&q.w, id);
+    gf_wire_put_u32(&q.w, (uint32_t)lib);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS)
+        for (gf_rfunc *f = gf_r.funcs; f; f = f->next_all)
+            if (f->module == id) f->magic = GF_RFUNC_DEAD;
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuModuleUnload(CUmodule m)
+{
+    return unload((uint64_t)(uintptr_t)m, 0);
+}
+
+static CUresult r_cuLibraryUnload(CUlibrary l)
+{
+    return unload((uint64_t)(uintptr_t)l, 1);
+}
+
+static CUresult get_function(void **out, uint64_t mod, int lib, const char *name)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!out || !name) return CUDA_ERROR_INVALID_VALUE;
+    if (GF_RPC_HANDLE_KIND(mod) != (unsigned)(lib ? GF_RPC_H_LIBRARY : GF_RPC_H_MODULE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    LOCK();
+    uint64_t id = gf_remote_handle(GF_RPC_H_FUNCTION, 0);
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_GET_FUNCTION);
+    gf_wire_put_handle(&q.w, mod);
+    gf_wire_put_u32(&q.w, (uint32_t)lib);
+    gf_wire_put_handle(&q.w, id);
+    gf_wire_put_str(&q.w, name);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        uint32_t np = gf_wire_get_u32(&rep);
+        gf_rfunc *f = calloc(1, sizeof *f);
+        if (np > GF_RPC_MAX_PARAMS) np = 0;
+        if (f) {
+            f->off = calloc(np ? np : 1, sizeof *f->off);
+            f->size = calloc(np ? np : 1, sizeof *f->size);
+        }
+        if (!f || !f->off || !f->size) {
+            if (f) {
+                free(f->off);
+                free(f->size);
+            }
+            free(f);
+            rc = CUDA_ERROR_OUT_OF_MEMORY;
+        } else {
+            f->magic = GF_RFUNC_MAGIC;
+            f->id = id;
+            f->module = mod;
+            f->nparams = np;
+            for (uint32_t i = 0; i < np; i++) {
+                f->off[i] = (uint32_t)gf_wire_get_u64(&rep);
+                f->size[i] = (uint32_t)gf_wire_get_u64(&rep);
+                if (f->off[i] + f->size[i] > f->pbytes) f->pbytes = f->off[i] + f->size[i];
+            }
+            snprintf(f->name, sizeof f->name, "%s", name);
+            f->next_all = gf_r.funcs;
+            gf_r.funcs = f;
+            *out = f;
+        }
+    }
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name)
+{
+    return get_function((void **)f, (uint64_t)(uintptr_t)m, 0, name);
+}
+
+static CUresult r_cuLibraryGetKernel(CUkernel *k, CUlibrary l, const char *name)
+{
+    return get_function((void **)k, (uint64_t)(uintptr_t)l, 1, name);
+}
+
+static CUresult r_cuKernelGetFunction(CUfunction *f, CUkernel k)
+{
+    if (!f) return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!func_of((CUfunction)k)) return CUDA_ERROR_INVALID_HANDLE;
+    *f = (CUfunction)k;
+    return CUDA_SUCCESS;
+}
+
+static CUresult get_global(CUdeviceptr *p, size_t *n, uint64_t mod, int lib, const char *name)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!name) return CUDA_ERROR_INVALID_VALUE;
+    if (GF_RPC_HANDLE_KIND(mod) != (unsigned)(lib ? GF_RPC_H_LIBRARY : GF_RPC_H_MODULE))
+        return CUDA_ERROR_INVALID_HANDLE;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_GET_GLOBAL);
+    gf_wire_put_handle(&q.w, mod);
+    gf_wire_put_u32(&q.w, (uint32_t)lib);
+    gf_wire_put_str(&q.w, name);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        uint64_t a = gf_wire_get_handle(&rep), b = gf_wire_get_u64(&rep);
+        if (p) *p = a;
+        if (n) *n = b;
+    }
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuModuleGetGlobal(CUdeviceptr *p, size_t *n, CUmodule m, const char *name)
+{
+    return get_global(p, n, (uint64_t)(uintptr_t)m, 0, name);
+}
+
+static CUresult r_cuLibraryGetGlobal(CUdeviceptr *p, size_t *n, CUlibrary l, const char *name)
+{
+    return get_global(p, n, (uint64_t)(uintptr_t)l, 1, name);
+}
+
+static CUresult r_cuFuncGetParamInfo(CUfunction fn, size_t i, size_t *off, size_t *size)
+{
+    gf_rfunc *f = func_of(fn);
+    if (!f) return CUDA_ERROR_INVALID_HANDLE;
+    if (i >= f->nparams) return CUDA_ERROR_INVALID_VALUE;
+    if (off) *off = f->off[i];
+    if (size) *size = f->size[i];
+    return CUDA_SUCCESS;
+}
+
+static CUresult func_attr(int *v, int attr, CUfunction fn)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    gf_rfunc *f = func_of(fn);
+    if (!f) return CUDA_ERROR_INVALID_HANDLE;
+    if (!v) return CUDA_ERROR_INVALID_VALUE;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_FUNC_ATTR);
+    gf_wire_put_handle(&q.w, f->id);
+    gf_wire_put_i32(&q.w, attr);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) *v = gf_wire_get_i32(&rep);
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuFuncGetAttribute(int *v, CUfunction_attribute a, CUfunction f)
+{
+    return func_attr(v, (int)a, f);
+}
+
+static CUresult r_cuKernelGetAttribute(int *v, CUfunction_attribute a, CUkernel k, CUdevice d)
+{
+    (void)d;
+    return func_attr(v, (int)a, (CUfunction)k);
+}
+
+static CUresult func_set_attr(CUfunction fn, int attr, int val)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    gf_rfunc *f = func_of(fn);
+    if (!f) return CUDA_ERROR_INVALID_HANDLE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_FUNC_SET_ATTR);
+    gf_wire_put_handle(&q.w, f->id);
+    gf_wire_put_i32(&q.w, attr);
+    gf_wire_put_i32(&q.w, val);
+    return call_async(&q);
+}
+
+static CUresult r_cuFuncSetAttribute(CUfunction f, CUfunction_attribute a, int v)
+{
+    return func_set_attr(f, (int)a, v);
+}
+
+static CUresult r_cuKernelSetAttribute(CUfunction_attribute a, int v, CUkernel k, CUdevice d)
+{
+    (void)d;
+    return func_set_attr((CUfunction)k, (int)a, v);
+}
+
+static CUresult r_cuFuncSetCacheConfig(CUfunction f, CUfunc_cache c)
+{
+    (void)c;
+    return func_of(f) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+static CUresult r_cuFuncGetName(const char **name, CUfunction fn)
+{
+    gf_rfunc *f = func_of(fn);
+    if (!name) return CUDA_ERROR_INVALID_VALUE;
+    if (!f) return CUDA_ERROR_INVALID_HANDLE;
+    *name = f->name;
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuKernelGetName(const char **name, CUkernel k)
+{
+    return r_cuFuncGetName(name, (CUfunction)k);
+}
+
+static CUresult r_cuFuncGetModule(CUmodule *m, CUfunction fn)
+{
+    gf_rfunc *f = func_of(fn);
+    if (!m) return CUDA_ERROR_INVALID_VALUE;
+    if (!f) return CUDA_ERROR_INVALID_HANDLE;
+    *m = (CUmodule)(uintptr_t)f->module;
+    return CUDA_SUCCESS;
+}
+
+static CUresult occupancy(int *n, CUfunction fn, int block, size_t shmem, unsigned flags)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    gf_rfunc *f = func_of(fn);
+    if (!f) return CUDA_ERROR_INVALID_HANDLE;
+    if (!n) return CUDA_ERROR_INVALID_VALUE;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_OCCUPANCY);
+    gf_wire_put_handle(&q.w, f->id);
+    gf_wire_put_i32(&q.w, block);
+    gf_wire_put_u64(&q.w, shmem);
+    gf_wire_put_u32(&q.w, flags);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) *n = gf_wire_get_i32(&rep);
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuOccupancyMaxActiveBlocksPerMultiprocessor(int *n, CUfunction f, int b, size_t s)
+{
+    return occupancy(n, f, b, s, 0);
+}
+
+static CUresult r_cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *n, CUfunction f, int b,
+                                                                       size_t s, unsigned fl)
+{
+    return occupancy(n, f, b, s, fl);
+}
+
+/* ---- launches ---------------------------------------------------------------------------------- */
+
+/* The hot path: no allocation, one encode into a stack buffer, one memcpy into the batch. */
+static CUresult launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+                       unsigned by, unsigned bz, unsigned shmem, CUstream s, void **params,
+                       void **extra, uint32_t flags)
+{
+    CUresult r = need_ctx();
+    uint64_t sh;
+    if (r != CUDA_SUCCESS) return r;
+    gf_rfunc *f = func_of(fn);
+    if (!f) return CUDA_ERROR_INVALID_HANDLE;
+    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!gx || !gy || !gz || !bx || !by || !bz) return CUDA_ERROR_INVALID_VALUE;
+    uint8_t pbuf[GF_RPC_MAX_PARAM_BYTES];
+    if (f->pbytes > sizeof pbuf) return CUDA_ERROR_INVALID_VALUE;
+    memset(pbuf, 0, f->pbytes);
+    if (params) {
+        for (unsigned i = 0; i < f->nparams; i++) {
+            if (!params[i]) return CUDA_ERROR_INVALID_VALUE;
+            memcpy(pbuf + f->off[i], params[i], f->size[i]);
+        }
+    } else if (extra) {
+        const void *buf = NULL;
+        size_t n = 0;
+        for (unsigned i = 0; extra[i] != CU_LAUNCH_PARAM_END && i < 64; i += 2) {
+            if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) buf = extra[i + 1];
+            else if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE) n = *(size_t *)extra[i + 1];
+            else return CUDA_ERROR_INVALID_VALUE;
+        }
+        if (!buf || n < f->pbytes) return CUDA_ERROR_INVALID_VALUE;
+        memcpy(pbuf, buf, f->pbytes);
+    } else if (f->nparams) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    uint8_t enc[GF_RPC_MAX_PARAM_BYTES + 256];
+    gf_wire_writer w;
+    gf_wire_writer_init_fixed(&w, enc, sizeof enc);
+    gf_wire_put_handle(&w, f->id);
+    gf_wire_put_u32(&w, gx);
+    gf_wire_put_u32(&w, gy);
+    gf_wire_put_u32(&w, gz);
+    gf_wire_put_u32(&w, bx);
+    gf_wire_put_u32(&w, by);
+    gf_wire_put_u32(&w, bz);
+    gf_wire_put_u32(&w, shmem);
+    gf_wire_put_handle(&w, sh);
+    gf_wire_put_u32(&w, flags);
+    gf_wire_put_bytes(&w, pbuf, f->pbytes);
+    LOCK();
+    r = gf_remote_queue_raw(GF_RPC_LAUNCH, w.buf, w.len);
+    gf_remote_unlock();
+    return r;
+}
+
+static CUresult r_cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+                                 unsigned by, unsigned bz, unsigned shmem, CUstream s, void **p,
+                                 void **extra)
+{
+    return launch(f, gx, gy, gz, bx, by, bz, shmem, s, p, extra, 0);
+}
+
+static CUresult r_cuLaunchCooperativeKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
+                                            unsigned bx, unsigned by, unsigned bz, unsigned shmem,
+                                            CUstream s, void **p)
+{
+    return launch(f, gx, gy, gz, bx, by, bz, shmem, s, p, NULL, GF_RPC_LAUNCH_COOPERATIVE);
+}
+
+static CUresult r_cuLaunchKernelEx(const CUlaunchConfig *c, CUfunction f, void **p, void **extra)
+{
+    if (!c) return CUDA_ERROR_INVALID_VALUE;
+    uint32_t flags = 0;
+    for (unsigned i = 0; i < c->numAttrs && c->attrs; i++)
+        if (c->attrs[i].id == CU_LAUNCH_ATTRIBUTE_COOPERATIVE && c->attrs[i].value.cooperative)
+            flags |= GF_RPC_LAUNCH_COOPERATIVE;
+    return launch(f, c->gridDimX, c->gridDimY, c->gridDimZ, c->blockDimX, c->blockDimY,
+                  c->blockDimZ, c->sharedMemBytes, c->hStream, p, extra, flags);
+}
+
+/* ---- streams and events ------------------------------------------------------------------------ */
+
+static CUresult stream_create(CUstream *s, unsigned flags, int prio)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!s || (flags & ~1u)) return CUDA_ERROR_INVALID_VALUE;
+    if (prio > 0) prio = 0;
+    if (prio < -5) prio = -5;
+    /* Flags and priority live in the handle, so their getters need no round trip. */
+    uint64_t extra = (uint64_t)(flags & 0xff) << 16 | (uint64_t)(uint8_t)(int8_t)prio << 8;
+    uint64_t id = gf_remote_handle(GF_RPC_H_STREAM, extra);
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_STREAM_CREATE);
+    gf_wire_put_handle(&q.w, id);
+    gf_wire_put_u32(&q.w, flags);
+    gf_wire_put_i32(&q.w, prio);
+    r = call_async(&q);
+    if (r == CUDA_SUCCESS) *s = (CUstream)(uintptr_t)id;
+    return r;
+}
+
+static CUresult r_cuStreamCreate(CUstream *s, unsigned flags)
+{
+    return stream_create(s, flags, 0);
+}
+
+static CUresult r_cuStreamCreateWithPriority(CUstream *s, unsigned flags, int prio)
+{
+    return stream_create(s, flags, prio);
+}
+
+static CUresult handle_op(uint32_t kind, uint64_t h)
+{
+    gf_rreq q;
+    gf_rreq_init(&q, kind);
+    gf_wire_put_handle(&q.w, h);
+    return call_async(&q);
+}
+
+static CUresult r_cuStreamDestroy(CUstream s)
+{
+    uint64_t sh;
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!s || !stream_ok(s, &sh) || sh < 0x100) return CUDA_ERROR_INVALID_HANDLE;
+    return handle_op(GF_RPC_STREAM_DESTROY, sh);
+}
+
+static CUresult stream_wait(CUstream s, uint32_t kind)
+{
+    uint64_t sh;
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    if (sh < 0x100 && !gf_remote_tl_ctx) return CUDA_ERROR_INVALID_CONTEXT;
+    gf_rreq q;
+    gf_rreq_init(&q, kind);
+    gf_wire_put_handle(&q.w, sh);
+    return call_plain(&q);
+}
+
+static CUresult r_cuStreamSynchronize(CUstream s)
+{
+    return stream_wait(s, GF_RPC_STREAM_SYNC);
+}
+
+static CUresult r_cuStreamQuery(CUstream s)
+{
+    return stream_wait(s, GF_RPC_STREAM_QUERY);
+}
+
+static CUresult r_cuStreamGetFlags(CUstream s, unsigned *flags)
+{
+    uint64_t sh;
+    if (!flags) return CUDA_ERROR_INVALID_VALUE;
+    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    *flags = sh < 0x100 ? 0 : (unsigned)((sh >> 48) & 0xff);
+    return need_init();
+}
+
+static CUresult r_cuStreamGetPriority(CUstream s, int *prio)
+{
+    uint64_t sh;
+    if (!prio) return CUDA_ERROR_INVALID_VALUE;
+    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    *prio = sh < 0x100 ? 0 : (int)(int8_t)(uint8_t)((sh >> 40) & 0xff);
+    return need_init();
+}
+
+static CUresult r_cuStreamGetId(CUstream s, unsigned long long *id)
+{
+    uint64_t sh;
+    if (!id) return CUDA_ERROR_INVALID_VALUE;
+    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    *id = sh < 0x100 ? sh : (sh & 0xffffffffu);
+    return need_init();
+}
+
+static CUresult r_cuStreamGetDevice(CUstream s, CUdevice *d)
+{
+    uint64_t sh;
+    if (!d) return CUDA_ERROR_INVALID_VALUE;
+    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    *d = gf_remote_tl_ctx ? ctx_dev(gf_remote_tl_ctx) : 0;
+    return need_init();
+}
+
+static CUresult r_cuStreamWaitEvent(CUstream s, CUevent e, unsigned flags)
+{
+    uint64_t sh;
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!stream_ok(s, &sh) || !event_ok(e)) return CUDA_ERROR_INVALID_HANDLE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_STREAM_WAIT_EVENT);
+    gf_wire_put_handle(&q.w, sh);
+    gf_wire_put_handle(&q.w, (uint64_t)(uintptr_t)e);
+    gf_wire_put_u32(&q.w, flags);
+    return call_async(&q);
+}
+
+/* Host functions run in this process: after the stream's earlier work, before its later work
+ * (the caller waits for the stream, so nothing later can overtake). */
+static CUresult r_cuLaunchHostFunc(CUstream s, CUhostFn fn, void *data)
+{
+    if (!fn) return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = r_cuStreamSynchronize(s);
+    if (r != CUDA_SUCCESS) return r;
+    fn(data);
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuStreamAddCallback(CUstream s, CUstreamCallback cb, void *data, unsigned flags)
+{
+    if (!cb || flags) return CUDA_ERROR_INVALID_VALUE;
+    CUresult r = r_cuStreamSynchronize(s);
+    cb(s, r, data);
+    return r == CUDA_SUCCESS || r == CUDA_ERROR_NOT_INITIALIZED ? r : CUDA_SUCCESS;
+}
+
+static CUresult r_cuEventCreate(CUevent *e, unsigned flags)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!e || (flags & ~0xfu)) return CUDA_ERROR_INVALID_VALUE;
+    uint64_t id = gf_remote_handle(GF_RPC_H_EVENT, 0);
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_EVENT_CREATE);
+    gf_wire_put_handle(&q.w, id);
+    gf_wire_put_u32(&q.w, flags);
+    r = call_async(&q);
+    if (r == CUDA_SUCCESS) *e = (CUevent)(uintptr_t)id;
+    return r;
+}
+
+static CUresult r_cuEventDestroy(CUevent e)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!event_ok(e)) return CUDA_ERROR_INVALID_HANDLE;
+    return handle_op(GF_RPC_EVENT_DESTROY, (uint64_t)(uintptr_t)e);
+}
+
+static CUresult event_record(CUevent e, CUstream s, unsigned flags)
+{
+    uint64_t sh;
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!event_ok(e) || !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_EVENT_RECORD);
+    gf_wire_put_handle(&q.w, (uint64_t)(uintptr_t)e);
+    gf_wire_put_handle(&q.w, sh);
+    gf_wire_put_u32(&q.w, flags);
+    return call_async(&q);
+}
+
+static CUresult r_cuEventRecord(CUevent e, CUstream s)
+{
+    return event_record(e, s, 0);
+}
+
+static CUresult r_cuEventRecordWithFlags(CUevent e, CUstream s, unsigned flags)
+{
+    return event_record(e, s, flags);
+}
+
+static CUresult event_wait(CUevent e, uint32_t kind)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!event_ok(e)) return CUDA_ERROR_INVALID_HANDLE;
+    gf_rreq q;
+    gf_rreq_init(&q, kind);
+    gf_wire_put_handle(&q.w, (uint64_t)(uintptr_t)e);
+    return call_plain(&q);
+}
+
+static CUresult r_cuEventSynchronize(CUevent e)
+{
+    return event_wait(e, GF_RPC_EVENT_SYNC);
+}
+
+static CUresult r_cuEventQuery(CUevent e)
+{
+    return event_wait(e, GF_RPC_EVENT_QUERY);
+}
+
+static CUresult r_cuEventElapsedTime(float *ms, CUevent a, CUevent b)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!ms) return CUDA_ERROR_INVALID_VALUE;
+    if (!event_ok(a) || !event_ok(b)) return CUDA_ERROR_INVALID_HANDLE;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_EVENT_ELAPSED);
+    gf_wire_put_handle(&q.w, (uint64_t)(uintptr_t)a);
+    gf_wire_put_handle(&q.w, (uint64_t)(uintptr_t)b);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) *ms = (float)gf_wire_get_f64(&rep);
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+/* ---- errors, entry points ---------------------------------------------------------------------- */
+
+static const struct {
+    CUresult code;
+    const char *name;
+} errnames[] = {
+#define GF_CU_RESULT(n) {n, #n},
+#include "cu_result_names.h"
+#undef GF_CU_RESULT
+};
+
+static CUresult r_cuGetErrorName(CUresult e, const char **s)
+{
+    if (!s) return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < sizeof errnames / sizeof errnames[0]; i++)
+        if (errnames[i].code == e) {
+            *s = errnames[i].name;
+            return CUDA_SUCCESS;
+        }
+    *s = NULL;
+    return CUDA_ERROR_INVALID_VALUE;
+}
+
+static CUresult r_cuGetErrorString(CUresult e, const char **s)
+{
+    return r_cuGetErrorName(e, s);
+}
+
+static CUresult r_cuGetExportTable(const void **t, const CUuuid *id)
+{
+    (void)id;
+    if (t) *t = NULL;
+    GF_LOG_ONCE(GF_LOG_ERROR, GF_REMOTE_LOG,
+                "cuGetExportTable: this program carries NVIDIA's CUDA runtime, which needs private "
+                "driver tables the remote backend does not provide; build it with `nvcc -cudart "
+                "shared` and run it with gpufuse's libcudart.so.13 (build/lib) first on "
+                "LD_LIBRARY_PATH");
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+struct gf_own_fn {
+    const char *name;
+    void *fn;
+    size_t real_off;
+};
+extern struct gf_own_fn gf_own_fns[];
+extern const unsigned gf_own_fn_count;
+
+static CUresult r_cuGetProcAddress_v2(const char *symbol, void **pfn, int ver, cuuint64_t flags,
+                                      CUdriverProcAddressQueryResult *status)
+{
+    if (!symbol || !pfn) return CUDA_ERROR_INVALID_VALUE;
+    const char *sym = NULL;
+    int q = gf_cuda_procaddr_resolve(symbol, ver, flags, &sym);
+    *pfn = NULL;
+    if (q == GF_PROCADDR_FOUND)
+        for (unsigned i = 0; i < gf_own_fn_count; i++)
+            if (!strcmp(gf_own_fns[i].name, sym)) {
+                *pfn = gf_own_fns[i].fn;
+                break;
+            }
+    if (status)
+        *status = *pfn ? CU_GET_PROC_ADDRESS_SUCCESS
+                       : q == GF_PROCADDR_VERSION_NOT_SUFFICIENT
+                             ? CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT
+                             : CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+    return *pfn ? CUDA_SUCCESS : CUDA_ERROR_NOT_FOUND;
+}
+
+static CUresult r_cuGetProcAddress(const char *symbol, void **pfn, int ver, cuuint64_t flags)
+{
+    return r_cuGetProcAddress_v2(symbol, pfn, ver, flags, NULL);
+}
+
+/* ---- the table ---------------------------------------------------------------------------------- */
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#define GF_CUDA_FN(sym, ret, params, args)                                                    \
+    static ret unsup_##sym params { return gf_remote_unsupported(#sym); }
+#include "cuda_api.h"
+#pragma GCC diagnostic pop
+
+void gf_remote_setup(void)
+{
+    gf_remote_init_process();
+#define GF_CUDA_FN(sym, ret, params, args) gf_real.sym = unsup_##sym;
+#include "cuda_api.h"
+    /* One implementation for every ABI-identical name (_v2, _ptsz, _ptds). */
+#define R(sym, fn) gf_real.sym = fn
+    R(cuInit, r_cuInit);
+    R(cuDriverGetVersion, r_cuDriverGetVersion);
+    R(cuDeviceGetCount, r_cuDeviceGetCount);
+    R(cuDeviceGet, r_cuDeviceGet);
+    R(cuDeviceGetName, r_cuDeviceGetName);
+    R(cuDeviceGetUuid, r_cuDeviceGetUuid);
+    R(cuDeviceGetUuid_v2, r_cuDeviceGetUuid);
+    R(cuDeviceTotalMem_v2, r_cuDeviceTotalMem);
+    R(cuDeviceTotalMem, r_cuDeviceTotalMem_v1);
+    R(cuDeviceGetAttribute, r_cuDeviceGetAttribute);
+    R(cuDeviceGetPCIBusId, r_cuDeviceGetPCIBusId);
+    R(cuDeviceGetByPCIBusId, r_cuDeviceGetByPCIBusId);
+    R(cuDeviceCanAccessPeer, r_cuDeviceCanAccessPeer);
+    R(cuDevicePrimaryCtxRetain, r_cuDevicePrimaryCtxRetain);
+    R(cuDevicePrimaryCtxRelease, r_cuDevicePrimaryCtxRelease);
+    R(cuDevicePrimaryCtxRelease_v2, r_cuDevicePrimaryCtxRelease);
+    R(cuDevicePrimaryCtxReset, r_cuDevicePrimaryCtxReset);
+    R(cuDevicePrimaryCtxReset_v2, r_cuDevicePrimaryCtxReset);
+    R(cuDevicePrimaryCtxGetState, r_cuDevicePrimaryCtxGetState);
+    R(cuDevicePrimaryCtxSetFlags, r_cuDevicePrimaryCtxSetFlags);
+    R(cuDevicePrimaryCtxSetFlags_v2, r_cuDevicePrimaryCtxSetFlags);
+    R(cuCtxCreate, r_cuCtxCreate_v2);
+    R(cuCtxCreate_v2, r_cuCtxCreate_v2);
+    R(cuCtxCreate_v3, r_cuCtxCreate_v3);
+    R(cuCtxCreate_v4, r_cuCtxCreate_v4);
+    R(cuCtxDestroy, r_cuCtxDestroy);
+    R(cuCtxDestroy_v2, r_cuCtxDestroy);
+    R(cuCtxSetCurrent, r_cuCtxSetCurrent);
+    R(cuCtxGetCurrent, r_cuCtxGetCurrent);
+    R(cuCtxPushCurrent, r_cuCtxPushCurrent);
+    R(cuCtxPushCurrent_v2, r_cuCtxPushCurrent);
+    R(cuCtxPopCurrent, r_cuCtxPopCurrent);
+    R(cuCtxPopCurrent_v2, r_cuCtxPopCurrent);
+    R(cuCtxGetDevice, r_cuCtxGetDevice);
+    R(cuCtxSynchronize, r_cuCtxSynchronize);
+    R(cuCtxSynchronize_v2, r_cuCtxSynchronize_v2);
+    R(cuCtxGetApiVersion, r_cuCtxGetApiVersion);
+    R(cuCtxGetFlags, r_cuCtxGetFlags);
+    R(cuCtxGetId, r_cuCtxGetId);
+    R(cuCtxGetLimit, r_cuCtxGetLimit);
+    R(cuCtxSetLimit, r_cuCtxSetLimit);
+    R(cuCtxGetCacheConfig, r_cuCtxGetCacheConfig);
+    R(cuCtxSetCacheConfig, r_cuCtxSetCacheConfig);
+    R(cuCtxGetStreamPriorityRange, r_cuCtxGetStreamPriorityRange);
+    R(cuMemAlloc_v2, r_cuMemAlloc);
+    R(cuMemAllocPitch_v2, r_cuMemAllocPitch);
+    R(cuMemFree_v2, r_cuMemFree);
+    R(cuMemGetInfo_v2, r_cuMemGetInfo);
+    R(cuMemGetInfo, r_cuMemGetInfo_v1);
+    R(cuMemGetAddressRange_v2, r_cuMemGetAddressRange);
+    R(cuMemAllocAsync, r_cuMemAllocAsync);
+    R(cuMemAllocAsync_ptsz, r_cuMemAllocAsync);
+    R(cuMemFreeAsync, r_cuMemFreeAsync);
+    R(cuMemFreeAsync_ptsz, r_cuMemFreeAsync);
+    R(cuMemAllocHost_v2, r_cuMemAllocHost);
+    R(cuMemHostAlloc, r_cuMemHostAlloc);
+    R(cuMemFreeHost, r_cuMemFreeHost);
+    R(cuMemHostRegister_v2, r_cuMemHostRegister);
+    R(cuMemHostUnregister, r_cuMemHostUnregister);
+    R(cuMemcpyHtoD_v2, r_cuMemcpyHtoD);
+    R(cuMemcpyHtoD_v2_ptds, r_cuMemcpyHtoD);
+    R(cuMemcpyHtoDAsync_v2, r_cuMemcpyHtoDAsync);
+    R(cuMemcpyHtoDAsync_v2_ptsz, r_cuMemcpyHtoDAsync);
+    R(cuMemcpyDtoH_v2, r_cuMemcpyDtoH);
+    R(cuMemcpyDtoH_v2_ptds, r_cuMemcpyDtoH);
+    R(cuMemcpyDtoHAsync_v2, r_cuMemcpyDtoHAsync);
+    R(cuMemcpyDtoHAsync_v2_ptsz, r_cuMemcpyDtoHAsync);
+    R(cuMemcpyDtoD_v2, r_cuMemcpyDtoD);
+    R(cuMemcpyDtoD_v2_ptds, r_cuMemcpyDtoD);
+    R(cuMemcpyDtoDAsync_v2, r_cuMemcpyDtoDAsync);
+    R(cuMemcpyDtoDAsync_v2_ptsz, r_cuMemcpyDtoDAsync);
+    R(cuMemsetD8_v2, r_cuMemsetD8);
+    R(cuMemsetD8_v2_ptds, r_cuMemsetD8);
+    R(cuMemsetD16_v2, r_cuMemsetD16);
+    R(cuMemsetD16_v2_ptds, r_cuMemsetD16);
+    R(cuMemsetD32_v2, r_cuMemsetD32);
+    R(cuMemsetD32_v2_ptds, r_cuMemsetD32);
+    R(cuMemsetD8Async, r_cuMemsetD8Async);
+    R(cuMemsetD8Async_ptsz, r_cuMemsetD8Async);
+    R(cuMemsetD16Async, r_cuMemsetD16Async);
+    R(cuMemsetD16Async_ptsz, r_cuMemsetD16Async);
+    R(cuMemsetD32Async, r_cuMemsetD32Async);
+    R(cuMemsetD32Async_ptsz, r_cuMemsetD32Async);
+    R(cuModuleLoadData, r_cuModuleLoadData);
+    R(cuModuleLoadDataEx, r_cuModuleLoadDataEx);
+    R(cuModuleLoadFatBinary, r_cuModuleLoadFatBinary);
+    R(cuModuleLoad, r_cuModuleLoad);
+    R(cuModuleUnload, r_cuModuleUnload);
+    R(cuModuleGetFunction, r_cuModuleGetFunction);
+    R(cuModuleGetGlobal_v2, r_cuModuleGetGlobal);
+    R(cuLibraryLoadData, r_cuLibraryLoadData);
+    R(cuLibraryUnload, r_cuLibraryUnload);
+    R(cuLibraryGetKernel, r_cuLibraryGetKernel);
+    R(cuLibraryGetGlobal, r_cuLibraryGetGlobal);
+    R(cuKernelGetFunction, r_cuKernelGetFunction);
+    R(cuKernelGetAttribute, r_cuKernelGetAttribute);
+    R(cuKernelSetAttribute, r_cuKernelSetAttribute);
+    R(cuKernelGetName, r_cuKernelGetName);
+    R(cuFuncGetParamInfo, r_cuFuncGetParamInfo);
+    R(cuFuncGetAttribute, r_cuFuncGetAttribute);
+    R(cuFuncSetAttribute, r_cuFuncSetAttribute);
+    R(cuFuncSetCacheConfig, r_cuFuncSetCacheConfig);
+    R(cuFuncGetName, r_cuFuncGetName);
+    R(cuFuncGetModule, r_cuFuncGetModule);
+    R(cuOccupancyMaxActiveBlocksPerMultiprocessor, r_cuOccupancyMaxActiveBlocksPerMultiprocessor);
+    R(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags,
+      r_cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags);
+    R(cuLaunchKernel, r_cuLaunchKernel);
+    R(cuLaunchKernel_ptsz, r_cuLaunchKernel);
+    R(cuLaunchKernelEx, r_cuLaunchKernelEx);
+    R(cuLaunchKernelEx_ptsz, r_cuLaunchKernelEx);
+    R(cuLaunchCooperativeKernel, r_cuLaunchCooperativeKernel);
+    R(cuLaunchCooperativeKernel_ptsz, r_cuLaunchCooperativeKernel);
+    R(cuStreamCreate, r_cuStreamCreate);
+    R(cuStreamCreateWithPriority, r_cuStreamCreateWithPriority);
+    R(cuStreamDestroy, r_cuStreamDestroy);
+    R(cuStreamDestroy_v2, r_cuStreamDestroy);
+    R(cuStreamSynchronize, r_cuStreamSynchronize);
+    R(cuStreamSynchronize_ptsz, r_cuStreamSynchronize);
+    R(cuStreamQuery, r_cuStreamQuery);
+    R(cuStreamQuery_ptsz, r_cuStreamQuery);
+    R(cuStreamGetFlags, r_cuStreamGetFlags);
+    R(cuStreamGetFlags_ptsz, r_cuStreamGetFlags);
+    R(cuStreamGetPriority, r_cuStreamGetPriority);
+    R(cuStreamGetPriority_ptsz, r_cuStreamGetPriority);
+    R(cuStreamGetId, r_cuStreamGetId);
+    R(cuStreamGetId_ptsz, r_cuStreamGetId);
+    R(cuStreamGetDevice, r_cuStreamGetDevice);
+    R(cuStreamGetDevice_ptsz, r_cuStreamGetDevice);
+    R(cuStreamWaitEvent, r_cuStreamWaitEvent);
+    R(cuStreamWaitEvent_ptsz, r_cuStreamWaitEvent);
+    R(cuLaunchHostFunc, r_cuLaunchHostFunc);
+    R(cuLaunchHostFunc_ptsz, r_cuLaunchHostFunc);
+    R(cuStreamAddCallback, r_cuStreamAddCallback);
+    R(cuStreamAddCallback_ptsz, r_cuStreamAddCallback);
+    R(cuEventCreate, r_cuEventCreate);
+    R(cuEventDestroy, r_cuEventDestroy);
+    R(cuEventDestroy_v2, r_cuEventDestroy);
+    R(cuEventRecord, r_cuEventRecord);
+    R(cuEventRecord_ptsz, r_cuEventRecord);
+    R(cuEventRecordWithFlags, r_cuEventRecordWithFlags);
+    R(cuEventRecordWithFlags_ptsz, r_cuEventRecordWithFlags);
+    R(cuEventSynchronize, r_cuEventSynchronize);
+    R(cuEventQuery, r_cuEventQuery);
+    R(cuEventElapsedTime, r_cuEventElapsedTime);
+    R(cuEventElapsedTime_v2, r_cuEventElapsedTime);
+    R(cuGetErrorName, r_cuGetErrorName);
+    R(cuGetErrorString, r_cuGetErrorString);
+    R(cuGetExportTable, r_cuGetExportTable);
+    R(cuGetProcAddress, r_cuGetProcAddress);
+    R(cuGetProcAddress_v2, r_cuGetProcAddress_v2);
+#undef R
+}

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The CUDA layer of the wire protocol: the opcodes the client library's remote backend sends
+ * and `gpufuse worker` executes, and the payload of each (docs/remote.md is the reference).
+ * Shared by src/client/remote*.c and src/worker/. */
+#ifndef GF_REMOTE_PROTO_H
+#define GF_REMOTE_PROTO_H
+
+#include "gpufuse/wire.h"
+
+/*
+ * One X entry per opcode: X(NAME, number, sync). Frame kind = GF_WIRE_K_CUDA_FIRST + number.
+ * sync 1: a request with a reply (REPLY flag, same request_id) whose payload starts with
+ * `u32 CUresult`; sync 0: sent with NOREPLY and batched, its error (if any) is remembered by the
+ * worker and returned by the next synchronizing call (those marked S below).
+ *
+ * Payloads, in order (h = handle, all handles minted by the client except device pointers):
+ *   DEVICE_INFO     -> u32 driver_version, u32 ndev, then per device: str name, bytes uuid[16],
+ *                      u64 total_mem, str pci_bus_id, bytes attrs (i32 value per attribute
+ *                      1..GF_RPC_NATTR-1; INT32_MIN = not supported)
+ *   CTX_SET         h ctx (0 = none)
+ *   CTX_CREATE      h new, u32 flags, i32 dev
+ *   PRIMARY_RETAIN  h new, i32 dev
+ *   PRIMARY_RESET   i32 dev                      (frees what the session's primary ctx held)
+ *   CTX_DESTROY     h ctx
+ *   CTX_SYNC   (S)
+ *   MEM_ALLOC       u64 bytes                    -> h dptr
+ *   MEM_ALLOC_PITCH u64 width, u64 height, u32 elem -> h dptr, u64 pitch
+ *   MEM_FREE        h dptr
+ *   MEM_GET_INFO                                 -> u64 free, u64 total
+ *   MEM_RANGE       h dptr                       -> h base, u64 size
+ *   MEMCPY_HTOD (S) h dst, u64 n, u32 inline, [bytes data | n bytes as BULK chunks]
+ *   MEMCPY_HTOD_ASYNC  h dst, u64 n, h stream, u32 inline, [bytes | BULK]
+ *   MEMCPY_DTOH (S) h src, u64 n, h stream, u32 async -> (then, on success, n bytes as BULK)
+ *   MEMCPY_DTOD     h dst, h src, u64 n, h stream, u32 async
+ *   MEMSET          h dst, u32 value, u32 elem (1|2|4), u64 count, h stream, u32 async
+ *   MEM_ALLOC_ASYNC u64 bytes, h stream          -> h dptr
+ *   MEM_FREE_ASYNC  h dptr, h stream
+ *   MODULE_LOAD     h new, u32 library (0 module, 1 library), bytes image
+ *   MODULE_UNLOAD   h mod, u32 library
+ *   GET_FUNCTION    h mod, u32 library, h new, str name -> u32 nparams, then per parameter
+ *                      u64 offset, u64 size
+ *   GET_GLOBAL      h mod, u32 library, str name -> h dptr, u64 size
+ *   FUNC_ATTR       h fn, i32 attr               -> i32 value
+ *   FUNC_SET_ATTR   h fn, i32 attr, i32 value
+ *   LAUNCH          h fn, u32 gx, gy, gz, bx, by, bz, u32 shmem, h stream, u32 flags,
+ *                   bytes params (packed at the offsets GET_FUNCTION reported)
+ *   STREAM_CREATE   h new, u32 flags, i32 priority
+ *   STREAM_DESTROY  h stream
+ *   STREAM_SYNC (S) h stream
+ *   STREAM_QUERY (S) h stream
+ *   STREAM_WAIT_EVENT h stream, h event, u32 flags
+ *   EVENT_CREATE    h new, u32 flags
+ *   EVENT_DESTROY   h event
+ *   EVENT_RECORD    h event, h stream, u32 flags
+ *   EVENT_SYNC (S)  h event
+ *   EVENT_QUERY (S) h event
+ *   EVENT_ELAPSED   h start, h end               -> f64 ms
+ *   OCCUPANCY       h fn, i32 block, u64 shmem, u32 flags -> i32 blocks per SM
+ *   STATS           -> u64 allocations, u64 bytes, u64 handles (tests, gpufuse tooling)
+ *   FENCE           (answered once every earlier call ran: bounds the client's queue of
+ *                   asynchronous calls, as a device's launch queue does)
+ */
+#define GF_RPC_OPS(X)                                                                         \
+    X(DEVICE_INFO, 1, 1)                                                                      \
+    X(CTX_SET, 2, 0)                                                                          \
+    X(CTX_CREATE, 3, 1)                                                                       \
+    X(PRIMARY_RETAIN, 4, 1)                                                                   \
+    X(PRIMARY_RESET, 5, 1)                                                                    \
+    X(CTX_DESTROY, 6, 1)                                                                      \
+    X(CTX_SYNC, 7, 1)                                                                         \
+    X(MEM_ALLOC, 8, 1)                                                                        \
+    X(MEM_ALLOC_PITCH, 9, 1)                                                                  \
+    X(MEM_FREE, 10, 1)                                                                        \
+    X(MEM_GET_INFO, 11, 1)                                                                    \
+    X(MEM_RANGE, 12, 1)                                                                       \
+    X(MEMCPY_HTOD, 13, 1)                                                                     \
+    X(MEMCPY_HTOD_ASYNC, 14, 0)                                                               \
+    X(MEMCPY_DTOH, 15, 1)                                                                     \
+    X(MEMCPY_DTOD, 16, 0)                                                                     \
+    X(MEMSET, 17, 0)                                                                          \
+    X(MEM_ALLOC_ASYNC, 18, 1)                                                                 \
+    X(MEM_FREE_ASYNC, 19, 0)                                                                  \
+    X(MODULE_LOAD, 20, 1)                                                                     \
+    X(MODULE_UNLOAD, 21, 1)                                                                   \
+    X(GET_FUNCTION, 22, 1)                                                                    \
+    X(GET_GLOBAL, 23, 1)                                                                      \
+    X(FUNC_ATTR, 24, 1)                                                                       \
+    X(FUNC_SET_ATTR, 25, 0)                                                                   \
+    X(LAUNCH, 26, 0)                                                                          \
+    X(STREAM_CREATE, 27, 0)                                                                   \
+    X(STREAM_DESTROY, 28, 0)                                                                  \
+    X(STREAM_SYNC, 29, 1)                                                                     \
+    X(STREAM_QUERY, 30, 1)                                                                    \
+    X(STREAM_WAIT_EVENT, 31, 0)                                                               \
+    X(EVENT_CREATE, 32, 0)                                                                    \
+    X(EVENT_DESTROY, 33, 0)                                                                   \
+    X(EVENT_RECORD, 34, 0)                                                                    \
+    X(EVENT_SYNC, 35, 1)                                                                      \
+    X(EVENT_QUERY, 36, 1)                                                                     \
+    X(EVENT_ELAPSED, 37, 1)                                                                   \
+    X(OCCUPANCY, 38, 1)                                                                       \
+    X(STATS, 39, 1)                                                                           \
+    X(FENCE, 40, 1)
+
+enum gf_rpc_op {
+#define GF__RPC_ENUM(name, num, sync) GF_RPC_##name = GF_WIRE_K_CUDA_FIRST + (num),
+    GF_RPC_OPS(GF__RPC_ENUM)
+#undef GF__RPC_ENUM
+    GF_RPC_OP_END
+};
+
+/* "MEM_ALLOC" for a kind, NULL when unknown. */
+static inline const char *gf_rpc_op_name(uint32_t kind)
+{
+    switch (kind) {
+#define GF__RPC_NAME(name, num, sync)                                                         \
+    case GF_WIRE_K_CUDA_FIRST + (num): return #name;
+        GF_RPC_OPS(GF__RPC_NAME)
+#undef GF__RPC_NAME
+    default: return NULL;
+    }
+}
+
+/* Attributes DEVICE_INFO reports: CUdevice_attribute 1 .. GF_RPC_NATTR-1. */
+#define GF_RPC_NATTR 160
+#define GF_RPC_ATTR_NONE INT32_MIN
+
+/* Payloads up to this size travel inside the call's frame; larger ones as BULK chunks. */
+#define GF_RPC_INLINE_MAX (64u * 1024u)
+/* Bulk chunk size of copies (both ways). */
+#define GF_RPC_CHUNK (1u << 20)
+/* Most kernel parameters of one function (the PTX limit is 4 KiB of parameter space). */
+#define GF_RPC_MAX_PARAMS 512
+#define GF_RPC_MAX_PARAM_BYTES 32768u
+
+/* LAUNCH flags. */
+#define GF_RPC_LAUNCH_COOPERATIVE 1u
+
+/* Special stream handles passed through as they are (not session objects). */
+#define GF_RPC_STREAM_LEGACY 0x1u
+#define GF_RPC_STREAM_PER_THREAD 0x2u
+
+/* Handle kinds, in the top byte of client-minted handles (so a forged handle of the wrong kind
+ * never matches), and the worker's table limit per session. */
+enum {
+    GF_RPC_H_CTX = 1,
+    GF_RPC_H_MODULE,
+    GF_RPC_H_LIBRARY,
+    GF_RPC_H_FUNCTION,
+    GF_RPC_H_STREAM,
+    GF_RPC_H_EVENT,
+};
+#define GF_RPC_HANDLE(kind, n) (((uint64_t)(kind) << 56) | ((n) & 0x00ffffffffffffffull))
+#define GF_RPC_HANDLE_KIND(h) ((unsigned)((h) >> 56))
+
+#endif

@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The worker's event loop: one thread that only does I/O for every session (accepting,
+ * handshakes, reading frames into each session's queue, flushing what a session could not write
+ * at once, noticing ends) while each session's own thread makes its driver calls, so a blocking
+ * call, a slow reader or a dead client never stalls the other sessions. */
+#include "worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define RECV_BUDGET 64           /* frames read from one session per turn (fairness) */
+#define THROTTLE_BYTES (64u << 20) /* inbound bytes queued before the loop stops reading */
+#define GF_WORKER_VERSION "0.1.0"
+
+static gf_wk_worker *the_worker;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (!the_worker) return;
+    the_worker->stop = 1;
+    uint64_t one = 1;
+    ssize_t n = write(the_worker->wakefd, &one, sizeof one);
+    (void)n;
+}
+
+void gf_wk_wake(gf_wk_worker *w)
+{
+    uint64_t one = 1;
+    ssize_t n = write(w->wakefd, &one, sizeof one);
+    (void)n;
+}
+
+/* ---- sessions from the loop's side ----------------------------------------------------------- */
+
+static void update_events(gf_wk_worker *w, gf_wk_session *s)
+{
+    if (atomic_load(&s->closing) || !s->c) return;
+    int want = atomic_load(&s->throttled) ? 0 : EPOLLIN;
+    pthread_mutex_lock(&s->io);
+    if (gf_wire_conn_events(s->c) & POLLOUT) want |= EPOLLOUT;
+    pthread_mutex_unlock(&s->io);
+    if (want == s->registered_events) return;
+    struct epoll_event ev = {.events = (uint32_t)want, .data.ptr = s};
+    epoll_ctl(w->epfd, EPOLL_CTL_MOD, gf_wire_conn_fd(s->c), &ev);
+    s->registered_events = want;
+}
+
+/* Stops reading s and tells its thread to finish; the thread frees what the session holds and
+ * the loop reaps it (reap_finished). */
+static void begin_close(gf_wk_worker *w, gf_wk_session *s, const char *why)
+{
+    if (s->registered_events >= 0 && s->c) {
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, gf_wire_conn_fd(s->c), NULL);
+        s->registered_events = -1;
+    }
+    if (!atomic_exchange(&s->closing, 1) && why)
+        gf_log(GF_LOG_INFO, GF_WK_LOG, "session %" PRIu64 " (%s, %s): %s", s->id, s->peer,
+               s->client_name, why);
+    pthread_mutex_lock(&s->qlk);
+    pthread_cond_broadcast(&s->qcv);
+    pthread_cond_broadcast(&s->outcv);
+    pthread_mutex_unlock(&s->qlk);
+    if (!s->thr_started) atomic_store(&s->finished, 1);
+    gf_wk_wake(w);
+}
+
+static void session_free(gf_wk_worker *w, gf_wk_session *s)
+{
+    gf_wk_session **pp = &w->sessions;
+    while (*pp && *pp != s) pp = &(*pp)->next;
+    if (*pp) *pp = s->next;
+    w->nsessions--;
+    if (s->thr_started) pthread_join(s->thr, NULL);
+    gf_wire_close(s->c);
+    pthread_mutex_destroy(&s->io);
+    pthread_mutex_destroy(&s->qlk);
+    pthread_cond_destroy(&s->qcv);
+    pthread_cond_destroy(&s->outcv);
+    while (s->head) {
+        gf_wk_msg *m = s->head;
+        s->head = m->next;
+        free(m->payload);
+        free(m);
+    }
+    free(s);
+}
+
+static void enqueue(gf_wk_session *s, gf_wk_msg *m)
+{
+    pthread_mutex_lock(&s->qlk);
+    if (s->tail) s->tail->next = m;
+    else s->head = m;
+    s->tail = m;
+    atomic_fetch_add(&s->qbytes, m->hdr.payload_len);
+    atomic_fetch_add_explicit(&s->qcount, 1, memory_order_release);
+    pthread_cond_signal(&s->qcv);
+    pthread_mutex_unlock(&s->qlk);
+}
+
+static int start_thread(gf_wk_session *s)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&s->thr, NULL, gf_wk_session_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0) s->thr_started = 1;
+    return rc;
+}
+
+/* The first frame: HELLO. Under s->io. Returns 0 to go on, -1 to close. */
+static int handshake(gf_wk_worker *w, gf_wk_session *s, const gf_wire_frame *f)
+{
+    char err[512], reason[512] = "";
+    gf_wire_hello h;
+    if (f->hdr.kind != GF_WIRE_K_HELLO) {
+        gf_log(GF_LOG_WARN, GF_WK_LOG, "%s: first frame is kind 0x%x, not HELLO; closing",
+               s->peer, (unsigned)f->hdr.kind);
+        return -1;
+    }
+    if (gf_wire_hello_decode(f, &h, err, sizeof err) != GF_OK) {
+        gf_log(GF_LOG_WARN, GF_WK_LOG, "%s: bad HELLO: %s; closing", s->peer, err);
+        return -1;
+    }
+    snprintf(s->client_name, sizeof s->client_name, "%s", h.client_name);
+    gf_status st = gf_wire_check_hello(&h, w->opts.token, reason, sizeof reason);
+    if (st == GF_OK && w->opts.max_sessions && w->nsessions > (unsigned)w->opts.max_sessions) {
+        snprintf(reason, sizeof reason, "the worker serves at most %d sessions; try later or "
+                                        "another worker", w->opts.max_sessions);
+        st = GF_ENOSPC;
+    }
+    if (st == GF_OK) st = gf_wk_session_setup(s, &h, reason, sizeof reason);
+    gf_status a = gf_wire_server_answer(s->c, f->hdr.request_id, &h, s->id, GF_WORKER_VERSION, st,
+                                        reason, 0, err, sizeof err);
+    if (st != GF_OK) {
+        gf_log(GF_LOG_WARN, GF_WK_LOG, "refused session from %s (%s): %s", s->peer,
+               h.client_name, reason);
+        gf_wire_flush(s->c, 200, NULL, 0);
+        return -1;
+    }
+    if (a != GF_OK) {
+        gf_log(GF_LOG_WARN, GF_WK_LOG, "%s: cannot answer HELLO: %s", s->peer, err);
+        return -1;
+    }
+    if (start_thread(s) != 0) {
+        gf_log(GF_LOG_ERROR, GF_WK_LOG, "%s: cannot start a session thread", s->peer);
+        return -1;
+    }
+    s->handshaken = 1;
+    gf_log(GF_LOG_INFO, GF_WK_LOG,
+           "session %" PRIu64 " from %s (%s): %d GPU(s), VRAM limit %" PRIu64 " bytes, compute %g",
+           s->id, s->peer, s->client_name, s->ndev, h.vram_bytes, s->compute_frac);
+    return 0;
+}
+
+/* One frame of an established session. Under s->io. Returns -1 to close. */
+static int intake(gf_wk_session *s, const gf_wire_frame *f)
+{
+    uint32_t k = f->hdr.kind;
+    if (k == GF_WIRE_K_PING) {
+        return gf_wire_send(s->c, GF_WIRE_K_PONG, GF_WIRE_F_REPLY, f->hdr.request_id, f->payload,
+                            f->hdr.payload_len, 0, NULL, 0) == GF_OK ? 0 : -1;
+    }
+    if (k == GF_WIRE_K_GOODBYE || k == GF_WIRE_K_ERROR) return -1;
+    if (k == GF_WIRE_K_BULK || (k >= GF_WIRE_K_CUDA_FIRST && k <= GF_WIRE_K_CUDA_LAST)) {
+        gf_wk_msg *m = calloc(1, sizeof *m);
+        if (!m) return -1;
+        m->hdr = f->hdr;
+        if (f->hdr.payload_len) {
+            m->payload = malloc(f->hdr.payload_len);
+            if (!m->payload) {
+                free(m);
+                return -1;
+            }
+            memcpy(m->payload, f->payload, f->hdr.payload_len);
+        }
+        enqueue(s, m);
+        return 0;
+    }
+    if (f->hdr.flags & (GF_WIRE_F_NOREPLY | GF_WIRE_F_REPLY)) return 0;
+    uint8_t buf[256];
+    gf_wire_writer wr;
+    gf_wire_writer_init_fixed(&wr, buf, sizeof buf);
+    gf_wire_error_encode(&wr, GF_ENOTSUP, "this worker does not serve this kind of call");
+    return gf_wire_send(s->c, k, GF_WIRE_F_REPLY | GF_WIRE_F_ERROR, f->hdr.request_id, wr.buf,
+                        wr.len, 0, NULL, 0) == GF_OK ? 0 : -1;
+}
+
+/* Reads what s has (up to a budget) and flushes its output. */
+static void service(gf_wk_worker *w, gf_wk_session *s)
+{
+    if (atomic_load(&s->closing)) return;
+    char err[512] = "";
+    const char *why = NULL;
+    pthread_mutex_lock(&s->io);
+    for (int n = 0; n < RECV_BUDGET && !atomic_load(&s->throttled); n++) {
+        gf_wire_frame f;
+        gf_status st = gf_wire_recv(s->c, &f, 0, err, sizeof err);
+        if (st == GF_EBUSY) break;
+        if (st != GF_OK) {
+            why = st == GF_ECLOSED ? "client disconnected" : err;
+            break;
+        }
+        int rc = s->handshaken ? intake(s, &f) : handshake(w, s, &f);
+        if (rc != 0) {
+            why = s->handshaken ? "closed" : NULL;
+            if (!s->handshaken) why = "handshake failed";
+            break;
+        }
+        if (atomic_load(&s->qbytes) > THROTTLE_BYTES) atomic_store(&s->throttled, 1);
+    }
+    if (!why) {
+        gf_status st = gf_wire_flush(s->c, 0, err, sizeof err);
+        if (st != GF_OK && st != GF_EBUSY) why = err;
+    }
+    pthread_mutex_unlock(&s->io);
+    pthread_mutex_lock(&s->qlk);
+    pthread_cond_broadcast(&s->outcv);
+    pthread_mutex_unlock(&s->qlk);
+    if (why) begin_close(w, s, why);
+    else update_events(w, s);
+}
+
+static void accept_all(gf_wk_worker *w, gf_wire_listener *l)
+{
+    for (;;) {
+        gf_wire_conn *c = NULL;
+        char err[512];
+        gf_status st = gf_wire_accept(l, &c, err, sizeof err);
+        if (st == GF_EBUSY) return;
+        if (st != GF_OK) {
+            gf_log(GF_LOG_WARN, GF_WK_LOG, "accept: %s", err);
+            return;
+        }
+        gf_wk_session *s = calloc(1, sizeof *s);
+        if (!s) {
+            gf_wire_close(c);
+            return;
+        }
+        s->w = w;
+        s->c = c;
+        s->id = ++w->next_session_id;
+        snprintf(s->peer, sizeof s->peer, "%s", gf_wire_conn_peer(c));
+        pthread_mutex_init(&s->io, NULL);
+        pthread_mutex_init(&s->qlk, NULL);
+        pthread_cond_init(&s->qcv, NULL);
+        pthread_cond_init(&s->outcv, NULL);
+        s->next = w->sessions;
+        w->sessions = s;
+        w->nsessions++;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, gf_wire_conn_fd(c), &ev);
+        s->registered_events = EPOLLIN;
+        service(w, s); /* TLS and shm may already hold bytes */
+    }
+}
+
+/* Reaps finished sessions, closes those whose thread gave up, refreshes the others' events. */
+static void housekeeping(gf_wk_worker *w)
+{
+    gf_wk_session *s = w->sessions;
+    while (s) {
+        gf_wk_session *next = s->next;
+        if (atomic_load(&s->finished)) {
+            session_free(w, s);
+        } else if (atomic_load(&s->closing)) {
+            begin_close(w, s, NULL);
+        } else {
+            if (atomic_load(&s->throttled) && atomic_load(&s->qbytes) < THROTTLE_BYTES / 4) {
+                atomic_store(&s->throttled, 0);
+                service(w, s);
+            }
+            if (!atomic_load(&s->closing)) {
+                pthread_mutex_lock(&s->io);
+                gf_status st = gf_wire_flush(s->c, 0, NULL, 0);
+                pthread_mutex_unlock(&s->io);
+                if (st != GF_OK && st != GF_EBUSY) begin_close(w, s, "connection lost");
+                else update_events(w, s);
+            }
+        }
+        s = next;
+    }
+}
+
+static int write_ready_file(gf_wk_worker *w)
+{
+    if (!w->opts.ready_file) return 0;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", w->opts.ready_file);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    for (int i = 0; i < w->nls; i++) {
+        char a[512];
+        gf_wire_listener_addr(w->ls[i], a, sizeof a);
+        fprintf(f, "%s\n", a);
+    }
+    fclose(f);
+    return rename(tmp, w->opts.ready_file);
+}
+
+int gf_wk_run(const gf_wk_opts *o)
+{
+    static gf_wk_worker w;
+    memset(&w, 0, sizeof w);
+    w.opts = *o;
+    char err[1024];
+    if (gf_wk_driver_load(w.driver_path, sizeof w.driver_path, err, sizeof err) != GF_OK) {
+        fprintf(stderr, "gpufuse worker: %s\n", err);
+        return 1;
+    }
+    int n = 0;
+    gf_wk_drv.cuDeviceGetCount(&n);
+    if (o->ngpus) {
+        for (int i = 0; i < o->ngpus; i++) {
+            if (o->gpus[i] < 0 || o->gpus[i] >= n) {
+                fprintf(stderr, "gpufuse worker: --gpu %d: the driver (%s) has %d GPU(s), "
+                                "0 to %d\n", o->gpus[i], w.driver_path, n, n - 1);
+                return 2;
+            }
+            w.real_devs[w.nreal++] = o->gpus[i];
+        }
+    } else {
+        for (int i = 0; i < n && i < GF_WK_MAX_DEVS; i++) w.real_devs[w.nreal++] = i;
+    }
+    if (!w.nreal) {
+        fprintf(stderr, "gpufuse worker: the driver (%s) reports no GPU\n", w.driver_path);
+        return 1;
+    }
+    gf_wire_opts wo;
+    gf_wire_opts_init(&wo);
+    wo.tls_cert_file = o->tls_cert;
+    wo.tls_key_file = o->tls_key;
+    for (int i = 0; i < o->nlisten; i++) {
+        if (gf_wire_listen(o->listen[i], &wo, &w.ls[w.nls], err, sizeof err) != GF_OK) {
+            fprintf(stderr, "gpufuse worker: --listen %s: %s\n", o->listen[i], err);
+            for (int k = 0; k < w.nls; k++) gf_wire_listener_close(w.ls[k]);
+            return 1;
+        }
+        w.nls++;
+    }
+    w.epfd = epoll_create1(EPOLL_CLOEXEC);
+    w.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.wakefd, &ev);
+    for (int i = 0; i < w.nls; i++) {
+        struct epoll_event le = {.events = EPOLLIN, .data.ptr = w.ls[i]};
+        epoll_ctl(w.epfd, EPOLL_CTL_ADD, gf_wire_listener_fd(w.ls[i]), &le);
+    }
+    the_worker = &w;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < w.nls; i++) {
+        char a[512];
+        gf_wire_listener_addr(w.ls[i], a, sizeof a);
+        gf_log(GF_LOG_INFO, GF_WK_LOG, "listening on %s (driver %s, %d GPU(s))", a,
+               w.driver_path, w.nreal);
+    }
+    if (write_ready_file(&w) != 0)
+        fprintf(stderr, "gpufuse worker: cannot write %s: %s\n", o->ready_file, strerror(errno));
+
+    struct epoll_event evs[64];
+    while (!w.stop) {
+        int timeout = -1;
+        for (gf_wk_session *s = w.sessions; s; s = s->next)
+            if (!atomic_load(&s->closing) && !atomic_load(&s->throttled) && s->c &&
+                gf_wire_conn_has_buffered(s->c))
+                timeout = 0;
+        int k = epoll_wait(w.epfd, evs, 64, timeout);
+        if (k < 0 && errno != EINTR) break;
+        int wake = 0;
+        for (int i = 0; i < k; i++) {
+            void *p = evs[i].data.ptr;
+            if (!p) {
+                uint64_t v;
+                ssize_t r = read(w.wakefd, &v, sizeof v);
+                (void)r;
+                wake = 1;
+                continue;
+            }
+            int is_listener = 0;
+            for (int j = 0; j < w.nls; j++)
+                if (p == (void *)w.ls[j]) {
+                    accept_all(&w, w.ls[j]);
+                    is_listener = 1;
+                }
+            if (!is_listener) service(&w, p);
+        }
+        /* Bytes a conn holds that its fd cannot announce (docs/wire.md's event-loop rule). */
+        for (gf_wk_session *s = w.sessions; s; s = s->next)
+            if (!atomic_load(&s->closing) && !atomic_load(&s->throttled) && s->c &&
+                gf_wire_conn_has_buffered(s->c))
+                service(&w, s);
+        if (wake) housekeeping(&w);
+    }
+    gf_log(GF_LOG_INFO, GF_WK_LOG, "stopping: closing %u session(s)", w.nsessions);
+    for (gf_wk_session *s = w.sessions; s; s = s->next) begin_close(&w, s, NULL);
+    while (w.sessions) session_free(&w, w.sessions);
+    for (int i = 0; i < w.nls; i++) gf_wire_listener_close(w.ls[i]);
+    close(w.epfd);
+    close(w.wakefd);
+    the_worker = NULL;
+    return 0;
+}

@@ -1,0 +1,1427 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* One worker session: its thread, which runs the client's calls on the real driver in order,
+ * and what it owns (contexts, memory ranges, modules, functions, streams, events, the vGPU's
+ * limiter region). Every handle and device pointer a client sends is checked against these
+ * tables before the driver sees it; anything else is refused with the error a driver gives. */
+#include "worker.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <sys/types.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gpufuse/gpu_models.h"
+
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+#define D gf_wk_drv
+#define TOMB ((gf_wk_obj *)(uintptr_t)1)
+/* Handler results that are not CUDA results. */
+#define WK_PROTO ((CUresult)-1)   /* malformed request: close the session */
+#define WK_REPLIED ((CUresult)-2) /* the handler sent its reply itself */
+/* Outgoing bytes a session may leave queued before its thread waits for the loop to flush. */
+#define OUT_HIGH (8u << 20)
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- refusals are logged: a client probing for other tenants' objects shows in the log ------ */
+
+static CUresult deny(gf_wk_session *s, CUresult r, const char *call, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static CUresult deny(gf_wk_session *s, CUresult r, const char *call, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    gf_log(GF_LOG_WARN, GF_WK_LOG, "session %" PRIu64 " (%s, %s): refused %s: %s", s->id,
+           s->peer, s->client_name, call, msg);
+    return r;
+}
+
+/* ---- object table ---------------------------------------------------------------------------- */
+
+static size_t obj_hash(uint64_t id)
+{
+    return (size_t)((id * 0x9e3779b97f4a7c15ull) >> 20);
+}
+
+static gf_wk_obj *obj_get(gf_wk_session *s, uint64_t id, int kind)
+{
+    if (!s->obj_cap || !id) return NULL;
+    size_t j = obj_hash(id) & (s->obj_cap - 1);
+    for (;;) {
+        gf_wk_obj *o = s->objs[j];
+        if (!o) return NULL;
+        if (o != TOMB && o->id == id) return o->kind == kind ? o : NULL;
+        j = (j + 1) & (s->obj_cap - 1);
+    }
+}
+
+static int obj_grow(gf_wk_session *s)
+{
+    size_t ncap = s->obj_cap ? s->obj_cap * 2 : 256;
+    while (s->obj_live * 2 >= ncap) ncap *= 2;
+    gf_wk_obj **n = calloc(ncap, sizeof *n);
+    if (!n) return -1;
+    for (size_t i = 0; i < s->obj_cap; i++) {
+        gf_wk_obj *o = s->objs[i];
+        if (!o || o == TOMB) continue;
+        size_t j = obj_hash(o->id) & (ncap - 1);
+        while (n[j]) j = (j + 1) & (ncap - 1);
+        n[j] = o;
+    }
+    free(s->objs);
+    s->objs = n;
+    s->obj_cap = ncap;
+    s->obj_used = s->obj_live;
+    return 0;
+}
+
+/* Takes ownership of o (calloc'ed). Fails (frees o) when the id is taken or memory is short. */
+static CUresult obj_put(gf_wk_session *s, gf_wk_obj *o, const char *call)
+{
+    if (!o->id || GF_RPC_HANDLE_KIND(o->id) != (unsigned)o->kind) {
+        uint64_t id = o->id;
+        free(o);
+        return deny(s, CUDA_ERROR_INVALID_VALUE, call, "handle 0x%" PRIx64 " is not a fresh "
+                    "handle of this kind", id);
+    }
+    if ((s->obj_used + 1) * 4 >= s->obj_cap * 3 && obj_grow(s) != 0) {
+        free(o);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    size_t j = obj_hash(o->id) & (s->obj_cap - 1);
+    ssize_t tomb = -1;
+    for (;;) {
+        gf_wk_obj *e = s->objs[j];
+        if (!e) break;
+        if (e == TOMB) {
+            if (tomb < 0) tomb = (ssize_t)j;
+        } else if (e->id == o->id) {
+            uint64_t id = o->id;
+            free(o);
+            return deny(s, CUDA_ERROR_INVALID_VALUE, call, "handle 0x%" PRIx64 " already in use",
+                        id);
+        }
+        j = (j + 1) & (s->obj_cap - 1);
+    }
+    if (tomb >= 0) j = (size_t)tomb;
+    else s->obj_used++;
+    s->objs[j] = o;
+    s->obj_live++;
+    return CUDA_SUCCESS;
+}
+
+static void obj_free(gf_wk_obj *o)
+{
+    free(o->poff);
+    free(o->psize);
+    free(o);
+}
+
+static void obj_del(gf_wk_session *s, gf_wk_obj *o)
+{
+    size_t j = obj_hash(o->id) & (s->obj_cap - 1);
+    while (s->objs[j] != o) j = (j + 1) & (s->obj_cap - 1);
+    s->objs[j] = TOMB;
+    s->obj_live--;
+    obj_free(o);
+}
+
+static gf_wk_obj *obj_new(uint64_t id, int kind, void *real, uint64_t ctx)
+{
+    gf_wk_obj *o = calloc(1, sizeof *o);
+    if (!o) return NULL;
+    o->id = id;
+    o->kind = kind;
+    o->real = real;
+    o->ctx = ctx;
+    return o;
+}
+
+/* ---- device memory ranges -------------------------------------------------------------------- */
+
+/* Index of the first range with base > p. */
+static size_t range_upper(gf_wk_session *s, uint64_t p)
+{
+    size_t lo = 0, hi = s->nranges;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->ranges[mid].base <= p) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* The range holding [p, p + n), or NULL. n 0 is checked as 1 byte. */
+static gf_wk_range *range_find(gf_wk_session *s, uint64_t p, uint64_t n)
+{
+    size_t i = range_upper(s, p);
+    if (!i) return NULL;
+    gf_wk_range *r = &s->ranges[i - 1];
+    if (!n) n = 1;
+    if (p - r->base >= r->size || n > r->size - (p - r->base)) return NULL;
+    return r;
+}
+
+static int range_add(gf_wk_session *s, gf_wk_range r)
+{
+    if (s->nranges == s->cap_ranges) {
+        size_t nc = s->cap_ranges ? s->cap_ranges * 2 : 64;
+        gf_wk_range *n = realloc(s->ranges, nc * sizeof *n);
+        if (!n) return -1;
+        s->ranges = n;
+        s->cap_ranges = nc;
+    }
+    size_t i = range_upper(s, r.base);
+    memmove(&s->ranges[i + 1], &s->ranges[i], (s->nranges - i) * sizeof r);
+    s->ranges[i] = r;
+    s->nranges++;
+    return 0;
+}
+
+static void range_del(gf_wk_session *s, gf_wk_range *r)
+{
+    size_t i = (size_t)(r - s->ranges);
+    memmove(&s->ranges[i], &s->ranges[i + 1], (s->nranges - i - 1) * sizeof *r);
+    s->nranges--;
+}
+
+static CUresult check_range(gf_wk_session *s, uint64_t p, uint64_t n, const char *call)
+{
+    if (range_find(s, p, n)) return CUDA_SUCCESS;
+    return deny(s, CUDA_ERROR_INVALID_VALUE, call,
+                "device range 0x%" PRIx64 " + %" PRIu64 " is not inside an allocation of this "
+                "session", p, n);
+}
+
+/* ---- the vGPU's limits ------------------------------------------------------------------------ */
+
+static CUresult charge(gf_wk_session *s, int dev, uint64_t bytes, const char *call)
+{
+    if (!s->lim || !bytes) return CUDA_SUCCESS;
+    if (gf_limiter_mem_reserve(s->lim, (unsigned)dev, bytes) == GF_OK) return CUDA_SUCCESS;
+    uint64_t used, limit;
+    gf_limiter_mem_info(s->lim, (unsigned)dev, &used, &limit);
+    gf_log(GF_LOG_INFO, GF_WK_LOG,
+           "session %" PRIu64 ": %s(%" PRIu64 " bytes): over the vGPU's VRAM limit of %" PRIu64
+           " bytes (%" PRIu64 " in use); CUDA_ERROR_OUT_OF_MEMORY",
+           s->id, call, bytes, limit, used);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+static void uncharge(gf_wk_session *s, int dev, uint64_t bytes)
+{
+    if (s->lim && bytes) gf_limiter_mem_release(s->lim, (unsigned)dev, bytes);
+}
+
+/* ---- session set-up ---------------------------------------------------------------------------- */
+
+static int uuid_of(int real, char *buf, size_t len)
+{
+    CUuuid u;
+    if (!D.cuDeviceGetUuid_v2 || D.cuDeviceGetUuid_v2(&u, real) != CUDA_SUCCESS) return -1;
+    const unsigned char *b = (const unsigned char *)u.bytes;
+    snprintf(buf, len,
+             "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+    return 0;
+}
+
+gf_status gf_wk_session_setup(gf_wk_session *s, const gf_wire_hello *h, char *reason, size_t cap)
+{
+    gf_wk_worker *w = s->w;
+    snprintf(s->client_name, sizeof s->client_name, "%s", h->client_name);
+    /* Devices: the worker's, or the one the client named. */
+    s->ndev = 0;
+    if (!h->gpu[0]) {
+        for (int i = 0; i < w->nreal && i < GF_WK_MAX_DEVS; i++) s->devmap[s->ndev++] = w->real_devs[i];
+    } else {
+        char *end;
+        long idx = strtol(h->gpu, &end, 10);
+        for (int i = 0; i < w->nreal; i++) {
+            char u[96];
+            if ((!*end && idx == i) ||
+                (uuid_of(w->real_devs[i], u, sizeof u) == 0 && !strcasecmp(u, h->gpu))) {
+                s->devmap[s->ndev++] = w->real_devs[i];
+                break;
+            }
+        }
+        if (!s->ndev) {
+            snprintf(reason, cap, "no GPU \"%s\" on this worker (it serves %d); ask for an index "
+                                  "below %d or one of its UUIDs", h->gpu, w->nreal, w->nreal);
+            return GF_ENOSPC;
+        }
+    }
+    /* Limits: a vGPU region made by someone else (the agent), or a private one. */
+    char err[512];
+    if (h->allocation_id[0]) {
+        if (gf_limiter_open(h->allocation_id, &s->lim, err, sizeof err) != GF_OK) {
+            snprintf(reason, cap, "allocation \"%s\": %s", h->allocation_id, err);
+            return GF_ENOENT;
+        }
+        return GF_OK;
+    }
+    gf_limiter_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    for (int i = 0; i < s->ndev; i++) {
+        size_t total = 0;
+        char name[256] = "";
+        D.cuDeviceTotalMem_v2(&total, s->devmap[i]);
+        D.cuDeviceGetName(name, sizeof name, s->devmap[i]);
+        if (h->vram_bytes > total) {
+            snprintf(reason, cap, "GPU %d (%s) has %zu bytes of VRAM, %" PRIu64 " asked",
+                     s->devmap[i], name, total, h->vram_bytes);
+            return GF_ENOSPC;
+        }
+        cfg.vram_limit[i] = h->vram_bytes;
+        double frac = 0;
+        if (h->compute_unit == GF_WIRE_COMPUTE_PERCENT) {
+            frac = h->compute / 100.0;
+        } else if (h->compute_unit == GF_WIRE_COMPUTE_TFLOPS) {
+            const gf_gpu_model *m = gf_gpu_model_find(name);
+            if (!m || m->fp16_tflops <= 0) {
+                snprintf(reason, cap, "compute in TFLOPs: GPU %d (\"%s\") is not in the GPU "
+                                      "model table; ask for a percent instead", s->devmap[i], name);
+                return GF_ENOSPC;
+            }
+            frac = h->compute / m->fp16_tflops;
+        }
+        if (frac < 0 || frac != frac) frac = 0;
+        cfg.compute_fraction[i] = frac >= 1 ? 0 : frac;
+        if (cfg.compute_fraction[i] > 0) s->compute_frac = cfg.compute_fraction[i];
+    }
+    s->vram_limit = h->vram_bytes;
+    if (!h->vram_bytes && s->compute_frac <= 0) return GF_OK;
+    snprintf(s->lim_name, sizeof s->lim_name, "worker-%d-%" PRIu64, (int)getpid(), s->id);
+    if (gf_limiter_create(s->lim_name, &cfg, 1, err, sizeof err) != GF_OK ||
+        gf_limiter_open(s->lim_name, &s->lim, err, sizeof err) != GF_OK) {
+        gf_limiter_unlink(s->lim_name);
+        s->lim_name[0] = 0;
+        snprintf(reason, cap, "cannot create the vGPU's limits: %s", err);
+        return GF_EIO;
+    }
+    return GF_OK;
+}
+
+/* ---- I/O from the session thread ------------------------------------------------------------- */
+
+static void fail_session(gf_wk_session *s, const char *why)
+{
+    if (!atomic_exchange(&s->closing, 1))
+        gf_log(GF_LOG_WARN, GF_WK_LOG, "session %" PRIu64 " (%s, %s): %s; closing it", s->id,
+               s->peer, s->client_name, why);
+    gf_wk_wake(s->w);
+}
+
+static void send_frame(gf_wk_session *s, uint32_t kind, uint16_t flags, uint64_t rid,
+                       const void *p, size_t n)
+{
+    if (atomic_load(&s->closing)) return;
+    char err[256];
+    pthread_mutex_lock(&s->io);
+    gf_status st = gf_wire_send(s->c, kind, flags, rid, p, n, 0, err, sizeof err);
+    size_t q = gf_wire_queued(s->c);
+    pthread_mutex_unlock(&s->io);
+    if (st != GF_OK) {
+        fail_session(s, err);
+        return;
+    }
+    if (!q) return;
+    gf_wk_wake(s->w); /* the loop flushes the rest when the peer takes it */
+    while (q > OUT_HIGH && !atomic_load(&s->closing)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&s->qlk);
+        pthread_cond_timedwait(&s->outcv, &s->qlk, &ts);
+        pthread_mutex_unlock(&s->qlk);
+        pthread_mutex_lock(&s->io);
+        q = gf_wire_queued(s->c);
+        pthread_mutex_unlock(&s->io);
+    }
+}
+
+/* The next message of this session; NULL when it is closing. Spins a little before sleeping so
+ * that a client in a tight call loop is not paying a futex wake-up per call. */
+static gf_wk_msg *next_msg(gf_wk_session *s)
+{
+    for (int spin = 0; spin < 2000 && !atomic_load_explicit(&s->qcount, memory_order_acquire);
+         spin++) {
+        if (atomic_load(&s->closing)) return NULL;
+        if (spin > 200) sched_yield();
+    }
+    pthread_mutex_lock(&s->qlk);
+    while (!s->head && !atomic_load(&s->closing)) pthread_cond_wait(&s->qcv, &s->qlk);
+    gf_wk_msg *m = NULL;
+    if (!atomic_load(&s->closing) && s->head) {
+        m = s->head;
+        s->head = m->next;
+        if (!s->head) s->tail = NULL;
+        atomic_fetch_sub(&s->qcount, 1);
+        size_t left = atomic_fetch_sub(&s->qbytes, m->hdr.payload_len) - m->hdr.payload_len;
+        if (atomic_load(&s->throttled) && left < (16u << 20)) gf_wk_wake(s->w);
+    }
+    pthread_mutex_unlock(&s->qlk);
+    return m;
+}
+
+static void msg_free(gf_wk_msg *m)
+{
+    if (!m) return;
+    free(m->payload);
+    free(m);
+}
+
+/* ---- handlers ---------------------------------------------------------------------------------- */
+
+typedef struct call {
+    gf_wk_session *s;
+    gf_wk_msg *m;
+    gf_wire_reader r;
+    gf_wire_writer out;
+    const char *name;
+} call;
+
+#define READ_OK(c) (gf_wire_reader_status(&(c)->r, 0, NULL, 0) == GF_OK)
+
+static int client_dev(gf_wk_session *s, int32_t dev)
+{
+    return dev >= 0 && dev < s->ndev ? s->devmap[dev] : -1;
+}
+
+static CUresult get_ctx(call *c, uint64_t id, gf_wk_obj **out)
+{
+    gf_wk_obj *o = obj_get(c->s, id, GF_RPC_H_CTX);
+    if (!o) return deny(c->s, CUDA_ERROR_INVALID_CONTEXT, c->name,
+                        "context 0x%" PRIx64 " is not one of this session's", id);
+    *out = o;
+    return CUDA_SUCCESS;
+}
+
+/* The current context's object (CTX_SET), or INVALID_CONTEXT. */
+static CUresult cur_ctx(call *c, gf_wk_obj **out)
+{
+    if (!c->s->cur_ctx) return CUDA_ERROR_INVALID_CONTEXT;
+    return get_ctx(c, c->s->cur_ctx, out);
+}
+
+static CUresult get_obj(call *c, uint64_t id, int kind, const char *what, gf_wk_obj **out)
+{
+    gf_wk_obj *o = obj_get(c->s, id, kind);
+    if (!o) return deny(c->s, CUDA_ERROR_INVALID_HANDLE, c->name,
+                        "%s 0x%" PRIx64 " is not one of this session's", what, id);
+    *out = o;
+    return CUDA_SUCCESS;
+}
+
+static CUresult get_stream(call *c, uint64_t h, CUstream *out)
+{
+    if (h == 0) *out = NULL;
+    else if (h == GF_RPC_STREAM_LEGACY) *out = CU_STREAM_LEGACY;
+    else if (h == GF_RPC_STREAM_PER_THREAD) *out = CU_STREAM_PER_THREAD;
+    else {
+        gf_wk_obj *o = NULL;
+        CUresult r = get_obj(c, h, GF_RPC_H_STREAM, "stream", &o);
+        if (r != CUDA_SUCCESS) return r;
+        *out = (CUstream)o->real;
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_device_info(call *c)
+{
+    gf_wk_session *s = c->s;
+    int ver = 0;
+    D.cuDriverGetVersion(&ver);
+    gf_wire_put_u32(&c->out, (uint32_t)ver);
+    gf_wire_put_u32(&c->out, (uint32_t)s->ndev);
+    for (int i = 0; i < s->ndev; i++) {
+        int real = s->devmap[i];
+        char name[256] = "", pci[64] = "";
+        CUuuid u;
+        memset(&u, 0, sizeof u);
+        size_t total = 0;
+        D.cuDeviceGetName(name, sizeof name, real);
+        if (D.cuDeviceGetUuid_v2) D.cuDeviceGetUuid_v2(&u, real);
+        D.cuDeviceTotalMem_v2(&total, real);
+        if (s->vram_limit && s->vram_limit < total) total = s->vram_limit;
+        if (s->lim && !s->vram_limit) {
+            uint64_t used, limit;
+            gf_limiter_mem_info(s->lim, (unsigned)i, &used, &limit);
+            if (limit && limit < total) total = limit;
+        }
+        if (D.cuDeviceGetPCIBusId) D.cuDeviceGetPCIBusId(pci, sizeof pci, real);
+        int32_t attrs[GF_RPC_NATTR - 1];
+        for (int a = 1; a < GF_RPC_NATTR; a++) {
+            int v = 0;
+            attrs[a - 1] = D.cuDeviceGetAttribute(&v, (CUdevice_attribute)a, real) == CUDA_SUCCESS
+                               ? v
+                               : GF_RPC_ATTR_NONE;
+        }
+        gf_wire_put_str(&c->out, name);
+        gf_wire_put_bytes(&c->out, u.bytes, 16);
+        gf_wire_put_u64(&c->out, total);
+        gf_wire_put_str(&c->out, pci);
+        gf_wire_put_bytes(&c->out, attrs, sizeof attrs);
+    }
+    return CUDA_SUCCESS;
+}
+
+static void set_current(gf_wk_session *s)
+{
+    gf_wk_obj *o = s->cur_ctx ? obj_get(s, s->cur_ctx, GF_RPC_H_CTX) : NULL;
+    D.cuCtxSetCurrent(o ? (CUcontext)o->real : NULL);
+}
+
+static CUresult op_ctx_set(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    if (id && !obj_get(c->s, id, GF_RPC_H_CTX)) {
+        c->s->cur_ctx = 0;
+        set_current(c->s);
+        return deny(c->s, CUDA_ERROR_INVALID_CONTEXT, c->name,
+                    "context 0x%" PRIx64 " is not one of this session's", id);
+    }
+    c->s->cur_ctx = id;
+    set_current(c->s);
+    return CUDA_SUCCESS;
+}
+
+static CUresult make_ctx(call *c, uint64_t id, int32_t dev, unsigned flags, int primary)
+{
+    gf_wk_session *s = c->s;
+    int real = client_dev(s, dev);
+    if (real < 0) return CUDA_ERROR_INVALID_DEVICE;
+    CUcontext ctx = NULL;
+    CUresult r = D.cuCtxCreate_v2(&ctx, flags, real);
+    if (r != CUDA_SUCCESS) {
+        set_current(s);
+        return r;
+    }
+    gf_wk_obj *o = obj_new(id, GF_RPC_H_CTX, ctx, 0);
+    if (!o) r = CUDA_ERROR_OUT_OF_MEMORY;
+    else {
+        o->dev = dev;
+        o->primary = primary;
+        r = obj_put(s, o, c->name);
+    }
+    if (r != CUDA_SUCCESS) {
+        D.cuCtxDestroy_v2(ctx);
+        set_current(s);
+        return r;
+    }
+    if (primary) {
+        s->primary[dev] = id;
+        set_current(s); /* retaining a primary context does not make it current */
+    } else {
+        s->cur_ctx = id; /* cuCtxCreate makes the new context current, as the client does */
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_ctx_create(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    uint32_t flags = gf_wire_get_u32(&c->r);
+    int32_t dev = gf_wire_get_i32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    return make_ctx(c, id, dev, flags & 0xff, 0);
+}
+
+static CUresult op_primary_retain(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    int32_t dev = gf_wire_get_i32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    if (client_dev(c->s, dev) < 0) return CUDA_ERROR_INVALID_DEVICE;
+    if (c->s->primary[dev]) return c->s->primary[dev] == id ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    return make_ctx(c, id, dev, 0, 1);
+}
+
+/* Frees everything made in context ctx (allocations, modules, streams, events) and, with
+ * destroy, the context. */
+static void drop_ctx(gf_wk_session *s, gf_wk_obj *ctx, int destroy)
+{
+    D.cuCtxSetCurrent((CUcontext)ctx->real);
+    D.cuCtxSynchronize();
+    for (size_t i = s->nranges; i-- > 0;) {
+        gf_wk_range *r = &s->ranges[i];
+        if (r->ctx != ctx->id) continue;
+        if (r->kind != 2) D.cuMemFree_v2((CUdeviceptr)r->base);
+        uncharge(s, r->dev, r->charged);
+        range_del(s, r);
+    }
+    /* Functions before their modules, modules and libraries, then streams and events. */
+    static const int order[] = {GF_RPC_H_FUNCTION, GF_RPC_H_MODULE, GF_RPC_H_LIBRARY,
+                                GF_RPC_H_STREAM, GF_RPC_H_EVENT};
+    for (unsigned k = 0; k < sizeof order / sizeof order[0]; k++) {
+        for (size_t i = 0; i < s->obj_cap; i++) {
+            gf_wk_obj *o = s->objs[i];
+            if (!o || o == TOMB || o->kind != order[k] || o->ctx != ctx->id) continue;
+            if (o->kind == GF_RPC_H_MODULE) D.cuModuleUnload((CUmodule)o->real);
+            else if (o->kind == GF_RPC_H_LIBRARY) D.cuLibraryUnload((CUlibrary)o->real);
+            else if (o->kind == GF_RPC_H_STREAM) D.cuStreamDestroy_v2((CUstream)o->real);
+            else if (o->kind == GF_RPC_H_EVENT) D.cuEventDestroy_v2((CUevent)o->real);
+            obj_del(s, o);
+        }
+    }
+    if (destroy) {
+        D.cuCtxSetCurrent(NULL);
+        D.cuCtxDestroy_v2((CUcontext)ctx->real);
+        if (ctx->primary) s->primary[ctx->dev] = 0;
+        if (s->cur_ctx == ctx->id) s->cur_ctx = 0;
+        obj_del(s, ctx);
+    }
+    set_current(s);
+}
+
+static CUresult op_ctx_destroy(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *o = NULL;
+    CUresult r = get_ctx(c, id, &o);
+    if (r != CUDA_SUCCESS) return r;
+    drop_ctx(c->s, o, 1);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_primary_reset(call *c)
+{
+    int32_t dev = gf_wire_get_i32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    if (client_dev(c->s, dev) < 0) return CUDA_ERROR_INVALID_DEVICE;
+    gf_wk_obj *o = c->s->primary[dev] ? obj_get(c->s, c->s->primary[dev], GF_RPC_H_CTX) : NULL;
+    if (o) {
+        uint64_t id = o->id;
+        int was_current = c->s->cur_ctx == id;
+        drop_ctx(c->s, o, 1);
+        CUresult r = make_ctx(c, id, dev, 0, 1);
+        if (r != CUDA_SUCCESS) return r;
+        if (was_current) {
+            c->s->cur_ctx = id;
+            set_current(c->s);
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_ctx_sync(call *c)
+{
+    gf_wk_obj *o = NULL;
+    CUresult r = cur_ctx(c, &o);
+    if (r != CUDA_SUCCESS) return r;
+    return D.cuCtxSynchronize();
+}
+
+static CUresult track(call *c, gf_wk_obj *ctx, uint64_t base, uint64_t size, uint64_t charged,
+                      int kind)
+{
+    gf_wk_range rg = {base, size, ctx->id, charged, ctx->dev, kind};
+    if (range_add(c->s, rg) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_mem_alloc(call *c)
+{
+    uint64_t bytes = gf_wire_get_u64(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *ctx = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r != CUDA_SUCCESS) return r;
+    if (!bytes) return CUDA_ERROR_INVALID_VALUE;
+    if ((r = charge(c->s, ctx->dev, bytes, "cuMemAlloc")) != CUDA_SUCCESS) return r;
+    CUdeviceptr p = 0;
+    r = D.cuMemAlloc_v2(&p, bytes);
+    if (r == CUDA_SUCCESS && (r = track(c, ctx, p, bytes, bytes, 0)) != CUDA_SUCCESS)
+        D.cuMemFree_v2(p);
+    if (r != CUDA_SUCCESS) {
+        uncharge(c->s, ctx->dev, bytes);
+        return r;
+    }
+    gf_wire_put_handle(&c->out, p);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_mem_alloc_pitch(call *c)
+{
+    uint64_t wdt = gf_wire_get_u64(&c->r), h = gf_wire_get_u64(&c->r);
+    uint32_t esz = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *ctx = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r != CUDA_SUCCESS) return r;
+    if (!wdt || !h || h > (1ull << 40) || wdt > (1ull << 40)) return CUDA_ERROR_INVALID_VALUE;
+    CUdeviceptr p = 0;
+    size_t pitch = 0;
+    r = D.cuMemAllocPitch_v2(&p, &pitch, wdt, h, esz);
+    if (r != CUDA_SUCCESS) return r;
+    uint64_t bytes = (uint64_t)pitch * h;
+    if ((r = charge(c->s, ctx->dev, bytes, "cuMemAllocPitch")) != CUDA_SUCCESS) {
+        D.cuMemFree_v2(p);
+        return r;
+    }
+    if ((r = track(c, ctx, p, bytes, bytes, 0)) != CUDA_SUCCESS) {
+        uncharge(c->s, ctx->dev, bytes);
+        D.cuMemFree_v2(p);
+        return r;
+    }
+    gf_wire_put_handle(&c->out, p);
+    gf_wire_put_u64(&c->out, pitch);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_mem_free(call *c)
+{
+    uint64_t p = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    if (!p) return CUDA_SUCCESS;
+    gf_wk_range *rg = range_find(c->s, p, 1);
+    if (!rg || rg->base != p || rg->kind == 2)
+        return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
+                    "0x%" PRIx64 " is not the start of an allocation of this session", p);
+    CUresult r = D.cuMemFree_v2(p);
+    if (r != CUDA_SUCCESS) return r;
+    uncharge(c->s, rg->dev, rg->charged);
+    range_del(c->s, rg);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_mem_get_info(call *c)
+{
+    gf_wk_obj *ctx = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r != CUDA_SUCCESS) return r;
+    size_t f = 0, t = 0;
+    if ((r = D.cuMemGetInfo_v2(&f, &t)) != CUDA_SUCCESS) return r;
+    uint64_t fr = f, tot = t;
+    if (c->s->lim) {
+        uint64_t used, limit;
+        gf_limiter_mem_info(c->s->lim, (unsigned)ctx->dev, &used, &limit);
+        if (limit) {
+            uint64_t lf = used >= limit ? 0 : limit - used;
+            if (lf < fr) fr = lf;
+            tot = limit;
+        }
+    }
+    gf_wire_put_u64(&c->out, fr);
+    gf_wire_put_u64(&c->out, tot);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_mem_range(call *c)
+{
+    uint64_t p = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_range *rg = range_find(c->s, p, 1);
+    if (!rg) return deny(c->s, CUDA_ERROR_NOT_FOUND, c->name,
+                         "0x%" PRIx64 " is in no allocation of this session", p);
+    gf_wire_put_handle(&c->out, rg->base);
+    gf_wire_put_u64(&c->out, rg->size);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_mem_alloc_async(call *c)
+{
+    uint64_t bytes = gf_wire_get_u64(&c->r), sh = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *ctx = NULL;
+    CUstream st = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r != CUDA_SUCCESS || (r = get_stream(c, sh, &st)) != CUDA_SUCCESS) return r;
+    if (!bytes) return CUDA_ERROR_INVALID_VALUE;
+    if ((r = charge(c->s, ctx->dev, bytes, "cuMemAllocAsync")) != CUDA_SUCCESS) return r;
+    CUdeviceptr p = 0;
+    r = D.cuMemAllocAsync(&p, bytes, st);
+    if (r == CUDA_SUCCESS && (r = track(c, ctx, p, bytes, bytes, 1)) != CUDA_SUCCESS)
+        D.cuMemFreeAsync(p, st);
+    if (r != CUDA_SUCCESS) {
+        uncharge(c->s, ctx->dev, bytes);
+        return r;
+    }
+    gf_wire_put_handle(&c->out, p);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_mem_free_async(call *c)
+{
+    uint64_t p = gf_wire_get_handle(&c->r), sh = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    CUstream st = NULL;
+    CUresult r = get_stream(c, sh, &st);
+    if (r != CUDA_SUCCESS) return r;
+    gf_wk_range *rg = range_find(c->s, p, 1);
+    if (!rg || rg->base != p || rg->kind == 2)
+        return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
+                    "0x%" PRIx64 " is not the start of an allocation of this session", p);
+    r = rg->kind == 1 ? D.cuMemFreeAsync(p, st) : D.cuMemFree_v2(p);
+    if (r != CUDA_SUCCESS) return r;
+    uncharge(c->s, rg->dev, rg->charged);
+    range_del(c->s, rg);
+    return CUDA_SUCCESS;
+}
+
+static void free_host_buf(void *p)
+{
+    free(p);
+}
+
+/* Host-to-device: from the request itself (inline) or from the BULK chunks that follow it. */
+static CUresult op_htod(call *c, int async)
+{
+    uint64_t dst = gf_wire_get_handle(&c->r), n = gf_wire_get_u64(&c->r), sh = 0;
+    if (async) sh = gf_wire_get_handle(&c->r);
+    uint32_t inl = gf_wire_get_u32(&c->r);
+    const uint8_t *data = NULL;
+    size_t dn = 0;
+    if (inl) dn = gf_wire_get_bytes(&c->r, &data);
+    if (!READ_OK(c) || (inl && dn != n)) return WK_PROTO;
+    gf_wk_obj *ctx = NULL;
+    CUstream st = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r == CUDA_SUCCESS && async) r = get_stream(c, sh, &st);
+    if (r == CUDA_SUCCESS && n) r = check_range(c->s, dst, n, c->name);
+    if (inl) {
+        if (r != CUDA_SUCCESS || !n) return r;
+        if (!async) return D.cuMemcpyHtoD_v2(dst, data, n);
+        /* The request's buffer lives until the copy ran: a host function on the stream frees it. */
+        r = D.cuMemcpyHtoDAsync_v2(dst, data, n, st);
+        if (r == CUDA_SUCCESS && D.cuLaunchHostFunc(st, free_host_buf, c->m->payload) == CUDA_SUCCESS)
+            c->m->payload = NULL;
+        else if (r == CUDA_SUCCESS)
+            D.cuStreamSynchronize(st);
+        return r;
+    }
+    if (r == CUDA_SUCCESS && async) r = D.cuStreamSynchronize(st);
+    /* Chunks arrive in order; each goes to the device while the next is on the network. */
+    gf_wire_bulk_rx rx;
+    gf_wire_bulk_rx_init(&rx, c->m->hdr.request_id, n);
+    while (!rx.done) {
+        gf_wk_msg *b = next_msg(c->s);
+        if (!b) return WK_REPLIED;
+        gf_wire_frame f = {b->hdr, b->payload};
+        uint64_t off;
+        const uint8_t *d;
+        size_t k;
+        char err[256];
+        if (gf_wire_bulk_rx_chunk(&rx, &f, &off, &d, &k, err, sizeof err) != GF_OK) {
+            msg_free(b);
+            fail_session(c->s, err);
+            return WK_REPLIED;
+        }
+        if (r == CUDA_SUCCESS && k) r = D.cuMemcpyHtoD_v2(dst + off, d, k);
+        msg_free(b);
+    }
+    return r;
+}
+
+static CUresult op_dtoh(call *c)
+{
+    uint64_t src = gf_wire_get_handle(&c->r), n = gf_wire_get_u64(&c->r);
+    uint64_t sh = gf_wire_get_handle(&c->r);
+    uint32_t async = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *ctx = NULL;
+    CUstream st = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r == CUDA_SUCCESS && async) r = get_stream(c, sh, &st);
+    if (r == CUDA_SUCCESS && n) r = check_range(c->s, src, n, c->name);
+    if (r == CUDA_SUCCESS && async) r = D.cuStreamSynchronize(st);
+    /* The first chunk is copied before answering, so that a device error is the answer. */
+    uint64_t first = n < GF_RPC_CHUNK ? n : GF_RPC_CHUNK;
+    if (r == CUDA_SUCCESS && first) r = D.cuMemcpyDtoH_v2(c->s->staging, src, first);
+    if (r == CUDA_SUCCESS && c->s->sticky != CUDA_SUCCESS) {
+        r = c->s->sticky;
+        c->s->sticky = CUDA_SUCCESS;
+    }
+    uint8_t rep[16];
+    gf_wire_writer w;
+    gf_wire_writer_init_fixed(&w, rep, sizeof rep);
+    gf_wire_put_u32(&w, (uint32_t)r);
+    send_frame(c->s, c->m->hdr.kind, GF_WIRE_F_REPLY, c->m->hdr.request_id, w.buf, w.len);
+    if (r != CUDA_SUCCESS) return WK_REPLIED;
+    uint64_t off = 0;
+    do {
+        uint64_t k = n - off < GF_RPC_CHUNK ? n - off : GF_RPC_CHUNK;
+        if (off && k && D.cuMemcpyDtoH_v2(c->s->staging, src + off, k) != CUDA_SUCCESS)
+            memset(c->s->staging, 0, k); /* too late to fail the call: the data is zeros */
+        send_frame(c->s, GF_WIRE_K_BULK, off + k < n ? GF_WIRE_F_MORE : 0, c->m->hdr.request_id,
+                   c->s->staging, k);
+        off += k;
+    } while (off < n && !atomic_load(&c->s->closing));
+    return WK_REPLIED;
+}
+
+static CUresult op_dtod(call *c)
+{
+    uint64_t dst = gf_wire_get_handle(&c->r), src = gf_wire_get_handle(&c->r);
+    uint64_t n = gf_wire_get_u64(&c->r), sh = gf_wire_get_handle(&c->r);
+    uint32_t async = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *ctx = NULL;
+    CUstream st = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r == CUDA_SUCCESS) r = get_stream(c, sh, &st);
+    if (r == CUDA_SUCCESS && n) r = check_range(c->s, dst, n, c->name);
+    if (r == CUDA_SUCCESS && n) r = check_range(c->s, src, n, c->name);
+    if (r != CUDA_SUCCESS || !n) return r;
+    return async ? D.cuMemcpyDtoDAsync_v2(dst, src, n, st) : D.cuMemcpyDtoD_v2(dst, src, n);
+}
+
+static CUresult op_memset(call *c)
+{
+    uint64_t dst = gf_wire_get_handle(&c->r);
+    uint32_t val = gf_wire_get_u32(&c->r), esz = gf_wire_get_u32(&c->r);
+    uint64_t count = gf_wire_get_u64(&c->r), sh = gf_wire_get_handle(&c->r);
+    uint32_t async = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    if (esz != 1 && esz != 2 && esz != 4) return WK_PROTO;
+    gf_wk_obj *ctx = NULL;
+    CUstream st = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r == CUDA_SUCCESS) r = get_stream(c, sh, &st);
+    if (r == CUDA_SUCCESS && count) {
+        if (count > UINT64_MAX / esz) return CUDA_ERROR_INVALID_VALUE;
+        r = check_range(c->s, dst, count * esz, c->name);
+    }
+    if (r != CUDA_SUCCESS || !count) return r;
+    if (esz == 1)
+        return async ? D.cuMemsetD8Async(dst, (unsigned char)val, count, st)
+                     : D.cuMemsetD8_v2(dst, (unsigned char)val, count);
+    if (esz == 2)
+        return async ? D.cuMemsetD16Async(dst, (unsigned short)val, count, st)
+                     : D.cuMemsetD16_v2(dst, (unsigned short)val, count);
+    return async ? D.cuMemsetD32Async(dst, val, count, st) : D.cuMemsetD32_v2(dst, val, count);
+}
+
+static CUresult op_module_load(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    uint32_t lib = gf_wire_get_u32(&c->r);
+    const uint8_t *img;
+    size_t n = gf_wire_get_bytes(&c->r, &img);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *ctx = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r != CUDA_SUCCESS && !lib) return r;
+    if (!n) return CUDA_ERROR_INVALID_IMAGE;
+    /* The driver reads PTX up to its NUL and a fatbin by its header: give it an aligned copy
+     * that is NUL-terminated, so that a hostile image cannot make it read past the request. */
+    uint8_t *copy = malloc(n + 16);
+    if (!copy) return CUDA_ERROR_OUT_OF_MEMORY;
+    memcpy(copy, img, n);
+    memset(copy + n, 0, 16);
+    void *h = NULL;
+    if (lib) r = D.cuLibraryLoadData((CUlibrary *)&h, copy, NULL, NULL, 0, NULL, NULL, 0);
+    else r = D.cuModuleLoadData((CUmodule *)&h, copy);
+    free(copy);
+    if (r != CUDA_SUCCESS) return r;
+    gf_wk_obj *o = obj_new(id, lib ? GF_RPC_H_LIBRARY : GF_RPC_H_MODULE, h,
+                           c->s->cur_ctx);
+    r = o ? obj_put(c->s, o, c->name) : CUDA_ERROR_OUT_OF_MEMORY;
+    if (r != CUDA_SUCCESS) {
+        if (lib) D.cuLibraryUnload((CUlibrary)h);
+        else D.cuModuleUnload((CUmodule)h);
+    }
+    return r;
+}
+
+static CUresult op_module_unload(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    uint32_t lib = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *o = NULL;
+    CUresult r = get_obj(c, id, lib ? GF_RPC_H_LIBRARY : GF_RPC_H_MODULE, "module", &o);
+    if (r != CUDA_SUCCESS) return r;
+    r = lib ? D.cuLibraryUnload((CUlibrary)o->real) : D.cuModuleUnload((CUmodule)o->real);
+    if (r != CUDA_SUCCESS) return r;
+    for (size_t i = 0; i < c->s->obj_cap; i++) {
+        gf_wk_obj *f = c->s->objs[i];
+        if (f && f != TOMB && f->kind == GF_RPC_H_FUNCTION && f->parent == id) obj_del(c->s, f);
+    }
+    for (size_t i = c->s->nranges; i-- > 0;) /* its globals */
+        if (c->s->ranges[i].kind == 2 && c->s->ranges[i].charged == id) range_del(c->s, &c->s->ranges[i]);
+    obj_del(c->s, o);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_get_function(call *c)
+{
+    uint64_t mid = gf_wire_get_handle(&c->r);
+    uint32_t lib = gf_wire_get_u32(&c->r);
+    uint64_t fid = gf_wire_get_handle(&c->r);
+    char name[1024];
+    gf_wire_get_str(&c->r, name, sizeof name);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *m = NULL;
+    CUresult r = get_obj(c, mid, lib ? GF_RPC_H_LIBRARY : GF_RPC_H_MODULE, "module", &m);
+    if (r != CUDA_SUCCESS) return r;
+    CUfunction f = NULL;
+    if (lib) {
+        CUkernel k = NULL;
+        r = D.cuLibraryGetKernel(&k, (CUlibrary)m->real, name);
+        if (r == CUDA_SUCCESS) {
+            f = (CUfunction)k; /* the driver takes a CUkernel where a CUfunction goes */
+            CUfunction kf = NULL;
+            if (c->s->cur_ctx && D.cuKernelGetFunction &&
+                D.cuKernelGetFunction(&kf, k) == CUDA_SUCCESS && kf)
+                f = kf;
+        }
+    } else {
+        r = D.cuModuleGetFunction(&f, (CUmodule)m->real, name);
+    }
+    if (r != CUDA_SUCCESS) return r;
+    gf_wk_obj *o = obj_new(fid, GF_RPC_H_FUNCTION, f, m->ctx);
+    if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
+    o->parent = mid;
+    uint32_t off[GF_RPC_MAX_PARAMS], sz[GF_RPC_MAX_PARAMS];
+    unsigned np = 0;
+    uint32_t total = 0;
+    while (np < GF_RPC_MAX_PARAMS) {
+        size_t po = 0, ps = 0;
+        if (!D.cuFuncGetParamInfo || D.cuFuncGetParamInfo(f, np, &po, &ps) != CUDA_SUCCESS) break;
+        if (po + ps > GF_RPC_MAX_PARAM_BYTES) break;
+        off[np] = (uint32_t)po;
+        sz[np] = (uint32_t)ps;
+        if (po + ps > total) total = (uint32_t)(po + ps);
+        np++;
+    }
+    o->nparams = np;
+    o->pbytes = total;
+    o->poff = malloc((np ? np : 1) * sizeof *o->poff);
+    o->psize = malloc((np ? np : 1) * sizeof *o->psize);
+    if (!o->poff || !o->psize) {
+        obj_free(o);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    memcpy(o->poff, off, np * sizeof *off);
+    memcpy(o->psize, sz, np * sizeof *sz);
+    if ((r = obj_put(c->s, o, c->name)) != CUDA_SUCCESS) return r;
+    gf_wire_put_u32(&c->out, np);
+    for (unsigned i = 0; i < np; i++) {
+        gf_wire_put_u64(&c->out, off[i]);
+        gf_wire_put_u64(&c->out, sz[i]);
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_get_global(call *c)
+{
+    uint64_t mid = gf_wire_get_handle(&c->r);
+    uint32_t lib = gf_wire_get_u32(&c->r);
+    char name[1024];
+    gf_wire_get_str(&c->r, name, sizeof name);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *m = NULL;
+    CUresult r = get_obj(c, mid, lib ? GF_RPC_H_LIBRARY : GF_RPC_H_MODULE, "module", &m);
+    if (r != CUDA_SUCCESS) return r;
+    CUdeviceptr p = 0;
+    size_t n = 0;
+    r = lib ? D.cuLibraryGetGlobal(&p, &n, (CUlibrary)m->real, name)
+            : D.cuModuleGetGlobal_v2(&p, &n, (CUmodule)m->real, name);
+    if (r != CUDA_SUCCESS) return r;
+    if (n && !range_find(c->s, p, n)) {
+        gf_wk_obj *ctx = obj_get(c->s, c->s->cur_ctx, GF_RPC_H_CTX);
+        gf_wk_range rg = {p, n, ctx ? ctx->id : 0, mid, ctx ? ctx->dev : 0, 2};
+        if (range_add(c->s, rg) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    gf_wire_put_handle(&c->out, p);
+    gf_wire_put_u64(&c->out, n);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_func_attr(call *c, int set)
+{
+    uint64_t fid = gf_wire_get_handle(&c->r);
+    int32_t attr = gf_wire_get_i32(&c->r), val = set ? gf_wire_get_i32(&c->r) : 0;
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *f = NULL;
+    CUresult r = get_obj(c, fid, GF_RPC_H_FUNCTION, "function", &f);
+    if (r != CUDA_SUCCESS) return r;
+    if (set) return D.cuFuncSetAttribute((CUfunction)f->real, (CUfunction_attribute)attr, val);
+    int v = 0;
+    r = D.cuFuncGetAttribute(&v, (CUfunction_attribute)attr, (CUfunction)f->real);
+    if (r == CUDA_SUCCESS) gf_wire_put_i32(&c->out, v);
+    return r;
+}
+
+static CUresult op_occupancy(call *c)
+{
+    uint64_t fid = gf_wire_get_handle(&c->r);
+    int32_t block = gf_wire_get_i32(&c->r);
+    uint64_t shmem = gf_wire_get_u64(&c->r);
+    uint32_t flags = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *f = NULL;
+    CUresult r = get_obj(c, fid, GF_RPC_H_FUNCTION, "function", &f);
+    if (r != CUDA_SUCCESS) return r;
+    int n = 0;
+    r = D.cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(&n, (CUfunction)f->real, block,
+                                                                shmem, flags);
+    if (r == CUDA_SUCCESS) gf_wire_put_i32(&c->out, n);
+    return r;
+}
+
+static CUresult op_launch(call *c)
+{
+    gf_wk_session *s = c->s;
+    uint64_t fid = gf_wire_get_handle(&c->r);
+    uint32_t g[6];
+    for (int i = 0; i < 6; i++) g[i] = gf_wire_get_u32(&c->r);
+    uint32_t shmem = gf_wire_get_u32(&c->r);
+    uint64_t sh = gf_wire_get_handle(&c->r);
+    uint32_t flags = gf_wire_get_u32(&c->r);
+    const uint8_t *pb;
+    size_t pn = gf_wire_get_bytes(&c->r, &pb);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *f = NULL, *ctx = NULL;
+    CUstream st = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r != CUDA_SUCCESS || (r = get_obj(c, fid, GF_RPC_H_FUNCTION, "function", &f)) != CUDA_SUCCESS ||
+        (r = get_stream(c, sh, &st)) != CUDA_SUCCESS)
+        return r;
+    if (pn != f->pbytes || pn > GF_RPC_MAX_PARAM_BYTES)
+        return deny(s, CUDA_ERROR_INVALID_VALUE, c->name,
+                    "%zu bytes of parameters, the function takes %u", pn, f->pbytes);
+    /* An aligned copy: the driver may read each parameter as its own type. */
+    memcpy(s->params, pb, pn);
+    void *args[GF_RPC_MAX_PARAMS];
+    for (unsigned i = 0; i < f->nparams; i++) args[i] = s->params + f->poff[i];
+    int slot = ctx->dev;
+    uint64_t t0 = 0;
+    if (s->lim && s->compute_frac > 0) {
+        gf_limiter_compute_wait(s->lim, (unsigned)slot);
+        t0 = now_ns();
+    }
+    if (flags & GF_RPC_LAUNCH_COOPERATIVE)
+        r = D.cuLaunchCooperativeKernel((CUfunction)f->real, g[0], g[1], g[2], g[3], g[4], g[5],
+                                        shmem, st, f->nparams ? args : NULL);
+    else
+        r = D.cuLaunchKernel((CUfunction)f->real, g[0], g[1], g[2], g[3], g[4], g[5], shmem, st,
+                             f->nparams ? args : NULL, NULL);
+    if (t0 && r == CUDA_SUCCESS) {
+        /* Compute cap: the worker runs a capped session's kernels one at a time and charges
+         * each one's wall time on the device. */
+        D.cuStreamSynchronize(st);
+        uint64_t t1 = now_ns();
+        gf_limiter_compute_charge(s->lim, (unsigned)slot, t1 - t0, t1);
+    }
+    return r;
+}
+
+static CUresult op_stream_create(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    uint32_t flags = gf_wire_get_u32(&c->r);
+    int32_t prio = gf_wire_get_i32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *ctx = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r != CUDA_SUCCESS) return r;
+    CUstream st = NULL;
+    if ((r = D.cuStreamCreateWithPriority(&st, flags, prio)) != CUDA_SUCCESS) return r;
+    gf_wk_obj *o = obj_new(id, GF_RPC_H_STREAM, st, ctx->id);
+    r = o ? obj_put(c->s, o, c->name) : CUDA_ERROR_OUT_OF_MEMORY;
+    if (r != CUDA_SUCCESS) D.cuStreamDestroy_v2(st);
+    return r;
+}
+
+static CUresult op_event_create(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    uint32_t flags = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *ctx = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r != CUDA_SUCCESS) return r;
+    CUevent e = NULL;
+    if ((r = D.cuEventCreate(&e, flags)) != CUDA_SUCCESS) return r;
+    gf_wk_obj *o = obj_new(id, GF_RPC_H_EVENT, e, ctx->id);
+    r = o ? obj_put(c->s, o, c->name) : CUDA_ERROR_OUT_OF_MEMORY;
+    if (r != CUDA_SUCCESS) D.cuEventDestroy_v2(e);
+    return r;
+}
+
+static CUresult op_destroy(call *c, int kind)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *o = NULL;
+    CUresult r = get_obj(c, id, kind, kind == GF_RPC_H_STREAM ? "stream" : "event", &o);
+    if (r != CUDA_SUCCESS) return r;
+    r = kind == GF_RPC_H_STREAM ? D.cuStreamDestroy_v2((CUstream)o->real)
+                                : D.cuEventDestroy_v2((CUevent)o->real);
+    if (r == CUDA_SUCCESS) obj_del(c->s, o);
+    return r;
+}
+
+static CUresult op_stream_sync(call *c, int query)
+{
+    uint64_t sh = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    CUstream st = NULL;
+    CUresult r = get_stream(c, sh, &st);
+    if (r != CUDA_SUCCESS) return r;
+    if (!c->s->cur_ctx && (sh == 0 || sh == GF_RPC_STREAM_LEGACY || sh == GF_RPC_STREAM_PER_THREAD))
+        return CUDA_ERROR_INVALID_CONTEXT;
+    return query ? D.cuStreamQuery(st) : D.cuStreamSynchronize(st);
+}
+
+static CUresult op_stream_wait_event(call *c)
+{
+    uint64_t sh = gf_wire_get_handle(&c->r), eh = gf_wire_get_handle(&c->r);
+    uint32_t flags = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    CUstream st = NULL;
+    gf_wk_obj *e = NULL;
+    CUresult r = get_stream(c, sh, &st);
+    if (r == CUDA_SUCCESS) r = get_obj(c, eh, GF_RPC_H_EVENT, "event", &e);
+    if (r != CUDA_SUCCESS) return r;
+    return D.cuStreamWaitEvent(st, (CUevent)e->real, flags);
+}
+
+static CUresult op_event_record(call *c)
+{
+    uint64_t eh = gf_wire_get_handle(&c->r), sh = gf_wire_get_handle(&c->r);
+    uint32_t flags = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    CUstream st = NULL;
+    gf_wk_obj *e = NULL;
+    CUresult r = get_obj(c, eh, GF_RPC_H_EVENT, "event", &e);
+    if (r == CUDA_SUCCESS) r = get_stream(c, sh, &st);
+    if (r != CUDA_SUCCESS) return r;
+    return flags ? D.cuEventRecordWithFlags((CUevent)e->real, st, flags)
+                 : D.cuEventRecord((CUevent)e->real, st);
+}
+
+static CUresult op_event_sync(call *c, int query)
+{
+    uint64_t eh = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *e = NULL;
+    CUresult r = get_obj(c, eh, GF_RPC_H_EVENT, "event", &e);
+    if (r != CUDA_SUCCESS) return r;
+    return query ? D.cuEventQuery((CUevent)e->real) : D.cuEventSynchronize((CUevent)e->real);
+}
+
+static CUresult op_event_elapsed(call *c)
+{
+    uint64_t a = gf_wire_get_handle(&c->r), b = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *ea = NULL, *eb = NULL;
+    CUresult r = get_obj(c, a, GF_RPC_H_EVENT, "event", &ea);
+    if (r == CUDA_SUCCESS) r = get_obj(c, b, GF_RPC_H_EVENT, "event", &eb);
+    if (r != CUDA_SUCCESS) return r;
+    float ms = 0;
+    r = D.cuEventElapsedTime_v2 ? D.cuEventElapsedTime_v2(&ms, (CUevent)ea->real, (CUevent)eb->real)
+                                : D.cuEventElapsedTime(&ms, (CUevent)ea->real, (CUevent)eb->real);
+    if (r == CUDA_SUCCESS) gf_wire_put_f64(&c->out, ms);
+    return r;
+}
+
+static CUresult op_stats(call *c)
+{
+    uint64_t bytes = 0, n = 0;
+    for (size_t i = 0; i < c->s->nranges; i++)
+        if (c->s->ranges[i].kind != 2) {
+            n++;
+            bytes += c->s->ranges[i].size;
+        }
+    gf_wire_put_u64(&c->out, n);
+    gf_wire_put_u64(&c->out, bytes);
+    gf_wire_put_u64(&c->out, c->s->obj_live);
+    return CUDA_SUCCESS;
+}
+
+/* Calls whose answer also reports the errors of earlier asynchronous calls. */
+static int synchronizing(uint32_t kind)
+{
+    switch (kind) {
+    case GF_RPC_CTX_SYNC:
+    case GF_RPC_STREAM_SYNC:
+    case GF_RPC_STREAM_QUERY:
+    case GF_RPC_EVENT_SYNC:
+    case GF_RPC_EVENT_QUERY:
+    case GF_RPC_MEMCPY_HTOD: return 1;
+    default: return 0;
+    }
+}
+
+static void dispatch(gf_wk_session *s, gf_wk_msg *m)
+{
+    call c;
+    c.s = s;
+    c.m = m;
+    c.name = gf_rpc_op_name(m->hdr.kind);
+    gf_wire_reader_init(&c.r, m->payload, m->hdr.payload_len);
+    uint8_t outbuf[2048];
+    gf_wire_writer_init(&c.out, 1u << 20);
+    int noreply = (m->hdr.flags & GF_WIRE_F_NOREPLY) != 0;
+    CUresult r;
+    switch (m->hdr.kind) {
+    case GF_RPC_DEVICE_INFO: r = op_device_info(&c); break;
+    case GF_RPC_CTX_SET: r = op_ctx_set(&c); break;
+    case GF_RPC_CTX_CREATE: r = op_ctx_create(&c); break;
+    case GF_RPC_PRIMARY_RETAIN: r = op_primary_retain(&c); break;
+    case GF_RPC_PRIMARY_RESET: r = op_primary_reset(&c); break;
+    case GF_RPC_CTX_DESTROY: r = op_ctx_destroy(&c); break;
+    case GF_RPC_CTX_SYNC: r = op_ctx_sync(&c); break;
+    case GF_RPC_MEM_ALLOC: r = op_mem_alloc(&c); break;
+    case GF_RPC_MEM_ALLOC_PITCH: r = op_mem_alloc_pitch(&c); break;
+    case GF_RPC_MEM_FREE: r = op_mem_free(&c); break;
+    case GF_RPC_MEM_GET_INFO: r = op_mem_get_info(&c); break;
+    case GF_RPC_MEM_RANGE: r = op_mem_range(&c); break;
+    case GF_RPC_MEMCPY_HTOD: r = op_htod(&c, 0); break;
+    case GF_RPC_MEMCPY_HTOD_ASYNC: r = op_htod(&c, 1); break;
+    case GF_RPC_MEMCPY_DTOH: r = noreply ? WK_PROTO : op_dtoh(&c); break;
+    case GF_RPC_MEMCPY_DTOD: r = op_dtod(&c); break;
+    case GF_RPC_MEMSET: r = op_memset(&c); break;
+    case GF_RPC_MEM_ALLOC_ASYNC: r = op_mem_alloc_async(&c); break;
+    case GF_RPC_MEM_FREE_ASYNC: r = op_mem_free_async(&c); break;
+    case GF_RPC_MODULE_LOAD: r = op_module_load(&c); break;
+    case GF_RPC_MODULE_UNLOAD: r = op_module_unload(&c); break;
+    case GF_RPC_GET_FUNCTION: r = op_get_function(&c); break;
+    case GF_RPC_GET_GLOBAL: r = op_get_global(&c); break;
+    case GF_RPC_FUNC_ATTR: r = op_func_attr(&c, 0); break;
+    case GF_RPC_FUNC_SET_ATTR: r = op_func_attr(&c, 1); break;
+    case GF_RPC_LAUNCH: r = op_launch(&c); break;
+    case GF_RPC_STREAM_CREATE: r = op_stream_create(&c); break;
+    case GF_RPC_STREAM_DESTROY: r = op_destroy(&c, GF_RPC_H_STREAM); break;
+    case GF_RPC_STREAM_SYNC: r = op_stream_sync(&c, 0); break;
+    case GF_RPC_STREAM_QUERY: r = op_stream_sync(&c, 1); break;
+    case GF_RPC_STREAM_WAIT_EVENT: r = op_stream_wait_event(&c); break;
+    case GF_RPC_EVENT_CREATE: r = op_event_create(&c); break;
+    case GF_RPC_EVENT_DESTROY: r = op_destroy(&c, GF_RPC_H_EVENT); break;
+    case GF_RPC_EVENT_RECORD: r = op_event_record(&c); break;
+    case GF_RPC_EVENT_SYNC: r = op_event_sync(&c, 0); break;
+    case GF_RPC_EVENT_QUERY: r = op_event_sync(&c, 1); break;
+    case GF_RPC_EVENT_ELAPSED: r = op_event_elapsed(&c); break;
+    case GF_RPC_OCCUPANCY: r = op_occupancy(&c); break;
+    case GF_RPC_STATS: r = op_stats(&c); break;
+    case GF_RPC_FENCE: r = CUDA_SUCCESS; break;
+    default: {
+        /* A newer client's call: an ERROR reply, the session goes on (docs/wire.md). */
+        gf_wire_writer_free(&c.out);
+        if (noreply) {
+            if (s->sticky == CUDA_SUCCESS) s->sticky = CUDA_ERROR_NOT_SUPPORTED;
+            return;
+        }
+        gf_wire_writer w;
+        gf_wire_writer_init_fixed(&w, outbuf, sizeof outbuf);
+        char msg[128];
+        snprintf(msg, sizeof msg, "this worker does not know call kind 0x%x; upgrade it",
+                 (unsigned)m->hdr.kind);
+        gf_wire_error_encode(&w, GF_ENOTSUP, msg);
+        send_frame(s, m->hdr.kind, GF_WIRE_F_REPLY | GF_WIRE_F_ERROR, m->hdr.request_id, w.buf,
+                   w.len);
+        return;
+    }
+    }
+    if (r == WK_PROTO) {
+        char why[200];
+        snprintf(why, sizeof why, "malformed %s request: %s", c.name ? c.name : "?",
+                 c.r.status != GF_OK ? c.r.msg : "bad field value");
+        fail_session(s, why);
+    } else if (r != WK_REPLIED) {
+        if (noreply) {
+            if (r != CUDA_SUCCESS && s->sticky == CUDA_SUCCESS) s->sticky = r;
+        } else {
+            if (r == CUDA_SUCCESS && s->sticky != CUDA_SUCCESS && synchronizing(m->hdr.kind)) {
+                r = s->sticky;
+                s->sticky = CUDA_SUCCESS;
+            }
+            gf_wire_writer w;
+            gf_wire_writer_init(&w, 0);
+            gf_wire_put_u32(&w, (uint32_t)r);
+            if (r == CUDA_SUCCESS) gf_wire_put_raw(&w, c.out.buf, c.out.len);
+            if (gf_wire_writer_status(&w) != GF_OK) fail_session(s, "reply too large");
+            else send_frame(s, m->hdr.kind, GF_WIRE_F_REPLY, m->hdr.request_id, w.buf, w.len);
+            gf_wire_writer_free(&w);
+        }
+    }
+    gf_wire_writer_free(&c.out);
+}
+
+void *gf_wk_session_main(void *arg)
+{
+    gf_wk_session *s = arg;
+    s->staging = malloc(GF_RPC_CHUNK);
+    s->params = aligned_alloc(64, GF_RPC_MAX_PARAM_BYTES);
+    if (!s->staging || !s->params) fail_session(s, "out of host memory");
+    D.cuCtxSetCurrent(NULL);
+    for (;;) {
+        gf_wk_msg *m = next_msg(s);
+        if (!m) break;
+        dispatch(s, m);
+        msg_free(m);
+    }
+    gf_wk_session_release(s);
+    atomic_store(&s->finished, 1);
+    gf_wk_wake(s->w);
+    return NULL;
+}
+
+void gf_wk_session_release(gf_wk_session *s)
+{
+    uint64_t nalloc = 0, bytes = 0;
+    for (size_t i = 0; i < s->nranges; i++)
+        if (s->ranges[i].kind != 2) {
+            nalloc++;
+            bytes += s->ranges[i].size;
+        }
+    /* Every context, with what was made in it. */
+    for (;;) {
+        gf_wk_obj *ctx = NULL;
+        for (size_t i = 0; i < s->obj_cap && !ctx; i++)
+            if (s->objs[i] && s->objs[i] != TOMB && s->objs[i]->kind == GF_RPC_H_CTX) ctx = s->objs[i];
+        if (!ctx) break;
+        drop_ctx(s, ctx, 1);
+    }
+    for (size_t i = 0; i < s->obj_cap; i++)
+        if (s->objs[i] && s->objs[i] != TOMB) obj_free(s->objs[i]);
+    free(s->objs);
+    s->objs = NULL;
+    s->obj_cap = s->obj_live = s->obj_used = 0;
+    free(s->ranges);
+    s->ranges = NULL;
+    s->nranges = s->cap_ranges = 0;
+    D.cuCtxSetCurrent(NULL);
+    if (s->lim) gf_limiter_close(s->lim);
+    s->lim = NULL;
+    if (s->lim_name[0]) gf_limiter_unlink(s->lim_name);
+    free(s->staging);
+    free(s->params);
+    s->staging = s->params = NULL;
+    pthread_mutex_lock(&s->qlk);
+    while (s->head) {
+        gf_wk_msg *m = s->head;
+        s->head = m->next;
+        msg_free(m);
+    }
+    s->tail = NULL;
+    pthread_mutex_unlock(&s->qlk);
+    gf_log(GF_LOG_INFO, GF_WK_LOG,
+           "session %" PRIu64 " (%s, %s) ended; freed %" PRIu64 " allocations (%" PRIu64 " bytes)",
+           s->id, s->peer, s->client_name, nalloc, bytes);
+}

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internal contract of gpufuse worker (src/worker/): the real driver's table, the worker (one
+ * event loop doing only I/O), sessions (one per client connection, each with a thread that makes
+ * its driver calls) and the per-session object tables that isolation is checked against.
+ * docs/worker.md describes the behaviour; src/client/remote_proto.h the calls. */
+#ifndef GF_WORKER_H
+#define GF_WORKER_H
+
+#define __CUDA_API_VERSION_INTERNAL 1
+#include <cuda.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "client/remote_proto.h"
+#include "gpufuse/limiter.h"
+#include "gpufuse/log.h"
+#include "gpufuse/wire.h"
+
+#define GF_WK_LOG "worker"
+#define GF_WK_MAX_DEVS 16
+
+/* ---- the real driver (driver.c) ------------------------------------------------------------ */
+#define GF_CUDA_FN(sym, ret, params, args) typedef ret (*gf_wk_pfn_##sym) params;
+#include "cuda_api.h"
+
+typedef struct gf_wk_driver {
+#define GF_CUDA_FN(sym, ret, params, args) gf_wk_pfn_##sym sym;
+#include "cuda_api.h"
+} gf_wk_driver;
+
+extern gf_wk_driver gf_wk_drv;
+
+/* Loads the real driver (GPUFUSE_DRIVER, else the usual places; never gpufuse's own library)
+ * and calls cuInit. GF_OK, or an error with a message naming what to set. */
+gf_status gf_wk_driver_load(char *path, size_t pathlen, char *err, size_t errlen);
+
+/* ---- options --------------------------------------------------------------------------------- */
+typedef struct gf_wk_opts {
+    const char *listen[8]; /* addresses */
+    int nlisten;
+    const char *tls_cert, *tls_key;
+    char token[256];        /* "" = none */
+    int gpus[GF_WK_MAX_DEVS]; /* real ordinals served; ngpus 0 = all */
+    int ngpus;
+    int max_sessions;
+    const char *ready_file; /* written with the bound addresses once listening (tests) */
+} gf_wk_opts;
+
+/* ---- per-session objects (session.c) --------------------------------------------------------- */
+
+/* An object a session created, keyed by the client's handle. */
+typedef struct gf_wk_obj {
+    uint64_t id;
+    int kind;         /* GF_RPC_H_* */
+    void *real;       /* CUcontext / CUmodule / CUlibrary / CUfunction / CUstream / CUevent */
+    uint64_t ctx;     /* owning context's id (0 for contexts) */
+    uint64_t parent;  /* functions: their module/library id */
+    int dev;          /* contexts: client-visible device */
+    int primary;      /* contexts: the session's stand-in for the device's primary context */
+    unsigned nparams; /* functions: parameter layout (cuFuncGetParamInfo) */
+    uint32_t *poff, *psize;
+    uint32_t pbytes;
+} gf_wk_obj;
+
+/* A device memory range the session may touch. */
+typedef struct gf_wk_range {
+    uint64_t base, size;
+    uint64_t ctx;     /* the context it was made in */
+    uint64_t charged; /* bytes charged to the vGPU (0 for module globals) */
+    int dev;
+    int kind;         /* 0 cuMemAlloc, 1 stream-ordered, 2 module global (not freeable) */
+} gf_wk_range;
+
+typedef struct gf_wk_msg {
+    struct gf_wk_msg *next;
+    gf_wire_hdr hdr;
+    uint8_t *payload; /* malloc'ed copy, owned by the message */
+} gf_wk_msg;
+
+struct gf_wk_worker;
+
+typedef struct gf_wk_session {
+    struct gf_wk_worker *w;
+    struct gf_wk_session *next; /* the worker's list */
+    uint64_t id;
+    gf_wire_conn *c;
+    char peer[300];
+    char client_name[128];
+    int handshaken;
+
+    pthread_mutex_t io; /* guards c: the loop reads and flushes, the session thread replies */
+
+    /* inbound queue: the loop appends, the session thread takes */
+    pthread_mutex_t qlk;
+    pthread_cond_t qcv;
+    pthread_cond_t outcv; /* signaled by the loop after it flushed c */
+    gf_wk_msg *head, *tail;
+    atomic_size_t qbytes;
+    atomic_int qcount;
+    atomic_int closing;   /* set by the loop (peer gone) or the thread (fatal); never cleared */
+    atomic_int finished;  /* the thread has freed everything and exits */
+    atomic_int throttled; /* the loop stopped reading: too much queued */
+    int registered_events;
+    pthread_t thr;
+    int thr_started;
+
+    /* what the thread owns (only the session thread touches these) */
+    gf_wk_obj **objs; /* open addressing on id; NULL empty, TOMB deleted */
+    size_t obj_cap, obj_used, obj_live;
+    gf_wk_range *ranges; /* sorted by base */
+    size_t nranges, cap_ranges;
+    uint64_t cur_ctx; /* the id made current by CTX_SET */
+    uint64_t primary[GF_WK_MAX_DEVS];
+    CUresult sticky; /* first error of an asynchronous call since the last synchronizing one */
+    int ndev;
+    int devmap[GF_WK_MAX_DEVS]; /* client ordinal -> real ordinal */
+    gf_limiter *lim;
+    char lim_name[GF_LIMITER_NAME_MAX];
+    double compute_frac;
+    uint64_t vram_limit;
+    uint8_t *staging; /* GF_RPC_CHUNK bytes for device-to-host chunks */
+    uint8_t *params;  /* GF_RPC_MAX_PARAM_BYTES, aligned */
+} gf_wk_session;
+
+typedef struct gf_wk_worker {
+    gf_wk_opts opts;
+    gf_wire_listener *ls[8];
+    int nls;
+    int epfd;
+    int wakefd; /* eventfd: session threads ask the loop to look at them */
+    gf_wk_session *sessions;
+    unsigned nsessions;
+    uint64_t next_session_id;
+    int real_devs[GF_WK_MAX_DEVS];
+    int nreal;
+    char driver_path[512];
+    volatile int stop;
+} gf_wk_worker;
+
+/* session.c: sets up what a session needs to run calls after its HELLO was accepted (devices,
+ * the vGPU's limiter region); GF_OK or a refusal status with reason. */
+gf_status gf_wk_session_setup(gf_wk_session *s, const gf_wire_hello *h, char *reason,
+                              size_t cap);
+/* session.c: the session thread. */
+void *gf_wk_session_main(void *arg);
+/* session.c: frees what the thread owns (called by the thread on exit). */
+void gf_wk_session_release(gf_wk_session *s);
+
+/* loop.c: asks the loop to look at s (its output queue, its end). Any thread. */
+void gf_wk_wake(gf_wk_worker *w);
+
+/* loop.c */
+int gf_wk_run(const gf_wk_opts *o);
+
+#endif
