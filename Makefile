@@ -380,6 +380,50 @@ $(BUILD)/tests/client/helpers/%: $(OBJ)/tests/client/helpers/%.o $(CLIENT_LIB) $
 
 $(BUILD)/bench/bench_client: $(CLIENT_LIB)
 
+# ---- server, agent, CLI (issue 5) -------------------------------------------------------------
+# libgfserver.a: the control plane (src/server: REST API on libmicrohttpd, SQLite store, node
+# lifecycle, /metrics); libgfagent.a: the node agent (src/agent: NVML discovery, heartbeats,
+# usage, vGPU regions). Both go into the gpufuse binary with the allocator and the limiter.
+# The CLI's pool commands (cmd_server/agent/ls.c) and src/common/http_client.c need POOL_LDLIBS.
+SERVER_SRC   := $(wildcard src/server/*.c)
+SERVER_OBJ   := $(SERVER_SRC:%.c=$(OBJ)/%.o)
+AGENT_SRC    := $(wildcard src/agent/*.c)
+AGENT_OBJ    := $(AGENT_SRC:%.c=$(OBJ)/%.o)
+LIBGFSERVER  := $(LIB)/libgfserver.a
+LIBGFAGENT   := $(LIB)/libgfagent.a
+POOL_LDLIBS  := -lmicrohttpd -ljansson -lsqlite3 -lcurl -lcrypto
+GPUFUSE_LIBS   += $(LIBGFSERVER) $(LIBGFAGENT) $(LIBGFALLOC) $(LIBGFLIMITER)
+GPUFUSE_LDLIBS += $(POOL_LDLIBS)
+
+libs: $(LIBGFSERVER) $(LIBGFAGENT)
+$(GPUFUSE_BIN): $(LIBGFSERVER) $(LIBGFAGENT) $(LIBGFALLOC) $(LIBGFLIMITER)
+
+$(LIBGFSERVER): $(SERVER_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBGFAGENT): $(AGENT_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# Server unit tests call the request handler directly (no HTTP) and the request parser.
+$(BUILD)/tests/unit/test_server_%: $(OBJ)/tests/unit/test_server_%.o $(TEST_MAIN) $(LIBGFSERVER) \
+		$(LIBGFALLOC) $(LIBGFCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDSAN) $(LDLIBS) $(POOL_LDLIBS)
+
+# The request parser alone, for libFuzzer.
+build/fuzz/bin/fuzz_api_request: tests/fuzz/fuzz_api_request.c src/server/api_request.c \
+		build/fuzz/lib/libgfcommon.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_api_request.c src/server/api_request.c \
+		build/fuzz/lib/libgfcommon.a $(LDLIBS) -ljansson
+
+# API load bench: starts build/bin/gpufuse server as a second process and loads it.
+$(BUILD)/bench/bench_api: bench/bench_api.c $(GPUFUSE_BIN) $(LIBGFCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fvisibility=default -o $@ $< $(LIBGFCOMMON) $(LDLIBS)
+
 # ---- worker and remote backend (issue 4) ------------------------------------------------------
 # gpufuse worker (src/worker/ + src/cli/cmd_worker.c) and the client library's remote backend
 # (src/client/remote*.c, already in CLIENT_SRC) both link libgfwire.a and OpenSSL. Tests in

@@ -47,7 +47,7 @@ static void die(const char *what, gf_status st, const char *msg)
 #define SYN_OPS 200000
 #define SYN_LIVE 30000
 /* least-fragmentation evaluates every GPU that fits (O(GPUs x task types)): fewer ops */
-#define SYN_OPS_LF 2000
+#define SYN_OPS_LF SYN_OPS
 
 typedef struct syn_req {
     uint64_t vram;

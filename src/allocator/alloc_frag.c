@@ -2,8 +2,10 @@
 /* Least-fragmentation placement after FGD (Weng et al., "Beware of Fragmentation: Scheduling
  * GPU-Sharing Workloads with Fragmentation Gradient Descent", USENIX ATC'23): the expected
  * fragmentation of a node against the pool's workload distribution, kept as per-(node, task type)
- * aggregates so that the change one placement causes costs O(task types). Definition in
- * docs/allocator.md. */
+ * aggregates so that the change one placement causes costs O(task types); and the fast path:
+ * GPUs grouped by state (a GPU whose node is not at a multi-GPU threshold scores by its own state
+ * only), a memo of state scores, and a scoring snapshot of the distribution. Definition and the
+ * snapshot's tradeoff in docs/allocator.md. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,14 +58,295 @@ static void used_dims(const gf_alloc__pool *p, int used[2])
     }
 }
 
+/* ---- the scoring snapshot ----------------------------------------------------------------- */
+
+/* Copies the distribution into the integer weights placements score with, and invalidates every
+ * memoized score. Observed counts are integers already; target weights are normalized to
+ * GF_ALLOC__WSCALE (each at least 1). */
+static void snap_refresh(gf_alloc__pool *p)
+{
+    p->swsum = 0;
+    p->n_multi = 0;
+    for (size_t m = 0; m < p->n_types; m++) {
+        gf_alloc__type *t = &p->types[m];
+        if (p->target) {
+            double w = p->wsum > 0 ? t->w / p->wsum * GF_ALLOC__WSCALE : 0;
+            t->sw = w < 1 ? 1 : (uint64_t)(w + 0.5);
+        } else {
+            t->sw = (uint64_t)t->w;
+        }
+        p->swsum += t->sw;
+        p->n_multi += t->k > 1 && t->sw;
+    }
+    p->obs_since = 0;
+    p->sver++;
+}
+
+/* ---- state groups, the special list, the memo ---------------------------------------------- */
+
+static void grp_state(const gf_alloc__gpu *g, uint64_t st[10])
+{
+    for (int d = 0; d < 2; d++) {
+        st[d] = g->cap[d];
+        st[2 + d] = g->eff[d];
+        st[4 + d] = g->lim[d];
+        st[6 + d] = g->req[d];
+        st[8 + d] = g->req_hi[d];
+    }
+}
+
+static uint64_t hash_words(const uint64_t *w, int n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < n; i++) {
+        h ^= w[i] + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+        h *= 0xff51afd7ed558ccdull;
+    }
+    return h ^ (h >> 29);
+}
+
+static int gtab_grow(gf_alloc__pool *p)
+{
+    size_t nc = p->gtab_cap ? p->gtab_cap * 2 : 256;
+    int32_t *t = malloc(nc * sizeof(*t));
+    if (!t) return -1;
+    for (size_t i = 0; i < nc; i++) t[i] = GF_ALLOC__NIL;
+    for (size_t i = 0; i < p->gtab_cap; i++) {
+        int32_t id = p->gtab[i];
+        if (id == GF_ALLOC__NIL) continue;
+        size_t j = hash_words(p->grps[id].st, 10) & (nc - 1);
+        while (t[j] != GF_ALLOC__NIL) j = (j + 1) & (nc - 1);
+        t[j] = id;
+    }
+    free(p->gtab);
+    p->gtab = t;
+    p->gtab_cap = nc;
+    return 0;
+}
+
+/* Slot of the group with state st, or of the empty slot where it would go. */
+static size_t gtab_slot(const gf_alloc__pool *p, const uint64_t st[10])
+{
+    size_t j = hash_words(st, 10) & (p->gtab_cap - 1);
+    while (p->gtab[j] != GF_ALLOC__NIL && memcmp(p->grps[p->gtab[j]].st, st, 10 * sizeof(*st)))
+        j = (j + 1) & (p->gtab_cap - 1);
+    return j;
+}
+
+/* Linear probing delete by backward shift. */
+static void gtab_del(gf_alloc__pool *p, size_t j)
+{
+    size_t mask = p->gtab_cap - 1;
+    p->gtab[j] = GF_ALLOC__NIL;
+    for (size_t k = (j + 1) & mask; p->gtab[k] != GF_ALLOC__NIL; k = (k + 1) & mask) {
+        size_t h = hash_words(p->grps[p->gtab[k]].st, 10) & mask;
+        /* move k back to j when its home is not cyclically in (j, k] */
+        if ((k > j && (h <= j || h > k)) || (k < j && h <= j && h > k)) {
+            p->gtab[j] = p->gtab[k];
+            p->gtab[k] = GF_ALLOC__NIL;
+            j = k;
+        }
+    }
+    p->gtab_n--;
+}
+
+static void heap_swap(gf_alloc *a, gf_alloc__grp *G, uint32_t i, uint32_t j)
+{
+    uint32_t t = G->heap[i];
+    G->heap[i] = G->heap[j];
+    G->heap[j] = t;
+    a->gpus[G->heap[i]]->hpos = i;
+    a->gpus[G->heap[j]]->hpos = j;
+}
+
+static void heap_fix(gf_alloc *a, gf_alloc__grp *G, uint32_t i)
+{
+    while (i > 0 && G->heap[(i - 1) / 2] > G->heap[i]) {
+        heap_swap(a, G, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        uint32_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < G->n && G->heap[l] < G->heap[m]) m = l;
+        if (r < G->n && G->heap[r] < G->heap[m]) m = r;
+        if (m == i) return;
+        heap_swap(a, G, i, m);
+        i = m;
+    }
+}
+
+/* Without memory for the fast path's structures the pool scores from scratch (as a reference
+ * run does): slower, same decisions. */
+static void fast_fail(gf_alloc__pool *p)
+{
+    p->reference |= 2;
+}
+
+static void grp_add(gf_alloc *a, gf_alloc__pool *p, gf_alloc__gpu *g)
+{
+    uint64_t st[10];
+    grp_state(g, st);
+    if ((p->gtab_n + 1) * 2 > p->gtab_cap && gtab_grow(p)) return fast_fail(p);
+    size_t j = gtab_slot(p, st);
+    int32_t id = p->gtab[j];
+    if (id == GF_ALLOC__NIL) {
+        if (p->n_gfree) {
+            id = (int32_t)p->gfree[--p->n_gfree];
+        } else {
+            if (p->n_grps == p->cap_grps) {
+                size_t nc = p->cap_grps ? p->cap_grps * 2 : 64;
+                gf_alloc__grp *ng = realloc(p->grps, nc * sizeof(*ng));
+                uint32_t *nf = realloc(p->gfree, nc * sizeof(*nf));
+                uint32_t *na = realloc(p->act, nc * sizeof(*na));
+                if (ng) p->grps = ng;
+                if (nf) p->gfree = nf;
+                if (na) p->act = na;
+                if (!ng || !nf || !na) return fast_fail(p);
+                p->cap_grps = nc;
+            }
+            id = (int32_t)p->n_grps++;
+            p->grps[id].heap = NULL;
+            p->grps[id].cap = 0;
+        }
+        gf_alloc__grp *G = &p->grps[id];
+        memcpy(G->st, st, sizeof(st));
+        G->n = 0;
+        G->apos = (uint32_t)p->n_act;
+        p->act[p->n_act++] = (uint32_t)id;
+        p->gtab[j] = id;
+        p->gtab_n++;
+    }
+    gf_alloc__grp *G = &p->grps[id];
+    if (G->n == G->cap) {
+        uint32_t nc = G->cap ? G->cap * 2 : 4;
+        uint32_t *nh = realloc(G->heap, nc * sizeof(*nh));
+        if (!nh) return fast_fail(p);
+        G->heap = nh;
+        G->cap = nc;
+    }
+    G->heap[G->n] = g->seq;
+    g->hpos = G->n++;
+    g->grp = id;
+    heap_fix(a, G, g->hpos);
+}
+
+static void grp_remove(gf_alloc *a, gf_alloc__pool *p, gf_alloc__gpu *g)
+{
+    if (g->grp == GF_ALLOC__NIL) return;
+    gf_alloc__grp *G = &p->grps[g->grp];
+    uint32_t i = g->hpos;
+    G->n--;
+    if (i != G->n) {
+        G->heap[i] = G->heap[G->n];
+        a->gpus[G->heap[i]]->hpos = i;
+        heap_fix(a, G, i);
+    }
+    if (!G->n) { /* an empty group leaves the table and the active list */
+        gtab_del(p, gtab_slot(p, G->st));
+        uint32_t last = p->act[--p->n_act];
+        p->act[G->apos] = last;
+        p->grps[last].apos = G->apos;
+        p->gfree[p->n_gfree++] = (uint32_t)g->grp;
+    }
+    g->grp = GF_ALLOC__NIL;
+}
+
+static void spec_add(gf_alloc__pool *p, gf_alloc__gpu *g)
+{
+    if (p->n_spec == p->cap_spec) {
+        size_t nc = p->cap_spec ? p->cap_spec * 2 : 64;
+        uint32_t *ns = realloc(p->spec, nc * sizeof(*ns));
+        if (!ns) return fast_fail(p);
+        p->spec = ns;
+        p->cap_spec = nc;
+    }
+    g->spos = (uint32_t)p->n_spec;
+    p->spec[p->n_spec++] = g->seq;
+    g->special = 1;
+}
+
+static void spec_remove(gf_alloc *a, gf_alloc__pool *p, gf_alloc__gpu *g)
+{
+    if (!g->special) return;
+    uint32_t last = p->spec[--p->n_spec];
+    p->spec[g->spos] = last;
+    a->gpus[last]->spos = g->spos;
+    g->special = 0;
+}
+
+/* Special: g fits a (weighted) multi-GPU task type m while its node has at most k_m GPUs that fit m. Then
+ * g's delta depends on the rest of its node (the node's count crosses, or stays below, k_m), not
+ * on g's state alone. Every other GPU's delta is a function of its own state. */
+static int is_special(const gf_alloc__pool *p, const gf_alloc__gpu *g, size_t np)
+{
+    if (!p->n_multi) return 0;
+    const uint16_t *fc = p->fitcnt + np * GF_ALLOC__MAX_TYPES;
+    for (size_t m = 0; m < p->n_types; m++)
+        if (p->types[m].k > 1 && p->types[m].sw && (g->fit[m / 64] >> (m % 64) & 1) &&
+            fc[m] <= p->types[m].k)
+            return 1;
+    return 0;
+}
+
+static void place_fast(gf_alloc *a, gf_alloc__pool *p, gf_alloc__gpu *g, size_t np)
+{
+    if (is_special(p, g, np))
+        spec_add(p, g);
+    else
+        grp_add(a, p, g);
+}
+
+/* Re-sorts the GPUs of node n between groups and the special list after its counts changed. */
+static void node_resort(gf_alloc *a, gf_alloc__pool *p, const gf_alloc__node *n)
+{
+    if (!p->n_multi) return;
+    for (size_t i = 0; i < n->n_gpus; i++) {
+        gf_alloc__gpu *h = a->gpus[n->gpus[i]];
+        if (!h->frag_in || is_special(p, h, n->pool_pos) == h->special) continue;
+        if (h->special) {
+            spec_remove(a, p, h);
+            grp_add(a, p, h);
+        } else {
+            grp_remove(a, p, h);
+            spec_add(p, h);
+        }
+    }
+}
+
+static void fast_reset(gf_alloc__pool *p)
+{
+    for (size_t i = 0; i < p->n_grps; i++) free(p->grps[i].heap);
+    free(p->grps);
+    free(p->gfree);
+    free(p->gtab);
+    free(p->act);
+    free(p->spec);
+    free(p->memo);
+    p->grps = NULL;
+    p->gfree = NULL;
+    p->gtab = NULL;
+    p->act = NULL;
+    p->spec = NULL;
+    p->memo = NULL;
+    p->n_grps = p->cap_grps = p->n_gfree = p->gtab_cap = p->gtab_n = p->n_act = 0;
+    p->n_spec = p->cap_spec = 0;
+    p->reference &= 1;
+}
+
+/* ---- per-node aggregates ------------------------------------------------------------------ */
+
 void gf_alloc__frag_gpu(gf_alloc *a, gf_alloc__pool *p, gf_alloc__gpu *g, int sign)
 {
-    (void)a;
-    size_t np = a->nodes[g->node]->pool_pos;
+    const gf_alloc__node *n = a->nodes[g->node];
+    size_t np = n->pool_pos;
     uint16_t *fc = p->fitcnt + np * GF_ALLOC__MAX_TYPES;
     int64_t *nf = p->nofit + np * GF_ALLOC__MAX_TYPES;
     if (sign < 0) {
         if (!g->frag_in) return;
+        if (g->special)
+            spec_remove(a, p, g);
+        else
+            grp_remove(a, p, g);
         p->total[np] -= g->s_ppm;
         for (size_t m = 0; m < p->n_types; m++) {
             if (g->fit[m / 64] >> (m % 64) & 1)
@@ -72,6 +355,7 @@ void gf_alloc__frag_gpu(gf_alloc *a, gf_alloc__pool *p, gf_alloc__gpu *g, int si
                 nf[m] -= g->s_ppm;
         }
         g->frag_in = 0;
+        node_resort(a, p, n);
         return;
     }
     if (!g->in_tree || g->frag_in) return;
@@ -86,7 +370,11 @@ void gf_alloc__frag_gpu(gf_alloc *a, gf_alloc__pool *p, gf_alloc__gpu *g, int si
             nf[m] += g->s_ppm;
         }
     }
+    g->special = 0;
+    g->grp = GF_ALLOC__NIL;
+    node_resort(a, p, n); /* the others; g is not in yet */
     g->frag_in = 1;
+    place_fast(a, p, g, np);
 }
 
 void gf_alloc__frag_drop(gf_alloc__pool *p)
@@ -99,16 +387,19 @@ void gf_alloc__frag_drop(gf_alloc__pool *p)
     p->total = NULL;
     p->frag_nodes = 0;
     p->frag_built = 0;
+    fast_reset(p);
 }
 
 void gf_alloc__frag_build(gf_alloc *a, gf_alloc__pool *p)
 {
     gf_alloc__frag_drop(p);
+    snap_refresh(p);
     size_t nn = p->n_nodes ? p->n_nodes : 1;
     p->fitcnt = calloc(nn * GF_ALLOC__MAX_TYPES, sizeof(*p->fitcnt));
     p->nofit = calloc(nn * GF_ALLOC__MAX_TYPES, sizeof(*p->nofit));
     p->total = calloc(nn, sizeof(*p->total));
-    if (!p->fitcnt || !p->nofit || !p->total) {
+    p->memo = calloc(GF_ALLOC__MEMO, sizeof(*p->memo));
+    if (!p->fitcnt || !p->nofit || !p->total || !p->memo) {
         /* without aggregates least-fragmentation falls back to the from-scratch path */
         gf_alloc__frag_drop(p);
         return;
@@ -119,8 +410,21 @@ void gf_alloc__frag_build(gf_alloc *a, gf_alloc__pool *p)
     for (size_t i = 0; i < p->n_gpus; i++) {
         gf_alloc__gpu *g = a->gpus[p->gpus[i]];
         g->frag_in = 0;
-        gf_alloc__frag_gpu(a, p, g, +1);
+        g->special = 0;
+        g->grp = GF_ALLOC__NIL;
     }
+    for (size_t i = 0; i < p->n_gpus; i++) gf_alloc__frag_gpu(a, p, a->gpus[p->gpus[i]], +1);
+}
+
+/* Observed mode: one more observation; refreshes the snapshot when enough have accumulated. */
+static void snap_observed(gf_alloc *a, gf_alloc__pool *p)
+{
+    p->obs_since++;
+    if (p->obs_since < 1 + p->swsum / GF_ALLOC__REFRESH_DIV) return;
+    int multi = p->n_multi;
+    snap_refresh(p);
+    if (p->frag_built && multi != p->n_multi) /* a new multi-GPU type: specials change */
+        for (size_t i = 0; i < p->n_nodes; i++) node_resort(a, p, a->nodes[p->nodes[i]]);
 }
 
 void gf_alloc__frag_observe(gf_alloc *a, gf_alloc__pool *p, const gf_alloc__type *m)
@@ -131,6 +435,7 @@ void gf_alloc__frag_observe(gf_alloc *a, gf_alloc__pool *p, const gf_alloc__type
         if (t->v == m->v && t->t == m->t && t->t_ppm == m->t_ppm && t->k == m->k) {
             t->w += 1;
             p->wsum += 1;
+            snap_observed(a, p);
             return;
         }
     }
@@ -138,12 +443,13 @@ void gf_alloc__frag_observe(gf_alloc *a, gf_alloc__pool *p, const gf_alloc__type
     size_t idx = p->n_types++;
     p->types[idx] = *m;
     p->types[idx].w = 1;
+    p->types[idx].sw = 0; /* scores with weight 0 until the next refresh */
     p->wsum += 1;
     if (!p->frag_built) return;
     int used[2];
     used_dims(p, used);
     if (used[0] != p->used[0] || used[1] != p->used[1]) {
-        gf_alloc__frag_build(a, p); /* shares change for every GPU */
+        gf_alloc__frag_build(a, p); /* shares change for every GPU; refreshes the snapshot */
         return;
     }
     for (size_t i = 0; i < p->n_gpus; i++) {
@@ -158,12 +464,16 @@ void gf_alloc__frag_observe(gf_alloc *a, gf_alloc__pool *p, const gf_alloc__type
             p->nofit[np * GF_ALLOC__MAX_TYPES + idx] += g->s_ppm;
         }
     }
+    /* memoized scores exclude the new type (weight 0 until the refresh): still valid */
+    snap_observed(a, p);
 }
 
-double gf_alloc__frag_delta1(const gf_alloc *a, const gf_alloc__pool *p, const gf_alloc__gpu *g,
-                             const uint64_t nk[2])
+/* ---- deltas -------------------------------------------------------------------------------- */
+
+gf_alloc__fd gf_alloc__frag_delta1(const gf_alloc *a, const gf_alloc__pool *p,
+                                   const gf_alloc__gpu *g, const uint64_t nk[2])
 {
-    if (!p->frag_built || !g->frag_in || p->wsum <= 0) {
+    if (!p->frag_built || !g->frag_in || !p->swsum) {
         uint32_t s = g->seq;
         return gf_alloc__frag_delta(a, p, a->nodes[g->node], &s, (const uint64_t(*)[2])nk, 1);
     }
@@ -173,31 +483,69 @@ double gf_alloc__frag_delta1(const gf_alloc *a, const gf_alloc__pool *p, const g
     int64_t tot = p->total[np];
     int64_t s0 = g->s_ppm, s1 = share_ppm(p, g, nk);
     int64_t tot1 = tot - s0 + s1;
-    double d = 0;
+    gf_alloc__fd d = 0;
     for (size_t m = 0; m < p->n_types; m++) {
         const gf_alloc__type *t = &p->types[m];
+        if (!t->sw) continue;
         int f0 = (int)(g->fit[m / 64] >> (m % 64) & 1);
         int f1 = type_fits(t, g, nk);
         int64_t old = fc[m] >= t->k ? nf[m] : tot;
         int64_t c1 = (int64_t)fc[m] - f0 + f1;
         int64_t nf1 = nf[m] - (f0 ? 0 : s0) + (f1 ? 0 : s1);
         int64_t now = c1 >= (int64_t)t->k ? nf1 : tot1;
-        d += t->w * (double)(now - old);
+        d += (gf_alloc__fd)t->sw * (now - old);
     }
-    return d / p->wsum;
+    return d;
+}
+
+/* Free share and weight of the types that do not fit, for a GPU like g with keys k. */
+static void state_score(gf_alloc__pool *p, const gf_alloc__gpu *g, const uint64_t k[2],
+                        int64_t *s, uint64_t *wnofit)
+{
+    uint64_t key[6] = {g->cap[0], g->cap[1], g->eff[0], g->eff[1], k[0], k[1]};
+    gf_alloc__memo *e = p->memo ? &p->memo[hash_words(key, 6) & (GF_ALLOC__MEMO - 1)] : NULL;
+    if (e && e->ver == p->sver && !memcmp(e->k, key, sizeof(key))) {
+        *s = e->s;
+        *wnofit = e->wnofit;
+        return;
+    }
+    uint64_t w = 0;
+    for (size_t m = 0; m < p->n_types; m++)
+        if (p->types[m].sw && !type_fits(&p->types[m], g, k)) w += p->types[m].sw;
+    *s = share_ppm(p, g, k);
+    *wnofit = w;
+    if (e) { /* a cache: the newest state wins the slot */
+        memcpy(e->k, key, sizeof(key));
+        e->ver = p->sver;
+        e->s = *s;
+        e->wnofit = w;
+    }
+}
+
+/* For a plain GPU every type m contributes w_m ((1 - fit_after) s_after - (1 - fit_before)
+ * s_before) (see is_special), so the delta is h(after) - h(before) with h = s x W_nofit. */
+gf_alloc__fd gf_alloc__frag_delta_state(gf_alloc__pool *p, const gf_alloc__gpu *g,
+                                        const uint64_t nk[2])
+{
+    int64_t s0, s1;
+    uint64_t w0, w1;
+    state_score(p, g, g->key, &s0, &w0);
+    state_score(p, g, nk, &s1, &w1);
+    return (gf_alloc__fd)s1 * w1 - (gf_alloc__fd)s0 * w0;
 }
 
 /* F_n from scratch, with GPUs gs[i] seeing keys nk[i] instead of their own. */
-static double node_frag(const gf_alloc *a, const gf_alloc__pool *p, const gf_alloc__node *n,
-                        const uint32_t *gs, const uint64_t (*nk)[2], size_t k, int override,
-                        const int used[2])
+static gf_alloc__fd node_frag(const gf_alloc *a, const gf_alloc__pool *p,
+                              const gf_alloc__node *n, const uint32_t *gs,
+                              const uint64_t (*nk)[2], size_t k, int override, const int used[2])
 {
     gf_alloc__pool tmp_used; /* share_ppm only reads ->used */
     tmp_used.used[0] = used[0];
     tmp_used.used[1] = used[1];
-    double f = 0;
+    gf_alloc__fd f = 0;
     for (size_t m = 0; m < p->n_types; m++) {
         const gf_alloc__type *t = &p->types[m];
+        if (!t->sw) continue;
         int64_t tot = 0, nofit = 0;
         uint32_t cnt = 0;
         for (size_t i = 0; i < n->n_gpus; i++) {
@@ -214,16 +562,23 @@ static double node_frag(const gf_alloc *a, const gf_alloc__pool *p, const gf_all
             else
                 nofit += s;
         }
-        f += t->w * (double)(cnt >= t->k ? nofit : tot);
+        f += (gf_alloc__fd)t->sw * (cnt >= t->k ? nofit : tot);
     }
-    return p->wsum > 0 ? f / p->wsum : 0;
+    return f;
 }
 
-double gf_alloc__frag_delta(const gf_alloc *a, const gf_alloc__pool *p, const gf_alloc__node *n,
-                            const uint32_t *gs, const uint64_t (*nk)[2], size_t k)
+gf_alloc__fd gf_alloc__frag_delta(const gf_alloc *a, const gf_alloc__pool *p,
+                                  const gf_alloc__node *n, const uint32_t *gs,
+                                  const uint64_t (*nk)[2], size_t k)
 {
-    if (p->wsum <= 0) return 0;
+    if (!p->swsum) return 0;
     int used[2];
     used_dims(p, used);
     return node_frag(a, p, n, gs, nk, k, 1, used) - node_frag(a, p, n, gs, nk, k, 0, used);
+}
+
+void gf_alloc__frag_set_reference(gf_alloc *a, const char *pool, int on)
+{
+    gf_alloc__pool *p = gf_alloc__pool_get(a, pool);
+    if (p) p->reference = (p->reference & 2) | (on != 0);
 }

@@ -20,6 +20,13 @@
 #define GF_ALLOC__MAX_TYPES 256
 #define GF_ALLOC__TYPE_WORDS (GF_ALLOC__MAX_TYPES / 64)
 #define GF_ALLOC__NIL (-1)
+/* Entries of a pool's state-score memo (a cache: a collision evicts). Power of two. */
+#define GF_ALLOC__MEMO 16384
+/* Observed mode: the scoring snapshot is refreshed once the observations since the last refresh
+ * reach 1 + (snapshot mass) / GF_ALLOC__REFRESH_DIV, so it lags the observed mass by < 1/64. */
+#define GF_ALLOC__REFRESH_DIV 64
+/* Target mode: weights are normalized to this integer total. */
+#define GF_ALLOC__WSCALE (1u << 20)
 
 enum { GF_ALLOC__T = 0, GF_ALLOC__V = 1 }; /* tree / dimension numbers */
 
@@ -55,7 +62,32 @@ typedef struct gf_alloc__gpu {
     int frag_in;              /* counted in its node's aggregates */
     int64_t s_ppm;            /* free share of the GPU, ppm, in the dimensions the pool uses */
     uint64_t fit[GF_ALLOC__TYPE_WORDS]; /* bit m: task type m fits */
+    /* least-fragmentation fast path (alloc_frag.c): either in a state group or special */
+    int32_t grp;              /* its state group, GF_ALLOC__NIL when none */
+    uint32_t hpos;            /* position in the group's heap */
+    int special;              /* its delta depends on its node (multi-GPU types), not state */
+    uint32_t spos;            /* position in the pool's special list */
 } gf_alloc__gpu;
+
+/* A GPU's fragmentation is measured in ppm of a GPU times integer weights; sums are exact. */
+typedef __int128 gf_alloc__fd;
+
+/* GPUs that share one state (capacity, ratio, sums): for least-fragmentation they score the same,
+ * so a placement evaluates each state once. Members are a min-heap of seqs. */
+typedef struct gf_alloc__grp {
+    uint64_t st[10];          /* cap[2], eff[2], lim[2], req[2], req_hi[2] */
+    uint32_t *heap;
+    uint32_t n, cap;
+    uint32_t apos;            /* position in the pool's active list */
+} gf_alloc__grp;
+
+/* One memoized state score: free share and the weight of the task types that do not fit. */
+typedef struct gf_alloc__memo {
+    uint64_t k[6];            /* cap[2], eff[2], key[2] */
+    uint64_t ver;             /* valid while == the pool's snapshot version */
+    int64_t s;
+    uint64_t wnofit;
+} gf_alloc__memo;
 
 typedef struct gf_alloc__node {
     char name[GF_ALLOC_NAME_MAX];
@@ -75,7 +107,8 @@ typedef struct gf_alloc__type {
     uint64_t v, t;
     uint32_t t_ppm;
     uint32_t k;
-    double w;
+    double w;                 /* popularity: observed count, or the target's weight */
+    uint64_t sw;              /* the weight placements score with (snapshot, integer) */
 } gf_alloc__type;
 
 typedef struct gf_alloc__pool {
@@ -100,6 +133,22 @@ typedef struct gf_alloc__pool {
     int64_t *nofit;
     int64_t *total;
     size_t frag_nodes;
+    /* the scoring snapshot of the distribution (see docs/allocator.md) */
+    uint64_t swsum, obs_since, sver;
+    int n_multi;               /* task types with k > 1 */
+    int reference;             /* tests: score every GPU from scratch (the slow reference) */
+    /* state groups of the plain GPUs, the special GPUs, and the state memo */
+    gf_alloc__grp *grps;
+    size_t n_grps, cap_grps;
+    uint32_t *gfree;           /* unused group ids */
+    size_t n_gfree;
+    int32_t *gtab;             /* open addressing: state -> group id, NIL = empty */
+    size_t gtab_cap, gtab_n;
+    uint32_t *act;             /* ids of non-empty groups */
+    size_t n_act;
+    uint32_t *spec;            /* seqs of special GPUs */
+    size_t n_spec, cap_spec;
+    gf_alloc__memo *memo;      /* GF_ALLOC__MEMO entries, a cache */
 } gf_alloc__pool;
 
 typedef struct gf_alloc__part {
@@ -168,12 +217,18 @@ void gf_alloc__frag_drop(gf_alloc__pool *p);
 void gf_alloc__frag_gpu(gf_alloc *a, gf_alloc__pool *p, gf_alloc__gpu *g, int sign);
 /* Adds one observation (or a new type) to the pool's distribution; keeps aggregates. */
 void gf_alloc__frag_observe(gf_alloc *a, gf_alloc__pool *p, const gf_alloc__type *m);
-/* Expected fragmentation change (ppm of a GPU x weight) of node n when GPUs gs[0..k) get
- * headroom keys nk[i][2] instead of their own. */
-double gf_alloc__frag_delta(const gf_alloc *a, const gf_alloc__pool *p, const gf_alloc__node *n,
-                            const uint32_t *gs, const uint64_t (*nk)[2], size_t k);
+/* Expected fragmentation change (ppm of a GPU x scoring weight, unnormalized) of node n when
+ * GPUs gs[0..k) get headroom keys nk[i][2] instead of their own. From scratch: the reference. */
+gf_alloc__fd gf_alloc__frag_delta(const gf_alloc *a, const gf_alloc__pool *p,
+                                  const gf_alloc__node *n, const uint32_t *gs,
+                                  const uint64_t (*nk)[2], size_t k);
 /* Same, O(types), for one GPU, from the node's aggregates. */
-double gf_alloc__frag_delta1(const gf_alloc *a, const gf_alloc__pool *p, const gf_alloc__gpu *g,
-                             const uint64_t nk[2]);
+gf_alloc__fd gf_alloc__frag_delta1(const gf_alloc *a, const gf_alloc__pool *p,
+                                   const gf_alloc__gpu *g, const uint64_t nk[2]);
+/* Same for a plain (non-special) GPU: depends on its state only, memoized by state. */
+gf_alloc__fd gf_alloc__frag_delta_state(gf_alloc__pool *p, const gf_alloc__gpu *g,
+                                        const uint64_t nk[2]);
+/* Tests: nonzero makes least-fragmentation score every fitting GPU from scratch. */
+void gf_alloc__frag_set_reference(gf_alloc *a, const char *pool, int on);
 
 #endif

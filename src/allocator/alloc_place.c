@@ -109,18 +109,30 @@ static void new_keys(const gf_alloc__gpu *g, const uint64_t l[2], uint64_t nk[2]
     for (int d = 0; d < 2; d++) nk[d] = g->key[d] > l[d] ? g->key[d] - l[d] : 0;
 }
 
-/* Is x a better choice than the incumbent (b, with its delta bd) for strategy s? */
-static int better(const gf_alloc__gpu *x, double xd, const gf_alloc__gpu *b, double bd,
-                  gf_alloc_strategy s, int t)
+/* Is x a better choice than the incumbent (b, with its delta bd) for strategy s? Deltas are
+ * exact integers, so the fast and the reference paths order candidates identically. */
+static int better(const gf_alloc__gpu *x, gf_alloc__fd xd, const gf_alloc__gpu *b,
+                  gf_alloc__fd bd, gf_alloc_strategy s, int t)
 {
     if (!b) return 1;
-    if (s == GF_ALLOC_LEAST_FRAG) {
-        if (xd < bd - 1e-9) return 1;
-        if (xd > bd + 1e-9) return 0;
-    }
+    if (s == GF_ALLOC_LEAST_FRAG && xd != bd) return xd < bd;
     if (x->key[t] != b->key[t])
         return s == GF_ALLOC_SPREAD ? x->key[t] > b->key[t] : x->key[t] < b->key[t];
     return x->seq < b->seq;
+}
+
+/* Least-fragmentation delta of placing r's limits l on g: from scratch in a reference run (the
+ * definition itself), else from the node's aggregates. */
+static gf_alloc__fd lf_delta(gf_alloc *a, const gf_alloc__pool *p, const gf_alloc__gpu *g,
+                             const uint64_t l[2])
+{
+    uint64_t nk[2];
+    new_keys(g, l, nk);
+    if (p->reference & 1) {
+        uint32_t s = g->seq;
+        return gf_alloc__frag_delta(a, p, a->nodes[g->node], &s, (const uint64_t(*)[2])nk, 1);
+    }
+    return gf_alloc__frag_delta1(a, p, g, nk);
 }
 
 /* Best single GPU among a small explicit set (a node's GPUs). */
@@ -128,16 +140,12 @@ static gf_alloc__gpu *pick_in(gf_alloc *a, const gf_alloc__pool *p, const uint32
                               size_t n, const nreq *r)
 {
     gf_alloc__gpu *best = NULL;
-    double bd = 0;
-    uint64_t q[2], l[2], nk[2];
+    gf_alloc__fd bd = 0;
+    uint64_t q[2], l[2];
     for (size_t i = 0; i < n; i++) {
         gf_alloc__gpu *g = a->gpus[set[i]];
         if (!eligible(a, g, r) || !fits(g, r, q, l)) continue;
-        double d = 0;
-        if (p->strategy == GF_ALLOC_LEAST_FRAG) {
-            new_keys(g, l, nk);
-            d = gf_alloc__frag_delta1(a, p, g, nk);
-        }
+        gf_alloc__fd d = p->strategy == GF_ALLOC_LEAST_FRAG ? lf_delta(a, p, g, l) : 0;
         if (better(g, d, best, bd, p->strategy, r->drive)) {
             best = g;
             bd = d;
@@ -146,10 +154,52 @@ static gf_alloc__gpu *pick_in(gf_alloc *a, const gf_alloc__pool *p, const uint32
     return best;
 }
 
-/* Best single GPU in the pool, through the index. */
-static gf_alloc__gpu *pick_one(gf_alloc *a, const gf_alloc__pool *p, const nreq *r)
+/* Least-fragmentation over the whole pool, fast: one evaluation per state group (its members
+ * share the delta and the key; the smallest eligible seq represents it), plus each special GPU
+ * on its own. Considers exactly the GPUs the reference scan does and orders them the same way. */
+static gf_alloc__gpu *pick_lf_fast(gf_alloc *a, gf_alloc__pool *p, const nreq *r)
 {
+    gf_alloc__gpu *best = NULL;
+    gf_alloc__fd bd = 0;
     uint64_t q[2], l[2], nk[2];
+    int t = r->drive;
+    for (size_t i = 0; i < p->n_act; i++) {
+        const gf_alloc__grp *G = &p->grps[p->act[i]];
+        if (!G->n) continue;
+        gf_alloc__gpu *g = a->gpus[G->heap[0]];
+        if (g->key[t] < r->lb || !fits(g, r, q, l)) continue;
+        if (!eligible(a, g, r)) { /* filters: the smallest eligible seq of the group */
+            gf_alloc__gpu *e = NULL;
+            for (uint32_t j = 1; j < G->n; j++) {
+                gf_alloc__gpu *h = a->gpus[G->heap[j]];
+                if ((!e || h->seq < e->seq) && eligible(a, h, r)) e = h;
+            }
+            if (!(g = e)) continue;
+        }
+        new_keys(g, l, nk);
+        gf_alloc__fd d = gf_alloc__frag_delta_state(p, g, nk);
+        if (better(g, d, best, bd, GF_ALLOC_LEAST_FRAG, t)) {
+            best = g;
+            bd = d;
+        }
+    }
+    for (size_t i = 0; i < p->n_spec; i++) {
+        gf_alloc__gpu *g = a->gpus[p->spec[i]];
+        if (g->key[t] < r->lb || !eligible(a, g, r) || !fits(g, r, q, l)) continue;
+        new_keys(g, l, nk);
+        gf_alloc__fd d = gf_alloc__frag_delta1(a, p, g, nk);
+        if (better(g, d, best, bd, GF_ALLOC_LEAST_FRAG, t)) {
+            best = g;
+            bd = d;
+        }
+    }
+    return best;
+}
+
+/* Best single GPU in the pool, through the index. */
+static gf_alloc__gpu *pick_one(gf_alloc *a, gf_alloc__pool *p, const nreq *r)
+{
+    uint64_t q[2], l[2];
     if (r->gpu) {
         uint32_t s = r->gpu->seq;
         return pick_in(a, p, &s, 1, r);
@@ -168,14 +218,15 @@ static gf_alloc__gpu *pick_one(gf_alloc *a, const gf_alloc__pool *p, const nreq 
         }
         return NULL;
     }
+    if (p->strategy == GF_ALLOC_LEAST_FRAG && p->frag_built && !p->reference)
+        return pick_lf_fast(a, p, r);
     gf_alloc__gpu *best = NULL;
-    double bd = 0;
+    gf_alloc__fd bd = 0;
     for (gf_alloc__gpu *g = gf_alloc__tree_ge(a, p, t, r->lb, 0); g;
          g = gf_alloc__tree_ge(a, p, t, g->key[t], g->seq + 1)) {
         if (!eligible(a, g, r) || !fits(g, r, q, l)) continue;
         if (p->strategy == GF_ALLOC_BINPACK) return g;
-        new_keys(g, l, nk);
-        double d = gf_alloc__frag_delta1(a, p, g, nk);
+        gf_alloc__fd d = lf_delta(a, p, g, l);
         if (better(g, d, best, bd, p->strategy, t)) {
             best = g;
             bd = d;
@@ -185,12 +236,12 @@ static gf_alloc__gpu *pick_one(gf_alloc *a, const gf_alloc__pool *p, const nreq 
 }
 
 /* Local multi-GPU: the node and its k GPUs, by strategy. Fills out[0..k). */
-static int pick_node(gf_alloc *a, const gf_alloc__pool *p, const nreq *r, uint32_t *out)
+static int pick_node(gf_alloc *a, gf_alloc__pool *p, const nreq *r, uint32_t *out)
 {
     uint32_t cand[256], chosen[GF_ALLOC_MAX_GPUS], best_set[GF_ALLOC_MAX_GPUS];
     uint64_t nks[GF_ALLOC_MAX_GPUS][2];
     const gf_alloc__node *bestn = NULL;
-    double bscore = 0;
+    gf_alloc__fd bscore = 0;
     uint64_t q[2], l[2];
     int t = r->drive;
     for (size_t ni = 0; ni < p->n_nodes; ni++) {
@@ -204,23 +255,23 @@ static int pick_node(gf_alloc *a, const gf_alloc__pool *p, const nreq *r, uint32
             if (eligible(a, g, r) && fits(g, r, q, l)) cand[nc++] = g->seq;
         }
         if (nc < r->k) continue;
-        double score;
+        gf_alloc__fd score;
         if (p->strategy == GF_ALLOC_LEAST_FRAG) {
             /* greedy: each next GPU is the one that grows the node's fragmentation least */
-            double d = 0;
+            gf_alloc__fd d = 0;
             for (uint32_t i = 0; i < r->k; i++) {
                 int bi = -1;
-                double bd = 0;
+                gf_alloc__fd bd = 0;
                 for (size_t c = 0; c < nc; c++) {
                     if (cand[c] == UINT32_MAX) continue;
                     gf_alloc__gpu *g = a->gpus[cand[c]];
                     fits(g, r, q, l);
                     chosen[i] = g->seq;
                     new_keys(g, l, nks[i]);
-                    double dd = gf_alloc__frag_delta(a, p, n, chosen, (const uint64_t(*)[2])nks,
-                                                     i + 1);
-                    if (bi < 0 || dd < bd - 1e-9 ||
-                        (dd <= bd + 1e-9 && better(g, 0, a->gpus[cand[bi]], 0, GF_ALLOC_BINPACK, t))) {
+                    gf_alloc__fd dd = gf_alloc__frag_delta(a, p, n, chosen,
+                                                           (const uint64_t(*)[2])nks, i + 1);
+                    if (bi < 0 || dd < bd ||
+                        (dd == bd && better(g, 0, a->gpus[cand[bi]], 0, GF_ALLOC_BINPACK, t))) {
                         bi = (int)c;
                         bd = dd;
                     }
@@ -244,9 +295,10 @@ static int pick_node(gf_alloc *a, const gf_alloc__pool *p, const nreq *r, uint32
                 cand[bi] = tmp;
                 chosen[i] = cand[i];
             }
-            score = p->strategy == GF_ALLOC_SPREAD ? -(double)free_sum : (double)free_sum;
+            score = p->strategy == GF_ALLOC_SPREAD ? -(gf_alloc__fd)free_sum
+                                                   : (gf_alloc__fd)free_sum;
         }
-        if (!bestn || score < bscore - 1e-9) {
+        if (!bestn || score < bscore) {
             bestn = n;
             bscore = score;
             memcpy(best_set, chosen, r->k * sizeof(*chosen));
@@ -672,7 +724,7 @@ gf_status gf_alloc_place(gf_alloc *a, const char *id, const gf_alloc_request *re
     }
     if (id) {
         gf_alloc__type t = {r.l[GF_ALLOC__V], r.ppm ? 0 : r.l[GF_ALLOC__T], r.ppm ? r.l_ppm : 0,
-                            r.k, 1};
+                            r.k, 1, 0};
         gf_alloc__frag_observe(a, p, &t);
     }
     r.gen = ++a->gen;

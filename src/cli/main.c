@@ -21,6 +21,33 @@ static const struct gf_cli_command commands[] = {
      "ADDR: tcp://HOST:PORT, tls://HOST:PORT or shm://NAME. Clients reach it with\n"
      "GPUFUSE_REMOTE=ADDR or gpufuse run --remote ADDR. The real driver is found through\n"
      "GPUFUSE_DRIVER (the sim: build/lib/sim/libcuda.so.1). See docs/worker.md.\n"},
+    {"server", "run the control plane: pools, nodes, GPUs, workloads, REST API", gf_cmd_server,
+     "usage: gpufuse server --data DIR [--listen HOST:PORT] [--tls-cert F --tls-key F]\n"
+     "                      [--token-file F] [--heartbeat-timeout 15s] [--lost-grace 60s]\n"
+     "                      [--max-body 1Mi] [--threads N]\n"
+     "Keeps its state in DIR/gpufuse.db (SQLite), serves /api/v1 (bearer tokens; the admin\n"
+     "token is written to DIR/admin.token on first start), /healthz and /metrics. --listen\n"
+     "defaults to 127.0.0.1:7070; port 0 picks a free port (printed, and written to\n"
+     "DIR/server.url). SIGTERM stops it cleanly. See docs/server.md and docs/api.md.\n"},
+    {"agent", "run the node agent: register this machine's GPUs with a server", gf_cmd_agent,
+     "usage: gpufuse agent --server URL --token-file F [--node-name N] [--pool P]\n"
+     "                     [--label K=V]... [--address HOST:PORT] [--listen HOST:PORT]\n"
+     "                     [--ca-file F] [--interval 5s]\n"
+     "Discovers GPUs through NVML (GPUFUSE_NVML or the driver's libnvidia-ml.so.1), registers\n"
+     "them, heartbeats, reports usage, and creates the vGPU shared regions of the\n"
+     "allocations placed on this node. --listen serves /metrics. See docs/agent.md.\n"},
+    {"ls", "list pools, nodes, gpus, workloads, allocations or profiles", gf_cmd_ls,
+     "usage: gpufuse ls pools|nodes|gpus|workloads|allocations|profiles [-o json]\n"
+     "                  [--server URL] [--token-file F] [--ca-file F]\n"
+     "Server: --server or GPUFUSE_SERVER (default http://127.0.0.1:7070). Token: --token-file,\n"
+     "GPUFUSE_TOKEN_FILE or GPUFUSE_TOKEN. CA: --ca-file or GPUFUSE_CA_FILE.\n"},
+    {"describe", "show one pool, node, gpu, workload, allocation or profile", gf_cmd_describe,
+     "usage: gpufuse describe KIND NAME [-o json] [--server URL] [--token-file F] [--ca-file F]\n"},
+    {"rm", "delete a workload (releasing its GPUs) or a profile", gf_cmd_rm,
+     "usage: gpufuse rm workload|profile NAME [--server URL] [--token-file F] [--ca-file F]\n"},
+    {"token", "make an API token for a node's agent (or another admin token)", gf_cmd_token,
+     "usage: gpufuse token create --node NAME | --admin [--server URL] [--token-file F]\n"
+     "Prints the new token; a node token may only register, heartbeat and report for NAME.\n"},
     {"help", "show help for gpufuse or one of its commands", gf_cmd_help,
      "usage: gpufuse help [COMMAND]\n"},
     {"version", "print gpufuse's version and the CUDA version it was built against",

@@ -1,0 +1,520 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The node agent's loop: register this node's GPUs, heartbeat with usage, keep the vGPU shared
+ * regions of the allocations the server placed here, and retry through server restarts. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "gpufuse/http_client.h"
+#include "gpufuse/limiter.h"
+#include "gpufuse/log.h"
+#include "server/metrics.h"
+
+#ifndef GPUFUSE_VERSION
+#define GPUFUSE_VERSION "0.1.0"
+#endif
+
+#define MAX_REGIONS 256
+
+/* A vGPU region this agent created for a workload with allocations on this node. */
+typedef struct region {
+    char workload[GF_LIMITER_NAME_MAX];
+    unsigned nslots;
+    char alloc_ids[GF_LIMITER_MAX_DEVICES][160]; /* slot -> allocation id */
+    int seen;                                    /* in the latest heartbeat answer */
+} region;
+
+typedef struct agent {
+    const gf_agent_config *cfg;
+    char node[64];
+    gf_http_client *http;
+    gf_agent_nvml *nvml;
+    gf_agent_gpu gpus[GF_AGENT_MAX_GPUS];
+    unsigned n_gpus;
+    uint64_t interval_ms;
+    region regions[MAX_REGIONS];
+    unsigned n_regions;
+    /* for /metrics (read by the HTTP thread) */
+    pthread_mutex_t mlock;
+    gf_agent_gpu snap[GF_AGENT_MAX_GPUS];
+    unsigned n_snap;
+    uint64_t heartbeats_ok, heartbeats_failed, registrations;
+    int registered;
+    struct MHD_Daemon *mhd;
+} agent;
+
+static void sleep_ms(uint64_t ms, volatile sig_atomic_t *stop)
+{
+    while (ms && !*stop) {
+        uint64_t step = ms > 100 ? 100 : ms;
+        struct timespec ts = {0, (long)step * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+}
+
+/* ---- talking to the server ----------------------------------------------------------------- */
+
+/* POSTs body; returns the HTTP status (0 on a transport failure, logged) and the answer. */
+static long post(agent *a, const char *path, const char *body, json_t **answer)
+{
+    char err[1024];
+    long status = 0;
+    char *resp = NULL;
+    if (answer) *answer = NULL;
+    if (gf_http_request(a->http, "POST", path, body, &status, &resp, err, sizeof err) != GF_OK) {
+        gf_log(GF_LOG_WARN, "agent", "%s", err);
+        return 0;
+    }
+    json_t *v = json_loads(resp, 0, NULL);
+    if (status >= 300) {
+        const char *msg = json_string_value(json_object_get(v, "error"));
+        gf_log(GF_LOG_WARN, "agent", "POST %s: the server answered %ld: %s", path, status,
+               msg ? msg : resp);
+    }
+    free(resp);
+    if (answer) *answer = v;
+    else json_decref(v);
+    return status;
+}
+
+static char *register_body(agent *a)
+{
+    json_t *o = json_pack("{s:s,s:s}", "name", a->node, "agent_version", GPUFUSE_VERSION);
+    if (a->cfg->pool) json_object_set_new(o, "pool", json_string(a->cfg->pool));
+    if (a->cfg->address) json_object_set_new(o, "address", json_string(a->cfg->address));
+    json_t *labels = json_object();
+    for (unsigned i = 0; i < a->cfg->n_labels; i++) {
+        char k[128];
+        const char *eq = strchr(a->cfg->labels[i], '=');
+        snprintf(k, sizeof k, "%.*s", (int)(eq - a->cfg->labels[i]), a->cfg->labels[i]);
+        json_object_set_new(labels, k, json_string(eq + 1));
+    }
+    json_object_set_new(o, "labels", labels);
+    json_t *gpus = json_array();
+    for (unsigned i = 0; i < a->n_gpus; i++) {
+        const gf_agent_gpu *g = &a->gpus[i];
+        json_t *gj = json_pack("{s:s,s:i,s:s,s:I}", "uuid", g->uuid, "index", (int)g->index,
+                               "model", g->name, "vram_bytes", (json_int_t)g->vram_total);
+        if (g->tflops > 0) json_object_set_new(gj, "tflops", json_real(g->tflops));
+        json_array_append_new(gpus, gj);
+    }
+    json_object_set_new(o, "gpus", gpus);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* Registers; returns 0 on success, 1 on a refusal that retrying cannot fix, -1 to retry. */
+static int do_register(agent *a)
+{
+    char *body = register_body(a);
+    json_t *ans = NULL;
+    long st = post(a, "/api/v1/nodes/register", body, &ans);
+    free(body);
+    int rc = -1;
+    if (st == 200 || st == 201) {
+        json_int_t hb = json_integer_value(json_object_get(ans, "heartbeat_interval_ms"));
+        a->interval_ms = a->cfg->interval_ms ? a->cfg->interval_ms
+                         : hb > 0            ? (uint64_t)hb
+                                             : 5000;
+        gf_log(GF_LOG_INFO, "agent", "registered node %s with %u GPU(s); heartbeat every %llu ms",
+               a->node, a->n_gpus, (unsigned long long)a->interval_ms);
+        pthread_mutex_lock(&a->mlock);
+        a->registrations++;
+        a->registered = 1;
+        pthread_mutex_unlock(&a->mlock);
+        rc = 0;
+    } else if (st == 400 || st == 401 || st == 403 || st == 409) {
+        const char *msg = json_string_value(json_object_get(ans, "error"));
+        fprintf(stderr, "gpufuse agent: the server refused node %s (%ld): %s\n", a->node, st,
+                msg ? msg : "no message");
+        rc = 1;
+    }
+    json_decref(ans);
+    return rc;
+}
+
+/* ---- vGPU regions (the limiter's shared memory) ----------------------------------------------- */
+
+static double gpu_tflops(agent *a, const char *uuid)
+{
+    for (unsigned i = 0; i < a->n_gpus; i++)
+        if (!strcmp(a->gpus[i].uuid, uuid)) return a->gpus[i].tflops;
+    return 0;
+}
+
+static region *find_region(agent *a, const char *wl)
+{
+    for (unsigned i = 0; i < a->n_regions; i++)
+        if (!strcmp(a->regions[i].workload, wl)) return &a->regions[i];
+    return NULL;
+}
+
+/* The names of the regions this agent made live in a file next to them
+ * ($GPUFUSE_SHM_DIR/gpufuse-agent-<node>.regions, tmpfs like the regions), so that an agent
+ * restarted after a crash still removes the regions of workloads deleted meanwhile, and never
+ * touches regions it did not make (gpufuse run's own). */
+static void regions_path(agent *a, char *buf, size_t len)
+{
+    const char *dir = getenv("GPUFUSE_SHM_DIR");
+    snprintf(buf, len, "%s/gpufuse-agent-%s.regions", dir && *dir ? dir : "/dev/shm", a->node);
+}
+
+static void regions_save(agent *a)
+{
+    char path[4096], tmp[4200];
+    regions_path(a, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return;
+    for (unsigned i = 0; i < a->n_regions; i++) fprintf(f, "%s\n", a->regions[i].workload);
+    if (fclose(f) == 0) rename(tmp, path);
+}
+
+/* Regions from a previous run: known by name, slots filled at the first heartbeat. */
+static void regions_load(agent *a)
+{
+    char path[4096], line[256];
+    regions_path(a, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    while (a->n_regions < MAX_REGIONS && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (!line[0] || strlen(line) >= GF_LIMITER_NAME_MAX) continue;
+        region *r = &a->regions[a->n_regions++];
+        memset(r, 0, sizeof *r);
+        snprintf(r->workload, sizeof r->workload, "%.63s", line);
+    }
+    fclose(f);
+}
+
+/* Creates the shared region of each local workload placed here (slots in allocation order) and
+ * removes the regions of workloads that are gone. Remote allocations are served by a worker
+ * (issue 4's gpufuse worker; started here once it exists). */
+static void sync_regions(agent *a, json_t *allocs)
+{
+    char err[512];
+    int changed = 0;
+    for (unsigned i = 0; i < a->n_regions; i++) a->regions[i].seen = 0;
+    size_t i;
+    json_t *al;
+    json_array_foreach(allocs, i, al) {
+        const char *wl = json_string_value(json_object_get(al, "workload"));
+        const char *id = json_string_value(json_object_get(al, "id"));
+        if (!wl || !id || json_is_true(json_object_get(al, "remote"))) continue;
+        if (strlen(wl) >= GF_LIMITER_NAME_MAX) continue;
+        region *r = find_region(a, wl);
+        if (r && r->nslots) {
+            r->seen = 1;
+            continue;
+        }
+        if (!r) {
+            if (a->n_regions == MAX_REGIONS) continue;
+            r = &a->regions[a->n_regions++];
+            memset(r, 0, sizeof *r);
+            snprintf(r->workload, sizeof r->workload, "%s", wl);
+        }
+        r->seen = 1;
+        /* Every allocation of this workload on this node is a slot, in slot order. */
+        gf_limiter_config cfg = {0};
+        unsigned n = 0;
+        size_t j;
+        json_t *b;
+        json_array_foreach(allocs, j, b) {
+            const char *w2 = json_string_value(json_object_get(b, "workload"));
+            if (!w2 || strcmp(w2, wl) || n == GF_LIMITER_MAX_DEVICES) continue;
+            double cap = gpu_tflops(a, json_string_value(json_object_get(b, "gpu_uuid")));
+            double lim = json_number_value(json_object_get(b, "tflops_limit"));
+            cfg.vram_limit[n] = (uint64_t)json_integer_value(json_object_get(b, "vram_limit"));
+            cfg.compute_fraction[n] = cap > 0 && lim > 0 && lim < cap ? lim / cap : 0;
+            snprintf(r->alloc_ids[n], sizeof r->alloc_ids[n], "%s",
+                     json_string_value(json_object_get(b, "id")));
+            n++;
+        }
+        if (gf_limiter_create(wl, &cfg, 0, err, sizeof err) != GF_OK) {
+            gf_log(GF_LOG_WARN, "agent", "workload %s: cannot create its vGPU region: %s", wl,
+                   err);
+            continue;
+        }
+        r->nslots = n;
+        changed = 1;
+        gf_log(GF_LOG_INFO, "agent", "workload %s: vGPU region with %u slot(s) ready", wl, n);
+    }
+    for (unsigned k = 0; k < a->n_regions;) {
+        if (a->regions[k].seen) {
+            k++;
+            continue;
+        }
+        gf_limiter_unlink(a->regions[k].workload);
+        gf_log(GF_LOG_INFO, "agent", "workload %s: released; vGPU region removed",
+               a->regions[k].workload);
+        a->regions[k] = a->regions[--a->n_regions];
+        changed = 1;
+    }
+    if (changed) regions_save(a);
+}
+
+/* The per-vGPU usage the limiter's regions hold. */
+static json_t *vgpu_usage(agent *a)
+{
+    json_t *arr = json_array();
+    for (unsigned i = 0; i < a->n_regions; i++) {
+        region *r = &a->regions[i];
+        gf_limiter *l = NULL;
+        char err[256];
+        if (!r->nslots || gf_limiter_open_observer(r->workload, &l, err, sizeof err) != GF_OK)
+            continue;
+        for (unsigned s = 0; s < r->nslots; s++) {
+            gf_limiter_dev_stats st;
+            if (gf_limiter_stats(l, s, &st) != GF_OK) continue;
+            json_array_append_new(arr, json_pack("{s:s,s:I,s:I,s:I}", "allocation",
+                                                 r->alloc_ids[s], "vram_used",
+                                                 (json_int_t)st.vram_used, "busy_ns",
+                                                 (json_int_t)st.busy_ns, "throttled_ns",
+                                                 (json_int_t)st.throttled_ns));
+        }
+        gf_limiter_close(l);
+    }
+    return arr;
+}
+
+static char *usage_body(agent *a)
+{
+    json_t *gpus = json_array();
+    for (unsigned i = 0; i < a->n_gpus; i++) {
+        const gf_agent_gpu *g = &a->gpus[i];
+        json_t *gj = json_pack("{s:s,s:I,s:f}", "uuid", g->uuid, "vram_used",
+                               (json_int_t)g->vram_used, "utilization", g->utilization);
+        if (g->temperature_c >= 0) json_object_set_new(gj, "temperature_c", json_integer(g->temperature_c));
+        if (g->power_mw >= 0) json_object_set_new(gj, "power_mw", json_integer(g->power_mw));
+        json_array_append_new(gpus, gj);
+    }
+    json_t *o = json_pack("{s:o,s:o}", "gpus", gpus, "vgpus", vgpu_usage(a));
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* One heartbeat with usage. Returns 0 ok, 1 when the server forgot this node (re-register),
+ * -1 on failure. */
+static int heartbeat(agent *a)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/nodes/%s/heartbeat", a->node);
+    gf_agent_nvml_sample(a->nvml, a->gpus, a->n_gpus);
+    pthread_mutex_lock(&a->mlock);
+    memcpy(a->snap, a->gpus, sizeof a->gpus);
+    a->n_snap = a->n_gpus;
+    pthread_mutex_unlock(&a->mlock);
+    char *body = usage_body(a);
+    json_t *ans = NULL;
+    long st = post(a, path, body, &ans);
+    free(body);
+    int rc = -1;
+    if (st == 200) {
+        sync_regions(a, json_object_get(ans, "allocations"));
+        rc = 0;
+    } else if (st == 404) {
+        rc = 1;
+    }
+    json_decref(ans);
+    pthread_mutex_lock(&a->mlock);
+    if (rc == 0) a->heartbeats_ok++;
+    else a->heartbeats_failed++;
+    if (rc == 1) a->registered = 0;
+    pthread_mutex_unlock(&a->mlock);
+    return rc;
+}
+
+/* ---- /metrics ----------------------------------------------------------------------------------- */
+
+static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    agent *a = cls;
+    (void)version;
+    (void)upload_data;
+    (void)upload_data_size;
+    (void)con_cls;
+    gf_mbuf b = {0};
+    unsigned code = 200;
+    if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+        code = 405;
+        gf_mbuf_printf(&b, "use GET\n");
+    } else if (!strcmp(url, "/healthz")) {
+        gf_mbuf_printf(&b, "ok\n");
+    } else if (strcmp(url, "/metrics")) {
+        code = 404;
+        gf_mbuf_printf(&b, "only /metrics and /healthz here\n");
+    } else {
+        char l[512], e1[192], e2[192];
+        pthread_mutex_lock(&a->mlock);
+        static const struct {
+            const char *name, *help;
+        } fam[] = {
+            {"gpufuse_gpu_vram_total_bytes", "GPU memory"},
+            {"gpufuse_gpu_vram_used_bytes", "GPU memory in use (NVML)"},
+            {"gpufuse_gpu_utilization_ratio", "GPU busy fraction over NVML's last sample period"},
+            {"gpufuse_gpu_temperature_celsius", "GPU temperature"},
+            {"gpufuse_gpu_power_watts", "GPU power draw"},
+        };
+        for (unsigned f = 0; f < 5; f++) {
+            gf_metrics_family(&b, fam[f].name, "gauge", fam[f].help);
+            for (unsigned i = 0; i < a->n_snap; i++) {
+                const gf_agent_gpu *g = &a->snap[i];
+                gf_metrics_escape(g->uuid, e1, sizeof e1);
+                gf_metrics_escape(g->name, e2, sizeof e2);
+                snprintf(l, sizeof l, "node=\"%s\",gpu=\"%u\",uuid=\"%s\",model=\"%s\"", a->node,
+                         g->index, e1, e2);
+                double v = f == 0   ? (double)g->vram_total
+                           : f == 1 ? (double)g->vram_used
+                           : f == 2 ? g->utilization / 100.0
+                           : f == 3 ? (double)g->temperature_c
+                                    : (double)g->power_mw / 1000.0;
+                if ((f == 3 && g->temperature_c < 0) || (f == 4 && g->power_mw < 0)) continue;
+                gf_metrics_sample(&b, fam[f].name, l, v);
+            }
+        }
+        gf_metrics_family(&b, "gpufuse_agent_heartbeats_total", "counter",
+                          "Heartbeats sent to the server, by result");
+        gf_metrics_sample(&b, "gpufuse_agent_heartbeats_total", "result=\"ok\"",
+                          (double)a->heartbeats_ok);
+        gf_metrics_sample(&b, "gpufuse_agent_heartbeats_total", "result=\"failed\"",
+                          (double)a->heartbeats_failed);
+        gf_metrics_family(&b, "gpufuse_agent_registered", "gauge",
+                          "1 when the server knows this node");
+        gf_metrics_sample(&b, "gpufuse_agent_registered", NULL, a->registered);
+        gf_metrics_family(&b, "gpufuse_agent_vgpus", "gauge",
+                          "vGPU regions this agent keeps for workloads placed here");
+        gf_metrics_sample(&b, "gpufuse_agent_vgpus", NULL, a->n_regions);
+        pthread_mutex_unlock(&a->mlock);
+    }
+    if (b.oom) {
+        free(b.data);
+        return MHD_NO;
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.data ? b.data : (char *)"",
+                                                             b.data ? MHD_RESPMEM_MUST_FREE
+                                                                    : MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8");
+    enum MHD_Result ret = MHD_queue_response(c, code, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static int start_metrics(agent *a)
+{
+    const char *l = a->cfg->listen;
+    const char *colon = strrchr(l, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || *end || port < 0 || port > 65535) {
+        fprintf(stderr, "gpufuse agent: --listen \"%s\": expected HOST:PORT\n", l);
+        return -1;
+    }
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    char host[64];
+    snprintf(host, sizeof host, "%.*s", (int)(colon - l), l);
+    if (host[0] && inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+        fprintf(stderr, "gpufuse agent: --listen \"%s\": give an IPv4 address (or :PORT)\n", l);
+        return -1;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    a->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_metrics, a,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin, MHD_OPTION_END);
+    if (!a->mhd) {
+        fprintf(stderr, "gpufuse agent: --listen \"%s\": cannot listen there (in use?)\n", l);
+        return -1;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    printf("gpufuse agent: metrics on http://%s:%u/metrics\n", host[0] ? host : "0.0.0.0",
+           di ? di->port : (unsigned)port);
+    fflush(stdout);
+    return 0;
+}
+
+/* ---- the loop ----------------------------------------------------------------------------------- */
+
+int gf_agent_run(const gf_agent_config *cfg, volatile sig_atomic_t *stop)
+{
+    char err[1024], token[512];
+    int rc = 1;
+    agent *a = calloc(1, sizeof *a);
+    if (!a) return 1;
+    a->cfg = cfg;
+    pthread_mutex_init(&a->mlock, NULL);
+    if (cfg->node_name) {
+        snprintf(a->node, sizeof a->node, "%s", cfg->node_name);
+    } else if (gethostname(a->node, sizeof a->node) || !a->node[0]) {
+        snprintf(a->node, sizeof a->node, "node");
+    }
+    for (char *p = a->node; *p; p++)
+        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    if (gf_http_read_token_file(cfg->token_file, token, sizeof token, err, sizeof err) != GF_OK) {
+        fprintf(stderr, "gpufuse agent: %s; make one with \"gpufuse token create --node %s\"\n",
+                err, a->node);
+        goto out;
+    }
+    gf_http_options ho = {.base_url = cfg->server, .token = token, .ca_file = cfg->ca_file,
+                          .timeout_ms = 10000};
+    if (gf_http_client_new(&ho, &a->http, err, sizeof err) != GF_OK) {
+        fprintf(stderr, "gpufuse agent: %s\n", err);
+        goto out;
+    }
+    memset(token, 0, sizeof token);
+    if (gf_agent_nvml_open(&a->nvml, a->gpus, GF_AGENT_MAX_GPUS, &a->n_gpus, err, sizeof err) !=
+        GF_OK) {
+        fprintf(stderr, "gpufuse agent: cannot read the GPUs: %s\n", err);
+        goto out;
+    }
+    gf_agent_nvml_sample(a->nvml, a->gpus, a->n_gpus);
+    memcpy(a->snap, a->gpus, sizeof a->gpus);
+    a->n_snap = a->n_gpus;
+    regions_load(a);
+    if (cfg->listen && start_metrics(a)) goto out;
+    printf("gpufuse agent: node %s, %u GPU(s), server %s\n", a->node, a->n_gpus, cfg->server);
+    fflush(stdout);
+
+    uint64_t backoff = 500;
+    while (!*stop) {
+        int r = do_register(a);
+        if (r == 1) goto out;
+        if (r == 0) break;
+        sleep_ms(backoff, stop);
+        if (backoff < 5000) backoff *= 2;
+    }
+    while (!*stop) {
+        int r = heartbeat(a);
+        if (r == 1) {
+            gf_log(GF_LOG_WARN, "agent", "the server does not know node %s; registering again",
+                   a->node);
+            int rr;
+            while ((rr = do_register(a)) < 0 && !*stop) sleep_ms(1000, stop);
+            if (rr == 1) goto out;
+            continue;
+        }
+        sleep_ms(a->interval_ms, stop);
+    }
+    rc = 0;
+out:
+    if (a->mhd) MHD_stop_daemon(a->mhd);
+    gf_agent_nvml_close(a->nvml);
+    gf_http_client_free(a->http);
+    pthread_mutex_destroy(&a->mlock);
+    free(a);
+    return rc;
+}

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The server without HTTP: request validation (gf_api_parse_*), and the handler driven
+ * directly — auth roles, workloads through the allocator, node loss with a made-up clock, and a
+ * restart from the same data directory. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "server/api_request.h"
+#include "server/server.h"
+#include "test.h"
+
+#define PARSE(body, w) gf_api_parse_workload(body, strlen(body), 0, w, err, sizeof err)
+
+TEST(parse_sizes_numbers_and_strings)
+{
+    char err[512];
+    gf_api_workload w;
+    ASSERT_EQ_INT(PARSE("{\"vram_request\": \"4Gi\", \"vram_limit\": 8589934592}", &w), GF_OK);
+    ASSERT_EQ_U64(w.vram_request, 4ull << 30);
+    ASSERT_EQ_U64(w.vram_limit, 8ull << 30);
+    ASSERT_EQ_INT(PARSE("{\"vram_request\": 1024.0}", &w), GF_OK);
+    ASSERT_EQ_U64(w.vram_request, 1024);
+    ASSERT_EQ_INT(PARSE("{\"tflops_request\": \"19.5\", \"tflops_limit\": 40}", &w), GF_OK);
+    ASSERT_NEAR(w.tflops_request, 19.5, 1e-9);
+    ASSERT_EQ_INT(PARSE("{\"compute_percent_request\": \"50%\"}", &w), GF_OK);
+    ASSERT_NEAR(w.percent_request, 50, 1e-9);
+    ASSERT_EQ_INT(w.qos, GF_API_QOS_MEDIUM);
+    ASSERT_EQ_INT(PARSE("{\"gpu_models\": [\"H100\", \"A100-80G\"], \"node_labels\": "
+                        "{\"zone\": \"a\"}, \"qos\": \"critical\", \"remote\": true}",
+                        &w),
+                  GF_OK);
+    ASSERT_EQ_INT(w.n_models, 2);
+    ASSERT_EQ_STR(w.models[1], "A100-80G");
+    ASSERT_EQ_STR(w.labels[0].key, "zone");
+    ASSERT_EQ_INT(w.qos, GF_API_QOS_CRITICAL);
+    ASSERT_EQ_INT(w.remote, 1);
+}
+
+TEST(parse_refusals_name_the_field)
+{
+    char err[512];
+    gf_api_workload w;
+    ASSERT_EQ_INT(PARSE("{\"vram_request\": -1}", &w), GF_EINVAL);
+    ASSERT_CONTAINS(err, "vram_request");
+    ASSERT_CONTAINS(err, "negative");
+    ASSERT_EQ_INT(PARSE("{\"vram_request\": 1e30}", &w), GF_ERANGE);
+    ASSERT_CONTAINS(err, "1 EiB");
+    ASSERT_EQ_INT(PARSE("{\"vram_request\": 99999999999999999999999999}", &w), GF_EINVAL);
+    ASSERT_CONTAINS(err, "malformed JSON");
+    ASSERT_EQ_INT(PARSE("{\"vram\": 1}", &w), GF_EINVAL);
+    ASSERT_CONTAINS(err, "unknown field \"vram\"");
+    ASSERT_EQ_INT(PARSE("{\"gpu_count\": 65}", &w), GF_ERANGE);
+    ASSERT_EQ_INT(PARSE("{\"gpu_count\": true}", &w), GF_EINVAL);
+    ASSERT_CONTAINS(err, "gpu_count: expected an integer, got a boolean");
+    ASSERT_EQ_INT(PARSE("{\"tflops_request\": 0}", &w), GF_EINVAL);
+    ASSERT_EQ_INT(PARSE("{\"vram_request\": \"2Gi\", \"vram_limit\": \"1Gi\"}", &w), GF_EINVAL);
+    ASSERT_CONTAINS(err, "vram_limit");
+    ASSERT_EQ_INT(PARSE("{\"name\": \"UPPER\"}", &w), GF_EINVAL);
+    ASSERT_EQ_INT(PARSE("{\"name\": \"a\\u0000b\"}", &w), GF_EINVAL);
+    ASSERT_EQ_INT(PARSE("[]", &w), GF_EINVAL);
+    ASSERT_EQ_INT(PARSE("", &w), GF_EINVAL);
+    ASSERT_EQ_INT(gf_api_parse_workload("{\"profile\": \"p\"}", 16, 1, &w, err, sizeof err),
+                  GF_EINVAL); /* a profile names no profile */
+}
+
+TEST(parse_register_and_usage)
+{
+    char err[512];
+    gf_api_register *r = malloc(sizeof *r);
+    gf_api_usage *u = malloc(sizeof *u);
+    const char *ok = "{\"name\": \"n1\", \"gpus\": [{\"uuid\": \"GPU-1\", \"index\": 0, "
+                     "\"model\": \"NVIDIA H100 80GB HBM3\", \"vram_bytes\": \"80Gi\"}]}";
+    ASSERT_EQ_INT(gf_api_parse_register(ok, strlen(ok), r, err, sizeof err), GF_OK);
+    ASSERT_EQ_INT(r->n_gpus, 1);
+    ASSERT_EQ_U64(r->gpus[0].vram_bytes, 80ull << 30);
+    const char *dup = "{\"name\": \"n1\", \"gpus\": [{\"uuid\": \"G\", \"model\": \"T4\", "
+                      "\"vram_bytes\": 1}, {\"uuid\": \"G\", \"model\": \"T4\", \"vram_bytes\": 1}]}";
+    ASSERT_EQ_INT(gf_api_parse_register(dup, strlen(dup), r, err, sizeof err), GF_EINVAL);
+    ASSERT_CONTAINS(err, "appears twice");
+    const char *us = "{\"gpus\": [{\"uuid\": \"G\", \"utilization\": 101}]}";
+    ASSERT_EQ_INT(gf_api_parse_usage(us, strlen(us), u, err, sizeof err), GF_EINVAL);
+    ASSERT_CONTAINS(err, "utilization");
+    free(r);
+    free(u);
+}
+
+/* ---- the handler ------------------------------------------------------------------------------ */
+
+static gf_server *srv;
+static char admin[256], hdr[300];
+
+static void open_server(const char *dir)
+{
+    char err[1024];
+    gf_server_config cfg = {.data_dir = dir, .heartbeat_timeout_ms = 1000, .lost_grace_ms = 2000};
+    if (gf_server_new(&cfg, &srv, err, sizeof err) != GF_OK) GF_TEST_FAILF("server: %s", err);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/admin.token", dir);
+    char *t = gf_test_read_file(path, NULL);
+    ASSERT_TRUE(t != NULL);
+    t[strcspn(t, "\n")] = 0;
+    snprintf(admin, sizeof admin, "%s", t);
+    snprintf(hdr, sizeof hdr, "Bearer %s", admin);
+    free(t);
+}
+
+/* Calls the handler; returns the status and leaves the parsed answer in *out (caller frees). */
+static unsigned call(const char *auth, const char *method, const char *path, const char *body,
+                     json_t **out)
+{
+    gf_srv_req req = {.method = method, .path = path, .authorization = auth, .body = body,
+                      .body_len = body ? strlen(body) : 0};
+    gf_srv_resp resp;
+    gf_srv_handle(srv, &req, &resp);
+    if (out) *out = json_loadb(resp.body, resp.body_len, 0, NULL);
+    free(resp.body);
+    return resp.status;
+}
+
+static const char *node_reg =
+    "{\"name\": \"n1\", \"gpus\": [{\"uuid\": \"GPU-a\", \"index\": 0, \"model\": \"H100\", "
+    "\"vram_bytes\": \"80Gi\"}, {\"uuid\": \"GPU-b\", \"index\": 1, \"model\": \"T4\", "
+    "\"vram_bytes\": \"16Gi\"}]}";
+
+TEST(auth_roles)
+{
+    open_server(gf_test_tmp_path("auth"));
+    json_t *v;
+    ASSERT_EQ_INT(call(NULL, "GET", "/api/v1/gpus", NULL, NULL), 401);
+    ASSERT_EQ_INT(call("Bearer nope", "GET", "/api/v1/gpus", NULL, NULL), 401);
+    ASSERT_EQ_INT(call("Basic abc", "GET", "/api/v1/gpus", NULL, NULL), 401);
+    ASSERT_EQ_INT(call(NULL, "GET", "/healthz", NULL, NULL), 200);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/tokens", "{\"node\": \"n1\"}", &v), 201);
+    char ntok[300];
+    snprintf(ntok, sizeof ntok, "Bearer %s", json_string_value(json_object_get(v, "token")));
+    json_decref(v);
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", node_reg, NULL), 201);
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/n1/heartbeat", NULL, NULL), 200);
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/n2/heartbeat", NULL, NULL), 403);
+    ASSERT_EQ_INT(call(ntok, "GET", "/api/v1/workloads", NULL, NULL), 403);
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/tokens", "{\"admin\": true}", NULL), 403);
+    gf_server_free(srv);
+}
+
+TEST(workload_lifecycle_and_restart)
+{
+    const char *dir = gf_test_tmp_path("wl");
+    open_server(dir);
+    json_t *v;
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/nodes/register", node_reg, NULL), 201);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"w\", \"vram_request\": \"60Gi\"}", &v),
+                  201);
+    ASSERT_EQ_STR(json_string_value(json_object_get(
+                      json_array_get(json_object_get(v, "allocations"), 0), "gpu_uuid")),
+                  "GPU-a");
+    json_decref(v);
+    /* The "why not" message in numbers. */
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"w2\", \"vram_request\": \"30Gi\"}", &v),
+                  409);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "GiB");
+    json_decref(v);
+    /* Restart: everything is there, and the allocator remembers the 60 GiB. */
+    gf_server_free(srv);
+    open_server(dir);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/w", NULL, &v), 200);
+    ASSERT_EQ_STR(json_string_value(json_object_get(v, "status")), "Running");
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"w2\", \"vram_request\": \"30Gi\"}", NULL),
+                  409);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"w3\", \"vram_request\": \"19Gi\"}", NULL),
+                  201);
+    /* Node loss with a made-up clock: lost, then released after the grace. */
+    uint64_t now = gf_srv_now_ms();
+    gf_srv_tick(srv, now + 500);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/allocations/w-0", NULL, &v), 200);
+    ASSERT_EQ_STR(json_string_value(json_object_get(v, "state")), "active");
+    json_decref(v);
+    gf_srv_tick(srv, now + 1100);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/allocations/w-0", NULL, &v), 200);
+    ASSERT_EQ_STR(json_string_value(json_object_get(v, "state")), "lost");
+    json_decref(v);
+    gf_srv_tick(srv, now + 1100 + 2100);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/w", NULL, &v), 200);
+    ASSERT_EQ_STR(json_string_value(json_object_get(v, "status")), "Released");
+    ASSERT_EQ_INT(json_array_size(json_object_get(v, "allocations")), 0);
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/allocations/w-0", NULL, NULL), 404);
+    /* The node heartbeats again: Ready, and the capacity is back. */
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/nodes/n1/heartbeat", NULL, NULL), 200);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"w4\", \"vram_request\": \"60Gi\"}", NULL),
+                  201);
+    ASSERT_EQ_INT(call(hdr, "DELETE", "/api/v1/workloads/w", NULL, NULL), 200);
+    ASSERT_EQ_INT(call(hdr, "DELETE", "/api/v1/workloads/w", NULL, NULL), 404);
+    gf_server_free(srv);
+}
+
+TEST(bad_requests_are_400_with_message)
+{
+    open_server(gf_test_tmp_path("bad"));
+    json_t *v;
+    static const char *const bodies[] = {
+        "{", "null", "{\"vram_request\": -1}", "{\"vram_request\": \"1Xi\"}",
+        "{\"gpu_count\": 1.5}", "{\"x\": 1}", "{\"node_labels\": []}",
+        "{\"gpu_models\": [1]}", "{\"tflops_request\": 1e300}"};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads", bodies[i], &v), 400);
+        ASSERT_TRUE(json_string_length(json_object_get(v, "error")) > 10);
+        json_decref(v);
+    }
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/nodes/register",
+                       "{\"name\": \"n\", \"gpus\": [{\"uuid\": \"u\", \"model\": \"Mystery\", "
+                       "\"vram_bytes\": 1}]}",
+                       &v),
+                  400);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "model table");
+    json_decref(v);
+    gf_srv_req req = {.method = "POST", .path = "/api/v1/workloads", .authorization = hdr,
+                      .body_too_large = 1};
+    gf_srv_resp resp;
+    gf_srv_handle(srv, &req, &resp);
+    ASSERT_EQ_INT(resp.status, 413);
+    free(resp.body);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/../../etc/passwd", NULL, NULL), 404);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/a/b/c/d/e/f", NULL, NULL), 404);
+    gf_server_free(srv);
+}
