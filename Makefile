@@ -378,7 +378,8 @@ $(BUILD)/tests/client/helpers/%: $(OBJ)/tests/client/helpers/%.o $(CLIENT_LIB) $
 	$(CC) -o $@ $(OBJ)/tests/client/helpers/$*.o $(LIBGFCOMMON) $(LDSAN) $(LDLIBS) \
 		$(if $(findstring nolink,$*),,-L$(LIB) -lcuda)
 
-$(BUILD)/bench/bench_client: $(CLIENT_LIB)
+# The cap table runs tests/client/helpers/cuprobe under gpufuse run.
+$(BUILD)/bench/bench_client: $(CLIENT_LIB) $(CLIENT_HELPERS) $(GPUFUSE_BIN)
 
 # ---- server, agent, CLI (issue 5) -------------------------------------------------------------
 # libgfserver.a: the control plane (src/server: REST API on libmicrohttpd, SQLite store, node

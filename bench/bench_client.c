@@ -134,7 +134,12 @@ static int cap_table(void)
             out[n] = 0;
             if (p) pclose(p);
             const char *d = strstr(out, "device_pct=");
-            int pct = d ? atoi(d + 11) : -1;
+            if (!d) {
+                fprintf(stderr, "bench_client: no device_pct from \"%s\"; it said:\n%s\n", cmd,
+                        out);
+                return 1;
+            }
+            int pct = atoi(d + 11);
             printf("%5d%%   %-24s %9d%% %+7d\n", caps[i], sync ? "sync after each launch" : "queued",
                    pct, pct - caps[i]);
         }
