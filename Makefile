@@ -309,9 +309,16 @@ deps:
 	  exit 1; \
 	fi
 
+# The libraries go to PREFIX/lib/gpufuse, off the system's library path on purpose: gpufuse's
+# libcuda.so.1 must only stand first for the programs gpufuse run starts (it finds them there).
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/gpufuse/sim
 	install -m 0755 $(GPUFUSE_BIN) $(DESTDIR)$(PREFIX)/bin/gpufuse
+	install -m 0755 $(CLIENT_LIB) $(CLIENT_NVML) $(CUDART_LIB) $(DESTDIR)$(PREFIX)/lib/gpufuse/
+	ln -sf libgpufuse.so $(DESTDIR)$(PREFIX)/lib/gpufuse/libcuda.so.1
+	ln -sf libgpufuse.so $(DESTDIR)$(PREFIX)/lib/gpufuse/libcuda.so
+	ln -sf libnvidia-ml.so.1 $(DESTDIR)$(PREFIX)/lib/gpufuse/libnvidia-ml.so
+	ln -sf libcudart.so.13 $(DESTDIR)$(PREFIX)/lib/gpufuse/libcudart.so
 	install -m 0755 $(SIM_CUDA) $(SIM_NVML) $(DESTDIR)$(PREFIX)/lib/gpufuse/sim/
 	ln -sf libcuda.so.1 $(DESTDIR)$(PREFIX)/lib/gpufuse/sim/libcuda.so
 	ln -sf libnvidia-ml.so.1 $(DESTDIR)$(PREFIX)/lib/gpufuse/sim/libnvidia-ml.so
