@@ -198,10 +198,14 @@ static void grp_add(gf_alloc *a, gf_alloc__pool *p, gf_alloc__gpu *g)
                 gf_alloc__grp *ng = realloc(p->grps, nc * sizeof(*ng));
                 uint32_t *nf = realloc(p->gfree, nc * sizeof(*nf));
                 uint32_t *na = realloc(p->act, nc * sizeof(*na));
+                uint32_t *ncand = realloc(p->cand, nc * sizeof(*ncand));
+                gf_alloc__fd *nb = realloc(p->cbound, nc * sizeof(*nb));
                 if (ng) p->grps = ng;
                 if (nf) p->gfree = nf;
                 if (na) p->act = na;
-                if (!ng || !nf || !na) return fast_fail(p);
+                if (ncand) p->cand = ncand;
+                if (nb) p->cbound = nb;
+                if (!ng || !nf || !na || !ncand || !nb) return fast_fail(p);
                 p->cap_grps = nc;
             }
             id = (int32_t)p->n_grps++;
@@ -211,6 +215,7 @@ static void grp_add(gf_alloc *a, gf_alloc__pool *p, gf_alloc__gpu *g)
         gf_alloc__grp *G = &p->grps[id];
         memcpy(G->st, st, sizeof(st));
         G->n = 0;
+        G->ver = 0;
         G->apos = (uint32_t)p->n_act;
         p->act[p->n_act++] = (uint32_t)id;
         p->gtab[j] = id;
@@ -322,6 +327,10 @@ static void fast_reset(gf_alloc__pool *p)
     free(p->act);
     free(p->spec);
     free(p->memo);
+    free(p->cand);
+    free(p->cbound);
+    p->cand = NULL;
+    p->cbound = NULL;
     p->grps = NULL;
     p->gfree = NULL;
     p->gtab = NULL;
@@ -522,6 +531,13 @@ static void state_score(gf_alloc__pool *p, const gf_alloc__gpu *g, const uint64_
     }
 }
 
+void gf_alloc__grp_score(gf_alloc__pool *p, gf_alloc__grp *G, const gf_alloc__gpu *rep)
+{
+    if (G->ver == p->sver) return;
+    state_score(p, rep, rep->key, &G->s, &G->wnofit);
+    G->ver = p->sver;
+}
+
 /* For a plain GPU every type m contributes w_m ((1 - fit_after) s_after - (1 - fit_before)
  * s_before) (see is_special), so the delta is h(after) - h(before) with h = s x W_nofit. */
 gf_alloc__fd gf_alloc__frag_delta_state(gf_alloc__pool *p, const gf_alloc__gpu *g,
@@ -565,6 +581,16 @@ static gf_alloc__fd node_frag(const gf_alloc *a, const gf_alloc__pool *p,
         f += (gf_alloc__fd)t->sw * (cnt >= t->k ? nofit : tot);
     }
     return f;
+}
+
+gf_alloc__fd gf_alloc__frag_node(const gf_alloc *a, const gf_alloc__pool *p,
+                                 const gf_alloc__node *n, const uint32_t *gs,
+                                 const uint64_t (*nk)[2], size_t k)
+{
+    if (!p->swsum) return 0;
+    int used[2];
+    used_dims(p, used);
+    return node_frag(a, p, n, gs, nk, k, k > 0, used);
 }
 
 gf_alloc__fd gf_alloc__frag_delta(const gf_alloc *a, const gf_alloc__pool *p,

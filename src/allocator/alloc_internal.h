@@ -21,7 +21,7 @@
 #define GF_ALLOC__TYPE_WORDS (GF_ALLOC__MAX_TYPES / 64)
 #define GF_ALLOC__NIL (-1)
 /* Entries of a pool's state-score memo (a cache: a collision evicts). Power of two. */
-#define GF_ALLOC__MEMO 16384
+#define GF_ALLOC__MEMO 65536
 /* Observed mode: the scoring snapshot is refreshed once the observations since the last refresh
  * reach 1 + (snapshot mass) / GF_ALLOC__REFRESH_DIV, so it lags the observed mass by < 1/64. */
 #define GF_ALLOC__REFRESH_DIV 64
@@ -79,6 +79,9 @@ typedef struct gf_alloc__grp {
     uint32_t *heap;
     uint32_t n, cap;
     uint32_t apos;            /* position in the pool's active list */
+    uint64_t ver;             /* s, wnofit below are valid while == the pool's snapshot version */
+    int64_t s;                /* free share of the state, ppm */
+    uint64_t wnofit;          /* weight of the task types that do not fit the state */
 } gf_alloc__grp;
 
 /* One memoized state score: free share and the weight of the task types that do not fit. */
@@ -146,6 +149,8 @@ typedef struct gf_alloc__pool {
     size_t gtab_cap, gtab_n;
     uint32_t *act;             /* ids of non-empty groups */
     size_t n_act;
+    uint32_t *cand;            /* scratch of a placement: candidate groups (cap_grps) */
+    gf_alloc__fd *cbound;      /* and their lower bounds */
     uint32_t *spec;            /* seqs of special GPUs */
     size_t n_spec, cap_spec;
     gf_alloc__memo *memo;      /* GF_ALLOC__MEMO entries, a cache */
@@ -222,12 +227,18 @@ void gf_alloc__frag_observe(gf_alloc *a, gf_alloc__pool *p, const gf_alloc__type
 gf_alloc__fd gf_alloc__frag_delta(const gf_alloc *a, const gf_alloc__pool *p,
                                   const gf_alloc__node *n, const uint32_t *gs,
                                   const uint64_t (*nk)[2], size_t k);
+/* F_n itself (unnormalized), GPUs gs[0..k) seeing keys nk[i]; k == 0: as it is. */
+gf_alloc__fd gf_alloc__frag_node(const gf_alloc *a, const gf_alloc__pool *p,
+                                 const gf_alloc__node *n, const uint32_t *gs,
+                                 const uint64_t (*nk)[2], size_t k);
 /* Same, O(types), for one GPU, from the node's aggregates. */
 gf_alloc__fd gf_alloc__frag_delta1(const gf_alloc *a, const gf_alloc__pool *p,
                                    const gf_alloc__gpu *g, const uint64_t nk[2]);
 /* Same for a plain (non-special) GPU: depends on its state only, memoized by state. */
 gf_alloc__fd gf_alloc__frag_delta_state(gf_alloc__pool *p, const gf_alloc__gpu *g,
                                         const uint64_t nk[2]);
+/* Free share and weight of the non-fitting types of group G's state (cached per snapshot). */
+void gf_alloc__grp_score(gf_alloc__pool *p, gf_alloc__grp *G, const gf_alloc__gpu *rep);
 /* Tests: nonzero makes least-fragmentation score every fitting GPU from scratch. */
 void gf_alloc__frag_set_reference(gf_alloc *a, const char *pool, int on);
 

@@ -154,28 +154,73 @@ static gf_alloc__gpu *pick_in(gf_alloc *a, const gf_alloc__pool *p, const uint32
     return best;
 }
 
-/* Least-fragmentation over the whole pool, fast: one evaluation per state group (its members
- * share the delta and the key; the smallest eligible seq represents it), plus each special GPU
- * on its own. Considers exactly the GPUs the reference scan does and orders them the same way. */
+/* An upper bound on how much a placement of limits l lowers the free share (ppm, as share_ppm
+ * rounds it) of a GPU with ratio capacity eff, over the dimensions the pool's workload uses. */
+static int64_t share_drop_max(const gf_alloc__pool *p, const uint64_t eff[2], const uint64_t l[2])
+{
+    int64_t s = 0;
+    int n = 0;
+    for (int d = 0; d < 2; d++) {
+        if (!p->used[d] || !eff[d]) continue;
+        uint64_t ll = l[d] > eff[d] ? eff[d] : l[d];
+        s += (int64_t)((unsigned __int128)ll * GF_ALLOC__PPM / eff[d]) + 1;
+        n++;
+    }
+    return n ? (s + n - 1) / n + 1 : 0;
+}
+
+/* The representative of a group for r: its smallest eligible seq, NULL when none. */
+static gf_alloc__gpu *grp_rep(gf_alloc *a, const gf_alloc__grp *G, const nreq *r)
+{
+    gf_alloc__gpu *g = a->gpus[G->heap[0]];
+    if (eligible(a, g, r)) return g;
+    gf_alloc__gpu *e = NULL;
+    for (uint32_t j = 1; j < G->n; j++) {
+        gf_alloc__gpu *h = a->gpus[G->heap[j]];
+        if ((!e || h->seq < e->seq) && eligible(a, h, r)) e = h;
+    }
+    return e;
+}
+
+/* Least-fragmentation over the whole pool, fast. GPUs of one state group share the delta and
+ * the key, so the group's smallest eligible seq represents it; special GPUs are scored one by
+ * one. A group's delta s_a W_a - s_b W_b is at least -(s_b - s_a) W_b (W_a >= W_b), so groups
+ * whose bound exceeds the best delta found cannot win and are not scored. Considers exactly the
+ * GPUs the reference scan does and orders them the same way (better() is a total order). */
 static gf_alloc__gpu *pick_lf_fast(gf_alloc *a, gf_alloc__pool *p, const nreq *r)
 {
     gf_alloc__gpu *best = NULL;
     gf_alloc__fd bd = 0;
-    uint64_t q[2], l[2], nk[2];
+    uint64_t q[2], l[2], nk[2], ceff[2] = {0, 0}, cl[2] = {0, 0};
+    int64_t cdrop = -1;
     int t = r->drive;
+    size_t nc = 0, first = 0;
+    /* pass 1: the groups that can take r, with their bounds */
     for (size_t i = 0; i < p->n_act; i++) {
-        const gf_alloc__grp *G = &p->grps[p->act[i]];
+        gf_alloc__grp *G = &p->grps[p->act[i]];
         if (!G->n) continue;
         gf_alloc__gpu *g = a->gpus[G->heap[0]];
         if (g->key[t] < r->lb || !fits(g, r, q, l)) continue;
-        if (!eligible(a, g, r)) { /* filters: the smallest eligible seq of the group */
-            gf_alloc__gpu *e = NULL;
-            for (uint32_t j = 1; j < G->n; j++) {
-                gf_alloc__gpu *h = a->gpus[G->heap[j]];
-                if ((!e || h->seq < e->seq) && eligible(a, h, r)) e = h;
-            }
-            if (!(g = e)) continue;
+        gf_alloc__grp_score(p, G, g);
+        if (cdrop < 0 || memcmp(ceff, g->eff, sizeof(ceff)) || memcmp(cl, l, sizeof(cl))) {
+            memcpy(ceff, g->eff, sizeof(ceff));
+            memcpy(cl, l, sizeof(cl));
+            cdrop = share_drop_max(p, g->eff, l);
         }
+        p->cand[nc] = p->act[i];
+        p->cbound[nc] = -(gf_alloc__fd)cdrop * G->wnofit;
+        if (p->cbound[nc] < p->cbound[first]) first = nc;
+        nc++;
+    }
+    /* pass 2: score the most promising group first, then every group that could still win */
+    for (size_t k = 0; k <= nc; k++) {
+        size_t c = k == 0 ? first : k - 1;
+        if (c >= nc || (k && c == first)) continue;
+        if (best && p->cbound[c] > bd) continue;
+        gf_alloc__grp *G = &p->grps[p->cand[c]];
+        gf_alloc__gpu *g = grp_rep(a, G, r);
+        if (!g) continue;
+        fits(g, r, q, l);
         new_keys(g, l, nk);
         gf_alloc__fd d = gf_alloc__frag_delta_state(p, g, nk);
         if (better(g, d, best, bd, GF_ALLOC_LEAST_FRAG, t)) {
@@ -235,6 +280,22 @@ static gf_alloc__gpu *pick_one(gf_alloc *a, gf_alloc__pool *p, const nreq *r)
     return best;
 }
 
+/* Does a candidate before cand[c] (still unchosen) have g's state? Candidates are in seq order
+ * and GPUs of one state on one node give the same delta and key, so the earlier one wins. */
+static int same_state_before(const gf_alloc *a, const uint32_t *cand, size_t c,
+                             const gf_alloc__gpu *g)
+{
+    for (size_t j = 0; j < c; j++) {
+        if (cand[j] == UINT32_MAX) continue;
+        const gf_alloc__gpu *h = a->gpus[cand[j]];
+        if (!memcmp(h->key, g->key, sizeof(g->key)) && !memcmp(h->cap, g->cap, sizeof(g->cap)) &&
+            !memcmp(h->eff, g->eff, sizeof(g->eff)) && !memcmp(h->req, g->req, sizeof(g->req)) &&
+            !memcmp(h->req_hi, g->req_hi, sizeof(g->req_hi)))
+            return 1;
+    }
+    return 0;
+}
+
 /* Local multi-GPU: the node and its k GPUs, by strategy. Fills out[0..k). */
 static int pick_node(gf_alloc *a, gf_alloc__pool *p, const nreq *r, uint32_t *out)
 {
@@ -258,18 +319,19 @@ static int pick_node(gf_alloc *a, gf_alloc__pool *p, const nreq *r, uint32_t *ou
         gf_alloc__fd score;
         if (p->strategy == GF_ALLOC_LEAST_FRAG) {
             /* greedy: each next GPU is the one that grows the node's fragmentation least */
-            gf_alloc__fd d = 0;
+            gf_alloc__fd d = 0, f0 = gf_alloc__frag_node(a, p, n, NULL, NULL, 0);
             for (uint32_t i = 0; i < r->k; i++) {
                 int bi = -1;
                 gf_alloc__fd bd = 0;
                 for (size_t c = 0; c < nc; c++) {
                     if (cand[c] == UINT32_MAX) continue;
                     gf_alloc__gpu *g = a->gpus[cand[c]];
+                    if (same_state_before(a, cand, c, g)) continue; /* it would tie and lose */
                     fits(g, r, q, l);
                     chosen[i] = g->seq;
                     new_keys(g, l, nks[i]);
-                    gf_alloc__fd dd = gf_alloc__frag_delta(a, p, n, chosen,
-                                                           (const uint64_t(*)[2])nks, i + 1);
+                    gf_alloc__fd dd = gf_alloc__frag_node(a, p, n, chosen,
+                                                          (const uint64_t(*)[2])nks, i + 1) - f0;
                     if (bi < 0 || dd < bd ||
                         (dd == bd && better(g, 0, a->gpus[cand[bi]], 0, GF_ALLOC_BINPACK, t))) {
                         bi = (int)c;

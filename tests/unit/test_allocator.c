@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "allocator/alloc_internal.h" /* gf_alloc__frag_set_reference */
 #include "gpufuse/allocator.h"
 #include "test.h"
 
@@ -707,4 +708,104 @@ TEST(index_matches_linear_scan)
         }
     }
     gf_alloc_free(a);
+}
+
+/* Least-fragmentation's fast path (state groups, memoized state scores, special GPUs at a
+ * multi-GPU threshold) against the reference that scores every fitting GPU from scratch
+ * (docs/allocator.md): randomized place/release sequences on a mixed pool (two models, nodes of
+ * 2..8 GPUs, TFLOPs and percent requests, limits above requests, 1..3 GPUs local and remote,
+ * model filters, a node going NotReady) must give the same placements, step by step, in both
+ * the observed-distribution and the target-distribution modes. */
+static gf_alloc *lf_pool(uint64_t seed, int target)
+{
+    gf_alloc *a = mk(GF_ALLOC_LEAST_FRAG, 1.25, 1);
+    char nm[32], u[32];
+    for (int n = 0; n < 12; n++) {
+        snprintf(nm, sizeof(nm), "n%02d", n);
+        node(a, nm, NULL, 1);
+        int k = 2 + (int)((seed >> (n * 3)) % 7);
+        for (int g = 0; g < k; g++) {
+            snprintf(u, sizeof(u), "g%02d-%d", n, g);
+            if (n % 3 == 2)
+                gpu(a, u, nm, (unsigned)g, "T4-like", 16 * GiB, 65);
+            else
+                gpu(a, u, nm, (unsigned)g, "H100-like", 80 * GiB, 400);
+        }
+    }
+    if (target) {
+        gf_alloc_task_type tt[] = {{0, 25, 8 * GiB, 1, 5}, {0, 50, 16 * GiB, 1, 3},
+                                   {40, 0, 4 * GiB, 1, 4}, {0, 100, 16 * GiB, 2, 1.5},
+                                   {0, 100, 16 * GiB, 4, 0.7}, {120, 0, 10 * GiB, 1, 2}};
+        char err[256] = "";
+        ASSERT_MSG(gf_alloc_pool_set_workload(a, "default", tt, 6, err, sizeof(err)) == GF_OK,
+                   "set_workload: %s", err);
+    }
+    return a;
+}
+
+static void lf_random_sequence(uint64_t seed, int target)
+{
+    gf_alloc *fast = lf_pool(seed, target), *ref = lf_pool(seed, target);
+    gf_alloc__frag_set_reference(ref, "default", 1);
+    static gf_alloc_result rf, rr;
+    char id[32];
+    int live[600] = {0};
+    const char *h100[] = {"H100-like"};
+    for (int i = 0; i < 600; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t x = seed >> 11;
+        gf_alloc_request r;
+        memset(&r, 0, sizeof(r));
+        if (x % 2) {
+            r.percent_request = (double)(5 * (1 + (x >> 1) % 20));
+            r.percent_limit = (x >> 6) % 4 == 0 ? 100 : 0;
+        } else {
+            r.tflops_request = (double)(10 * (1 + (x >> 1) % 12));
+        }
+        r.vram_request = ((x >> 8) % 5) * 4 * GiB;
+        uint32_t k = (x >> 12) % 10;
+        r.gpu_count = k < 7 ? 1 : k < 9 ? 2 : 3;
+        if (r.gpu_count > 1) r.percent_request = 100, r.percent_limit = 0, r.tflops_request = 0;
+        r.remote = (x >> 16) % 4 == 0;
+        if ((x >> 18) % 8 == 0) {
+            r.models = h100;
+            r.n_models = 1;
+        }
+        snprintf(id, sizeof(id), "w%03d", i);
+        gf_status sf = gf_alloc_place(fast, id, &r, &rf);
+        gf_status sr = gf_alloc_place(ref, id, &r, &rr);
+        ASSERT_MSG(sf == sr, "seed %llu step %d: fast status %s, reference %s", (unsigned long long)seed, i,
+                   gf_status_name(sf), gf_status_name(sr));
+        if (sf == GF_OK) {
+            ASSERT_EQ_INT((int)rf.n, (int)rr.n);
+            for (uint32_t j = 0; j < rf.n; j++)
+                ASSERT_MSG(!strcmp(rf.placements[j].gpu_uuid, rr.placements[j].gpu_uuid),
+                           "step %d placement %u: fast %s, reference %s", i, j,
+                           rf.placements[j].gpu_uuid, rr.placements[j].gpu_uuid);
+            live[i] = 1;
+        }
+        if ((x >> 20) % 3 == 0) { /* release a random live one */
+            int j = (int)((x >> 24) % (uint64_t)(i + 1));
+            if (live[j]) {
+                snprintf(id, sizeof(id), "w%03d", j);
+                ASSERT_EQ_INT(gf_alloc_release(fast, id), GF_OK);
+                ASSERT_EQ_INT(gf_alloc_release(ref, id), GF_OK);
+                live[j] = 0;
+            }
+        }
+        if (i == 300 || i == 400) { /* a node leaves the index and comes back */
+            ASSERT_EQ_INT(gf_alloc_node_set_ready(fast, "n04", i == 300 ? 0 : 1, NULL, 0), GF_OK);
+            ASSERT_EQ_INT(gf_alloc_node_set_ready(ref, "n04", i == 300 ? 0 : 1, NULL, 0), GF_OK);
+        }
+    }
+    gf_alloc_free(fast);
+    gf_alloc_free(ref);
+}
+
+TEST(least_fragmentation_fast_path_matches_reference)
+{
+    for (uint64_t s = 1; s <= 6; s++) {
+        lf_random_sequence(s * 0x9e3779b97f4a7c15ull, 0);
+        lf_random_sequence(s * 0x2545f4914f6cdd1dull, 1);
+    }
 }
