@@ -50,6 +50,8 @@ typedef struct gf_limiter_dev_stats {
     double compute_fraction; /* 0 = unlimited */
     uint64_t busy_ns;        /* GPU time charged since the region was created */
     uint64_t throttled_ns;   /* time launches waited for the bucket, all processes */
+    uint64_t launches;       /* kernel launches through the client library (region v1.1+) */
+    uint64_t refused_allocs; /* allocations refused over the VRAM limit (region v1.1+) */
 } gf_limiter_dev_stats;
 
 /* Writes the region's path for name into buf ("/dev/shm/gpufuse-vgpu-<name>"). Names are
@@ -114,6 +116,10 @@ unsigned gf_limiter_reclaim(gf_limiter *l);
 
 /* Number of live attached processes (after reclaiming dead ones). */
 unsigned gf_limiter_live_procs(gf_limiter *l);
+
+/* Counts one kernel launch on slot dev (lock-free; capped or not). A v1.0 region (made by an
+ * older gpufuse) has no counter: nothing is counted. */
+void gf_limiter_count_launch(gf_limiter *l, unsigned dev);
 
 /* Fills st with slot dev's usage. GF_EINVAL for a bad slot. */
 gf_status gf_limiter_stats(gf_limiter *l, unsigned dev, gf_limiter_dev_stats *st);

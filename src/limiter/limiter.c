@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@
 #define VGPU_MAGIC 0x55504776u /* "vGPU" */
 #define GPU_MAGIC 0x52555047u  /* "GPUR" */
 #define VGPU_MAJOR 1
-#define VGPU_MINOR 0
+#define VGPU_MINOR 1 /* 1.1 appended vgpu_ext (launches, refused allocations) */
 #define GPU_MAJOR 1
 #define GPU_MINOR 0
 #define GPU_RING 512
@@ -53,7 +54,16 @@ typedef struct vgpu_region {
     uint64_t created_ns;
     vgpu_dev dev[GF_LIMITER_MAX_DEVICES];
     vgpu_proc proc[GF_LIMITER_MAX_PROCS];
+    /* Minor 1: counters appended after the v1.0 layout, so a v1.1 reader still opens a v1.0
+     * region (mapped at its own size; these read as 0) -- see VGPU_V10_SIZE. Atomics: bumped
+     * without the lock on the launch path. */
+    struct vgpu_ext {
+        _Atomic uint64_t launches[GF_LIMITER_MAX_DEVICES];
+        _Atomic uint64_t refused[GF_LIMITER_MAX_DEVICES]; /* mem_reserve answered GF_ENOSPC */
+    } ext;
 } vgpu_region;
+
+#define VGPU_V10_SIZE offsetof(vgpu_region, ext)
 
 typedef struct gpu_entry {
     _Atomic uint64_t end_ns;
@@ -70,6 +80,7 @@ typedef struct gpu_region {
 
 struct gf_limiter {
     vgpu_region *r;
+    size_t mapped;            /* sizeof(vgpu_region), or VGPU_V10_SIZE for a v1.0 region */
     int attached;
     int slot;                 /* this process's proc[] index, -1 when not attached */
     pid_t pid;
@@ -195,8 +206,11 @@ static unsigned reclaim_locked(vgpu_region *r, pid_t self)
     return n;
 }
 
-static gf_status map_file(const char *path, size_t size, int create, int exclusive, int *created,
-                          void **out, char *err, size_t errlen)
+/* Maps path at size; an existing file of min_size (an older minor version's layout) is mapped
+ * at that size instead, and *mapped says which. */
+static gf_status map_file(const char *path, size_t size, size_t min_size, int create,
+                          int exclusive, int *created, void **out, size_t *mapped, char *err,
+                          size_t errlen)
 {
     *created = 0;
     int fd = -1;
@@ -229,9 +243,10 @@ static gf_status map_file(const char *path, size_t size, int create, int exclusi
         /* A creator may still be sizing it. */
         struct stat st;
         for (int i = 0; i < 1000; i++) {
-            if (fstat(fd, &st) == 0 && (size_t)st.st_size >= size) break;
+            if (fstat(fd, &st) == 0 && (size_t)st.st_size >= min_size) break;
             usleep(1000);
         }
+        if (fstat(fd, &st) == 0 && (size_t)st.st_size == min_size) size = min_size;
         if (fstat(fd, &st) != 0 || (size_t)st.st_size != size) {
             snprintf(err, errlen,
                      "%s: size %lld, expected %zu: made by another gpufuse version; remove it",
@@ -248,6 +263,7 @@ static gf_status map_file(const char *path, size_t size, int create, int exclusi
         return GF_EIO;
     }
     *out = m;
+    *mapped = size;
     return GF_OK;
 }
 
@@ -306,16 +322,18 @@ gf_status gf_limiter_create(const char *name, const gf_limiter_config *cfg, int 
     }
     void *m;
     int created;
-    gf_status s = map_file(path, sizeof(vgpu_region), 1, exclusive, &created, &m, err, errlen);
+    size_t mapped;
+    gf_status s = map_file(path, sizeof(vgpu_region), VGPU_V10_SIZE, 1, exclusive, &created, &m,
+                           &mapped, err, errlen);
     if (s != GF_OK) return s;
     vgpu_region *r = m;
     if (created) {
         init_vgpu(r, cfg);
     } else {
-        s = check_ready(&r->magic, VGPU_MAGIC, VGPU_MAJOR, r->major, sizeof *r, r->size, path,
-                        err, errlen);
+        s = check_ready(&r->magic, VGPU_MAGIC, VGPU_MAJOR, r->major, (uint32_t)mapped, r->size,
+                        path, err, errlen);
     }
-    munmap(m, sizeof(vgpu_region));
+    munmap(m, mapped);
     return s;
 }
 
@@ -331,22 +349,25 @@ static gf_status open_common(const char *name, int attach, gf_limiter **out, cha
     }
     void *m;
     int created;
-    gf_status s = map_file(path, sizeof(vgpu_region), 0, 0, &created, &m, err, errlen);
+    size_t mapped;
+    gf_status s = map_file(path, sizeof(vgpu_region), VGPU_V10_SIZE, 0, 0, &created, &m, &mapped,
+                           err, errlen);
     if (s != GF_OK) return s;
     vgpu_region *r = m;
-    s = check_ready(&r->magic, VGPU_MAGIC, VGPU_MAJOR, r->major, sizeof *r, r->size, path, err,
-                    errlen);
+    s = check_ready(&r->magic, VGPU_MAGIC, VGPU_MAJOR, r->major, (uint32_t)mapped, r->size, path,
+                    err, errlen);
     if (s != GF_OK) {
-        munmap(m, sizeof *r);
+        munmap(m, mapped);
         return s;
     }
     gf_limiter *l = calloc(1, sizeof *l);
     if (!l) {
-        munmap(m, sizeof *r);
+        munmap(m, mapped);
         snprintf(err, errlen, "out of memory");
         return GF_ENOMEM;
     }
     l->r = r;
+    l->mapped = mapped;
     l->slot = -1;
     l->pid = getpid();
     if (attach) {
@@ -416,7 +437,7 @@ void gf_limiter_close(gf_limiter *l)
         if (p->pid == l->pid) drop_proc(l->r, p);
         runlock(l->r);
     }
-    munmap(l->r, sizeof *l->r);
+    munmap(l->r, l->mapped);
     free(l);
 }
 
@@ -446,6 +467,7 @@ gf_status gf_limiter_mem_reserve(gf_limiter *l, unsigned dev, uint64_t bytes)
         reclaim_locked(r, l->pid);
         if (bytes > d->vram_limit || d->vram_used > d->vram_limit - bytes) s = GF_ENOSPC;
     }
+    if (s == GF_ENOSPC && l->mapped == sizeof *r) atomic_fetch_add(&r->ext.refused[dev], 1);
     if (s == GF_OK) {
         d->vram_used += bytes;
         vgpu_proc *p = me(l);
@@ -610,8 +632,17 @@ gf_status gf_limiter_stats(gf_limiter *l, unsigned dev, gf_limiter_dev_stats *st
     st->compute_fraction = d->fraction;
     st->busy_ns = d->busy_ns;
     st->throttled_ns = d->throttled_ns;
+    int ext = l->mapped == sizeof *l->r;
+    st->launches = ext ? atomic_load(&l->r->ext.launches[dev]) : 0;
+    st->refused_allocs = ext ? atomic_load(&l->r->ext.refused[dev]) : 0;
     runlock(l->r);
     return GF_OK;
+}
+
+void gf_limiter_count_launch(gf_limiter *l, unsigned dev)
+{
+    if (!l || dev >= GF_LIMITER_MAX_DEVICES || l->mapped != sizeof *l->r) return;
+    atomic_fetch_add_explicit(&l->r->ext.launches[dev], 1, memory_order_relaxed);
 }
 
 /* ---- GPU regions ---------------------------------------------------------------------------- */
@@ -626,7 +657,9 @@ gf_status gf_limiter_gpu_open(const char *id, gf_limiter_gpu **out, char *err, s
     }
     void *m;
     int created;
-    gf_status s = map_file(path, sizeof(gpu_region), 1, 0, &created, &m, err, errlen);
+    size_t mapped;
+    gf_status s = map_file(path, sizeof(gpu_region), sizeof(gpu_region), 1, 0, &created, &m,
+                           &mapped, err, errlen);
     if (s != GF_OK) return s;
     gpu_region *r = m;
     if (created) {

@@ -6,9 +6,12 @@
 #ifndef GF_SERVER_METRICS_H
 #define GF_SERVER_METRICS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "gpufuse/prom.h"
 
 /* id, metric name (with its labels, if any), HELP text. Counters sharing a name before '{'
  * form one family: keep them adjacent. */
@@ -35,26 +38,19 @@ typedef enum gf_srv_counter {
     GF_SRV_C_COUNT
 } gf_srv_counter;
 
-/* A growing text buffer (the exposition being written). */
-typedef struct gf_mbuf {
-    char *data;
-    size_t len, cap;
-    int oom; /* set when an append failed: the scrape answers 500 */
-} gf_mbuf;
-
-void gf_mbuf_printf(gf_mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Writes "# HELP name help" and "# TYPE name type" (type: counter, gauge, histogram). */
-void gf_metrics_family(gf_mbuf *b, const char *name, const char *type, const char *help);
-/* Writes one sample line: name{labels} value. labels may be NULL or "" (no braces); label
- * values must be escaped by the caller with gf_metrics_escape. */
-void gf_metrics_sample(gf_mbuf *b, const char *name, const char *labels, double value);
-/* Escapes a label value (\\, \", \n) into out (truncating). */
-void gf_metrics_escape(const char *in, char *out, size_t outlen);
+/* The text helpers live in src/common (the agent writes the same format): these names stay for
+ * the server's code. */
+typedef gf_prom_buf gf_mbuf;
+#define gf_mbuf_printf gf_prom_printf
+#define gf_metrics_family gf_prom_family
+#define gf_metrics_sample gf_prom_sample
+#define gf_metrics_escape gf_prom_escape
 
 typedef void (*gf_metrics_collector)(gf_mbuf *b, void *ctx);
 
 #define GF_METRICS_MAX_COLLECTORS 16
+#define GF_METRICS_MAX_WHY 16
+#define GF_METRICS_MAX_LAT 160
 
 typedef struct gf_metrics {
     atomic_uint_fast64_t counters[GF_SRV_C_COUNT];
@@ -63,6 +59,17 @@ typedef struct gf_metrics {
         void *ctx;
     } collectors[GF_METRICS_MAX_COLLECTORS];
     unsigned n_collectors;
+    /* Placement refusals by the allocator's reason (gf_alloc_why), issue 6. */
+    atomic_uint_fast64_t refusals[GF_METRICS_MAX_WHY];
+    /* API latency: one histogram per (route template, method, code), added on first use. */
+    pthread_mutex_t lat_lock;
+    unsigned n_lat;
+    struct gf_metrics_lat {
+        char route[48];
+        char method[8];
+        unsigned code;
+        gf_prom_hist hist;
+    } lat[GF_METRICS_MAX_LAT];
 } gf_metrics;
 
 static inline void gf_metrics_inc(gf_metrics *m, gf_srv_counter c)
@@ -73,6 +80,15 @@ static inline void gf_metrics_inc(gf_metrics *m, gf_srv_counter c)
 /* Registers fn to run on every scrape, after the counters, in registration order. Call before
  * the server starts answering. Returns -1 when GF_METRICS_MAX_COLLECTORS are registered. */
 int gf_metrics_add_collector(gf_metrics *m, gf_metrics_collector fn, void *ctx);
+
+/* Counts one placement refused for reason why (a gf_alloc_why value; out-of-range ones are
+ * counted as the last slot). */
+void gf_metrics_refusal(gf_metrics *m, unsigned why);
+
+/* Records one API request: path is turned into its route template (/api/v1/workloads/NAME ->
+ * /api/v1/workloads/{name}) so that label sets stay bounded. Thread-safe. */
+void gf_metrics_observe_request(gf_metrics *m, const char *method, const char *path,
+                                unsigned code, double seconds);
 
 /* The whole exposition into b (caller frees b->data). */
 void gf_metrics_render(gf_metrics *m, gf_mbuf *b);
