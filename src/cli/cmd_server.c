@@ -55,6 +55,8 @@ int gf_cmd_server(int argc, char **argv)
         else if (TAKE("--tls-cert")) cfg.tls_cert = v;
         else if (TAKE("--tls-key")) cfg.tls_key = v;
         else if (TAKE("--token-file")) cfg.token_file = v;
+        else if (TAKE("--alerts")) cfg.alerts_file = v;         /* issue 6: docs/alerts.md */
+        else if (TAKE("--alert-webhook")) cfg.alert_webhook = v;
         else if (TAKE("--heartbeat-timeout")) {
             if (parse_ms("--heartbeat-timeout", v, &cfg.heartbeat_timeout_ms)) return 2;
         } else if (TAKE("--lost-grace")) {

@@ -36,6 +36,29 @@ static enum MHD_Result queue(struct MHD_Connection *c, gf_srv_resp *resp)
     return ret;
 }
 
+#define MAX_ARGS 16
+
+struct args_ctx {
+    const char *kv[2 * MAX_ARGS];
+    unsigned n;
+    int too_many;
+};
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct args_ctx *a = cls;
+    (void)kind;
+    if (a->n == MAX_ARGS) {
+        a->too_many = 1;
+        return MHD_NO;
+    }
+    a->kv[2 * a->n] = key;
+    a->kv[2 * a->n + 1] = value;
+    a->n++;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -89,7 +112,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         .body_len = cc->too_large ? 0 : cc->len,
         .body_too_large = cc->too_large,
     };
+    /* The query string's arguments (issue 6: /api/v1/costs?pool=...); at most MAX_ARGS. */
+    struct args_ctx args = {.n = 0};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &args);
     gf_srv_resp resp;
+    if (args.too_many) {
+        gf_srv__error(&resp, 400, "more than %d query arguments; send fewer", MAX_ARGS);
+        gf_metrics_inc(&srv->metrics, GF_SRV_C_API_4XX);
+        return queue(c, &resp);
+    }
+    req.args = args.n ? args.kv : NULL;
+    req.n_args = args.n;
     gf_srv_handle(srv, &req, &resp);
     return queue(c, &resp);
 }

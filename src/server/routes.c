@@ -13,7 +13,9 @@
 
 #include "gpufuse/gpu_models.h"
 #include "gpufuse/log.h"
+#include "server/alerts.h"
 #include "server/api_request.h"
+#include "server/observe.h"
 #include "server/server.h"
 
 #define ERRLEN 512
@@ -467,6 +469,7 @@ static gf_status apply_usage(gf_server *srv, const char *node, const gf_api_usag
                            (int64_t)v->throttled_ns, v->allocation, node);
         if (!ch) (*unknown)++;
     }
+    if (st == GF_OK) st = gf_srv__obs_usage(srv, node, u, now);
     if (st == GF_OK) return gf_store_commit(srv->store);
     gf_store_rollback(srv->store);
     return st;
@@ -774,6 +777,9 @@ static void workload_create(gf_server *srv, const gf_srv_req *req, gf_srv_resp *
         unsigned code = st == GF_EINVAL ? 400 : st == GF_ENOENT ? 404 : 409;
         gf_metrics_inc(&srv->metrics, st == GF_ENOSPC ? GF_SRV_C_PLACE_NOFIT
                                                       : GF_SRV_C_PLACE_INVALID);
+        gf_metrics_refusal(&srv->metrics, (unsigned)res->why); /* issue 6 */
+        gf_srv__alerts_note_refusal(srv, pool, w->name, why_name(res->why),
+                                    res->msg[0] ? res->msg : gf_strerror(st));
         resp_json(resp, code,
                   json_pack("{s:s,s:s}", "error",
                             res->msg[0] ? res->msg : gf_strerror(st), "why",
@@ -925,6 +931,7 @@ static void route_api(gf_server *srv, const gf_srv_req *req, unsigned n,
                       req->path);
         return;
     }
+    if (role == GF_SRV_ADMIN && gf_srv__obs_route(srv, req, n, segs, resp)) return;
     if (!strcmp(kind, "pools")) {
         if (n == 3) DO(get ? pools_list(srv, resp) : method_not_allowed(resp, m, req->path, "GET"));
         if (n == 4) {
@@ -979,6 +986,8 @@ static void route_api(gf_server *srv, const gf_srv_req *req, unsigned n,
             if (del) DO(profile_delete(srv, name, resp));
             DO(method_not_allowed(resp, m, req->path, "GET, PUT or DELETE"));
         }
+    } else if (!strcmp(kind, "alerts") && n == 3) { /* issue 6: src/server/alerts.c */
+        DO(get ? gf_srv__alerts_list(srv, resp) : method_not_allowed(resp, m, req->path, "GET"));
     } else if (!strcmp(kind, "tokens") && n == 3) {
         DO(post ? token_create(srv, req, resp) : method_not_allowed(resp, m, req->path, "POST"));
     }
@@ -996,6 +1005,7 @@ static int handle_open(gf_server *srv, const gf_srv_req *req, gf_srv_resp *resp)
         else resp_json(resp, 200, json_pack("{s:s}", "status", "ok"));
         return 1;
     }
+    if (gf_srv__web_serve(srv, req, resp)) return 1; /* the dashboard: GET / (observe.h) */
     if (strcmp(path, "/metrics")) return 0;
     if (!get) {
         method_not_allowed(resp, m, path, "GET");
@@ -1042,6 +1052,8 @@ static void handle_locked(gf_server *srv, const gf_srv_req *req, gf_srv_resp *re
 
 void gf_srv_handle(gf_server *srv, const gf_srv_req *req, gf_srv_resp *resp)
 {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(resp, 0, sizeof *resp);
     if (!handle_open(srv, req, resp)) {
         pthread_mutex_lock(&srv->lock);
@@ -1052,4 +1064,8 @@ void gf_srv_handle(gf_server *srv, const gf_srv_req *req, gf_srv_resp *resp)
     gf_metrics_inc(&srv->metrics, resp->status < 400   ? GF_SRV_C_API_2XX
                                   : resp->status < 500 ? GF_SRV_C_API_4XX
                                                        : GF_SRV_C_API_5XX);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    gf_metrics_observe_request(&srv->metrics, req->method, req->path, resp->status,
+                               (double)(t1.tv_sec - t0.tv_sec) +
+                                   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 }

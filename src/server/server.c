@@ -9,6 +9,8 @@
 #include <time.h>
 
 #include "gpufuse/log.h"
+#include "server/alerts.h"
+#include "server/observe.h"
 #include "server/server.h"
 
 gf_status gf_server_new(const gf_server_config *cfg, gf_server **out, char *err, size_t errlen)
@@ -53,6 +55,8 @@ gf_status gf_server_new(const gf_server_config *cfg, gf_server **out, char *err,
     }
     if ((st = gf_srv__admin_token_init(srv, err, errlen)) != GF_OK) goto fail;
     gf_srv__metrics_init(srv);
+    if ((st = gf_srv__alerts_init(srv, err, errlen)) != GF_OK) goto fail; /* alerts.h */
+    if ((st = gf_srv__obs_init(srv, err, errlen)) != GF_OK) goto fail; /* observe.h */
     *out = srv;
     return GF_OK;
 fail:
@@ -77,7 +81,9 @@ void gf_server_free(gf_server *srv)
 {
     if (!srv) return;
     gf_srv__http_stop(srv);
+    gf_srv__alerts_free(srv);
     gf_srv__cache_clear(srv);
+    gf_srv__obs_free(srv);
     gf_alloc_free(srv->alloc);
     gf_store_close(srv->store);
     pthread_mutex_destroy(&srv->lock);

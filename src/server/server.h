@@ -29,6 +29,8 @@ typedef struct gf_server_config {
     uint64_t lost_grace_ms;
     size_t max_body;         /* bytes; larger bodies get 413 */
     unsigned threads;        /* HTTP threads (1 = one internal event loop thread) */
+    const char *alerts_file;   /* alert rules (docs/alerts.md); NULL = built-in defaults */
+    const char *alert_webhook; /* Alertmanager-format webhook URL, or NULL (issue 6) */
 } gf_server_config;
 
 typedef struct gf_server gf_server;
@@ -53,12 +55,14 @@ struct gf_server {
     gf_alloc *alloc;
     pthread_mutex_t lock;    /* guards store and alloc: held by every handler and by tick */
     gf_metrics metrics;
+    struct gf_srv_alerts *alerts; /* built-in alerts (alerts.h, issue 6) */
     uint64_t started_ms;     /* nodes get a full timeout after a restart before going NotReady */
     struct MHD_Daemon *mhd;
     int listen_fd;
     char url[400];           /* http(s)://host:port once listening */
     char *tls_cert_pem, *tls_key_pem;
     gf_srv_list_cache list_cache[GF_SRV_LIST_CACHE]; /* under lock */
+    struct gf_srv_obs *obs;  /* usage samples + chargeback (observe.h, issue 6); under lock */
 };
 
 /* A request as the HTTP layer hands it over (all strings NUL-terminated, borrowed). */
@@ -69,6 +73,9 @@ typedef struct gf_srv_req {
     const char *body;          /* may be NULL when body_len == 0 */
     size_t body_len;
     int body_too_large;        /* the body passed max_body and was dropped */
+    const char *const *args;   /* query string: n_args (key, value) pairs, decoded; value may
+                                * be NULL ("?key" without "="); NULL when none */
+    unsigned n_args;
 } gf_srv_req;
 
 /* The answer: status, malloc'ed body (freed by the caller), content type (static). */
