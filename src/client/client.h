@@ -34,9 +34,10 @@ typedef struct gf_client {
     char driver_path[512];
     gf_limiter *lim;           /* NULL: no vGPU, pure pass-through */
     int compute_limited;       /* some slot has a compute fraction */
-    int remap;                 /* the vGPU shows one device: real ordinal remap_dev as 0 */
-    char remap_uuid[96];       /* "GPU-..." from GPUFUSE_VGPU_UUID */
-    CUdevice remap_dev;
+    int remap;                 /* the vGPU shows only its devices: real remap_devs[i] as i */
+    char remap_uuid[GF_LIMITER_MAX_DEVICES * 48]; /* "GPU-...[,GPU-...]" from GPUFUSE_VGPU_UUID */
+    CUdevice remap_devs[GF_LIMITER_MAX_DEVICES];  /* slot i -> real ordinal */
+    int remap_n;               /* resolved devices (the vGPU's slots, in order) */
     int remap_resolved;
 } gf_client;
 

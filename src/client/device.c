@@ -21,26 +21,42 @@ extern const unsigned gf_own_fn_count;
 
 /* ---- cuInit and the remapped device list --------------------------------------------------- */
 
+/* GPUFUSE_VGPU_UUID is one UUID or a comma-separated list (gpufuse run --server --gpus N):
+ * the vGPU's slot i is the i-th UUID, shown to the program as ordinal i. */
 static CUresult resolve_remap(void)
 {
     int n = 0;
     CUresult r = gf_real.cuDeviceGetCount(&n);
     if (r != CUDA_SUCCESS) return r;
-    for (int i = 0; i < n; i++) {
-        CUdevice d;
-        char u[96];
-        if (gf_real.cuDeviceGet(&d, i) != CUDA_SUCCESS) continue;
-        if (gf_client_uuid_string(d, u, sizeof u) == 0 && !strcasecmp(u, gf_g.remap_uuid)) {
-            gf_g.remap_dev = d;
-            gf_g.remap_resolved = 1;
-            return CUDA_SUCCESS;
+    const char *p = gf_g.remap_uuid;
+    int found = 0;
+    gf_g.remap_n = 0;
+    while (*p && gf_g.remap_n < GF_LIMITER_MAX_DEVICES) {
+        size_t len = strcspn(p, ",");
+        found = 0;
+        for (int i = 0; i < n && !found; i++) {
+            CUdevice d;
+            char u[96];
+            if (gf_real.cuDeviceGet(&d, i) != CUDA_SUCCESS) continue;
+            if (gf_client_uuid_string(d, u, sizeof u) == 0 && strlen(u) == len &&
+                !strncasecmp(u, p, len)) {
+                gf_g.remap_devs[gf_g.remap_n++] = d;
+                found = 1;
+            }
         }
+        if (!found) {
+            gf_log(GF_LOG_ERROR, GF_CLIENT_LOG,
+                   "GPUFUSE_VGPU_UUID=%s: the driver (%s) has no GPU %.*s among its %d; check "
+                   "the vGPU's --gpu and CUDA_VISIBLE_DEVICES",
+                   gf_g.remap_uuid, gf_g.driver_path, (int)len, p, n);
+            gf_g.remap_n = 0;
+            return CUDA_ERROR_NO_DEVICE;
+        }
+        p += len;
+        if (*p == ',') p++;
     }
-    gf_log(GF_LOG_ERROR, GF_CLIENT_LOG,
-           "GPUFUSE_VGPU_UUID=%s: the driver (%s) has no such GPU among its %d; check the "
-           "vGPU's --gpu and CUDA_VISIBLE_DEVICES",
-           gf_g.remap_uuid, gf_g.driver_path, n);
-    return CUDA_ERROR_NO_DEVICE;
+    gf_g.remap_resolved = gf_g.remap_n > 0;
+    return gf_g.remap_resolved ? CUDA_SUCCESS : CUDA_ERROR_NO_DEVICE;
 }
 
 GF_EXPORT CUresult cuInit(unsigned int Flags)
@@ -61,7 +77,7 @@ GF_EXPORT CUresult cuDeviceGetCount(int *count)
         CUresult r = gf_real.cuDeviceGetCount(count); /* NOT_INITIALIZED before cuInit */
         if (r != CUDA_SUCCESS) return r;
     }
-    *count = gf_g.remap_resolved ? 1 : 0;
+    *count = gf_g.remap_resolved ? gf_g.remap_n : 0;
     return CUDA_SUCCESS;
 }
 
@@ -75,8 +91,8 @@ GF_EXPORT CUresult cuDeviceGet(CUdevice *device, int ordinal)
         if (r != CUDA_SUCCESS) return r;
         return CUDA_ERROR_INVALID_DEVICE;
     }
-    if (ordinal != 0) return CUDA_ERROR_INVALID_DEVICE;
-    *device = gf_g.remap_dev;
+    if (ordinal < 0 || ordinal >= gf_g.remap_n) return CUDA_ERROR_INVALID_DEVICE;
+    *device = gf_g.remap_devs[ordinal];
     return CUDA_SUCCESS;
 }
 

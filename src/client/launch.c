@@ -252,6 +252,7 @@ static void begin(launch *l, CUstream s, pfn_record rec_fn)
     l->on = 0;
     if (gf_in_wrapper) return;
     int slot = gf_client_current_slot();
+    if (slot >= 0) gf_limiter_count_launch(gf_g.lim, (unsigned)slot); /* /metrics, issue 6 */
     if (slot < 0 || gf_limiter_compute_fraction(gf_g.lim, (unsigned)slot) <= 0) return;
     CUcontext ctx = NULL;
     if (gf_real.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || !ctx) return;

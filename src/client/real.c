@@ -163,7 +163,11 @@ void gf_client_init(void)
 
 int gf_client_slot(CUdevice dev)
 {
-    if (gf_g.remap) return gf_g.remap_resolved && dev == gf_g.remap_dev ? 0 : -1;
+    if (gf_g.remap) {
+        for (int i = 0; gf_g.remap_resolved && i < gf_g.remap_n; i++)
+            if (gf_g.remap_devs[i] == dev) return i;
+        return -1;
+    }
     return dev >= 0 && dev < GF_LIMITER_MAX_DEVICES ? (int)dev : -1;
 }
 

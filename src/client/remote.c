@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "gpufuse/units.h"
+#include "wire/wire_internal.h"
 
 gf_remote gf_r = {.lk = PTHREAD_MUTEX_INITIALIZER};
 _Thread_local uint64_t gf_remote_tl_ctx;
@@ -42,6 +43,7 @@ static void after_fork_child(void)
     gf_r.inited = 0;
     gf_r.broken = 0;
     gf_r.sent_ctx = 0;
+    gf_r.nd2h = 0;
     gf_remote_tl_ctx = 0;
     pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
     gf_r.lk = m;
@@ -108,6 +110,39 @@ void gf_remote_sync_ctx(void)
 
 static CUresult wait_reply(uint64_t rid, CUresult *rc, gf_wire_reader *rep);
 
+CUresult gf_remote_dtoh_async(gf_rreq *q, void *dst, size_t n)
+{
+    if (gf_r.nd2h == GF_REMOTE_MAX_D2H) return CUDA_ERROR_NOT_READY;
+    if (gf_wire_writer_status(&q->w) != GF_OK) return CUDA_ERROR_INVALID_VALUE;
+    char err[256];
+    gf_remote_sync_ctx();
+    uint64_t rid = ++gf_r.next_rid;
+    gf_status st = gf_wire_queue(gf_r.c, q->kind, GF_WIRE_F_NOREPLY, rid, q->w.buf, q->w.len, err,
+                                 sizeof err);
+    if (st != GF_OK) return broken(st, err);
+    gf_r.d2h[gf_r.nd2h++] = (struct gf_rd2h){rid, dst, n};
+    return CUDA_SUCCESS;
+}
+
+/* A DTOH_DATA frame: the data of an asynchronous device-to-host copy, into its destination. */
+static CUresult d2h_data(const gf_wire_frame *f)
+{
+    unsigned i = 0;
+    while (i < gf_r.nd2h && gf_r.d2h[i].rid != f->hdr.request_id) i++;
+    if (i == gf_r.nd2h) return broken(GF_EPROTO, "DTOH_DATA for no copy in flight");
+    struct gf_rd2h d = gf_r.d2h[i];
+    gf_r.d2h[i] = gf_r.d2h[--gf_r.nd2h];
+    gf_wire_reader r;
+    gf_wire_reader_init_frame(&r, f);
+    CUresult st = (CUresult)gf_wire_get_u32(&r);
+    uint64_t n = gf_wire_get_u64(&r);
+    char err[256];
+    if (gf_wire_reader_status(&r, 0, err, sizeof err) != GF_OK) return broken(GF_EPROTO, err);
+    if (st != CUDA_SUCCESS) return CUDA_SUCCESS; /* the error comes with the next answer */
+    if (n != d.n) return broken(GF_EPROTO, "DTOH_DATA of another length than the copy");
+    return gf_remote_recv_bulk(d.rid, d.dst, d.n);
+}
+
 /* Every async_window asynchronous calls, wait until the worker has run them all: the queue of
  * work in flight stays bounded (a capped vGPU's launches cannot run far ahead of its cap). */
 static CUresult maybe_fence(void)
@@ -161,6 +196,11 @@ static CUresult wait_reply(uint64_t rid, CUresult *rc, gf_wire_reader *rep)
         if (st != GF_OK) return broken(st, err);
         if (f.hdr.kind == GF_WIRE_K_PONG) {
             pinged = 0;
+            continue;
+        }
+        if (f.hdr.kind == GF_RPC_DTOH_DATA && !(f.hdr.flags & GF_WIRE_F_REPLY)) {
+            CUresult dr = d2h_data(&f);
+            if (dr != CUDA_SUCCESS) return dr;
             continue;
         }
         if (!(f.hdr.flags & GF_WIRE_F_REPLY) || f.hdr.request_id != rid) {
@@ -219,25 +259,51 @@ CUresult gf_remote_sync_bulk(gf_rreq *q, const void *data, size_t n, int noreply
     return wait_reply(rid, rc, rep);
 }
 
+/* The route of a D2H transfer: each chunk lands in its place in the destination. */
+typedef struct d2h_route {
+    uint64_t rid;
+    uint8_t *dst;
+    size_t n, next; /* bytes expected; offset of the next chunk */
+} d2h_route;
+
+static void *route_d2h(void *ctx, const gf_wire_hdr *h)
+{
+    d2h_route *rt = ctx;
+    if (h->kind != GF_WIRE_K_BULK || h->request_id != rt->rid || h->payload_len > rt->n - rt->next)
+        return NULL;
+    void *p = rt->dst + rt->next;
+    rt->next += (size_t)h->payload_len;
+    return p;
+}
+
 CUresult gf_remote_recv_bulk(uint64_t rid, void *dst, size_t n)
 {
     char err[512];
     gf_wire_bulk_rx rx;
     gf_wire_bulk_rx_init(&rx, rid, n);
-    /* Chunk by chunk (a PONG may come between them after a ping). */
+    d2h_route rt = {rid, dst, n, 0};
+    /* Straight from the socket into dst; chunk by chunk (a PONG may come between them). */
+    gf_wire__conn_set_route(gf_r.c, route_d2h, &rt);
+    CUresult r = CUDA_SUCCESS;
     while (!rx.done) {
         gf_wire_frame f;
         gf_status st = gf_wire_recv(gf_r.c, &f, gf_r.timeout_ms, err, sizeof err);
-        if (st != GF_OK) return broken(st, err);
+        if (st != GF_OK) {
+            r = broken(st, err);
+            break;
+        }
         if (f.hdr.kind == GF_WIRE_K_PONG) continue;
         uint64_t off;
         const uint8_t *d;
         size_t k;
-        if (gf_wire_bulk_rx_chunk(&rx, &f, &off, &d, &k, err, sizeof err) != GF_OK)
-            return broken(GF_EPROTO, err);
-        if (k) memcpy((uint8_t *)dst + off, d, k);
+        if (gf_wire_bulk_rx_chunk(&rx, &f, &off, &d, &k, err, sizeof err) != GF_OK) {
+            r = broken(GF_EPROTO, err);
+            break;
+        }
+        if (k && d != (uint8_t *)dst + off) memmove((uint8_t *)dst + off, d, k);
     }
-    return CUDA_SUCCESS;
+    gf_wire__conn_set_route(gf_r.c, NULL, NULL);
+    return r;
 }
 
 /* ---- connecting -------------------------------------------------------------------------------- */

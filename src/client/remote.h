@@ -12,6 +12,7 @@
 
 #define GF_REMOTE_LOG "remote"
 #define GF_REMOTE_MAX_DEVS 16
+#define GF_REMOTE_MAX_D2H 256 /* asynchronous D2H copies in flight; more wait (synchronously) */
 
 /* A device as DEVICE_INFO described it (immutable: cached for the process). */
 typedef struct gf_rdev {
@@ -59,6 +60,13 @@ typedef struct gf_remote {
     pid_t pid;
     unsigned async_since_sync; /* asynchronous calls sent since the last answer */
     unsigned async_window;     /* a FENCE after this many (2 when compute is capped) */
+    /* Asynchronous device-to-host copies whose data has not come back yet. */
+    struct gf_rd2h {
+        uint64_t rid;
+        void *dst;
+        size_t n;
+    } d2h[GF_REMOTE_MAX_D2H];
+    unsigned nd2h;
 } gf_remote;
 
 extern gf_remote gf_r;
@@ -75,6 +83,42 @@ static inline void gf_rreq_init(gf_rreq *q, uint32_t kind)
     q->kind = kind;
     gf_wire_writer_init_fixed(&q->w, q->buf, sizeof q->buf);
 }
+
+/* NVML in remote mode. The NVML shim (a separate library) reaches the remote backend through
+ * cuGetExportTable with GF_RNVML_TABLE_ID, whose table's snapshot() makes one NVML_SNAPSHOT call
+ * on the process's session (connecting first when the program has not called cuInit). Plain C
+ * structs: the two libraries share this header, not code. */
+#define GF_RNVML_MAX_DEVS 16
+#define GF_RNVML_MAX_PROCS 32
+typedef struct gf_rnvml_dev {
+    char name[96];
+    char uuid[96];
+    char pci[32];
+    unsigned long long total, used;
+    int util_rc; /* nvmlReturn_t */
+    unsigned util_gpu, util_mem;
+    unsigned nprocs;
+    unsigned pid[GF_RNVML_MAX_PROCS];
+    unsigned long long pbytes[GF_RNVML_MAX_PROCS];
+} gf_rnvml_dev;
+
+typedef struct gf_rnvml {
+    int nvml_rc;      /* the worker's NVML: 0 loaded */
+    int cuda_version; /* cuDriverGetVersion of the worker */
+    char driver[80];
+    unsigned ndev;
+    gf_rnvml_dev dev[GF_RNVML_MAX_DEVS];
+} gf_rnvml;
+
+typedef struct gf_rnvml_table {
+    size_t size; /* sizeof(gf_rnvml_table) */
+    /* Fills *out; CUDA_SUCCESS, or the CUresult of connecting or of the call. */
+    CUresult (*snapshot)(gf_rnvml *out);
+} gf_rnvml_table;
+
+/* "gpufuse-rnvml-v1" */
+#define GF_RNVML_TABLE_ID                                                                     \
+    {{'g', 'p', 'u', 'f', 'u', 's', 'e', '-', 'r', 'n', 'v', 'm', 'l', '-', 'v', '1'}}
 
 /* 1 when GPUFUSE_REMOTE selects the remote backend. */
 int gf_remote_wanted(void);
@@ -104,6 +148,10 @@ CUresult gf_remote_sync(gf_rreq *q, CUresult *rc, gf_wire_reader *rep, uint64_t 
  * chunks (big host-to-device copies). noreply: an asynchronous call (no answer awaited). */
 CUresult gf_remote_sync_bulk(gf_rreq *q, const void *data, size_t n, int noreply, CUresult *rc,
                              gf_wire_reader *rep);
+/* Under the lock: queues an asynchronous device-to-host copy (MEMCPY_DTOH_ASYNC) whose data the
+ * worker sends before a later synchronizing answer; dst is filled then. CUDA_ERROR_NOT_READY
+ * (nothing sent) when too many are in flight: do it synchronously instead. */
+CUresult gf_remote_dtoh_async(gf_rreq *q, void *dst, size_t n);
 /* Under the lock: receives the n bytes of a reply's BULK transfer into dst. */
 CUresult gf_remote_recv_bulk(uint64_t rid, void *dst, size_t n);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "gpufuse/cuda_procaddr.h"
 #include "gpufuse/fatbin.h"
@@ -726,6 +727,19 @@ static CUresult dtoh(void *dst, CUdeviceptr src, size_t n, CUstream s, int async
     if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
     LOCK();
     gf_rreq q;
+    if (async) {
+        /* In stream order on the worker; the data comes back before a later synchronizing
+         * answer (docs/remote.md). */
+        gf_rreq_init(&q, GF_RPC_MEMCPY_DTOH_ASYNC);
+        gf_wire_put_handle(&q.w, src);
+        gf_wire_put_u64(&q.w, n);
+        gf_wire_put_handle(&q.w, sh);
+        CUresult a = gf_remote_dtoh_async(&q, dst, n);
+        if (a != CUDA_ERROR_NOT_READY) {
+            gf_remote_unlock();
+            return a;
+        }
+    }
     gf_rreq_init(&q, GF_RPC_MEMCPY_DTOH);
     gf_wire_put_handle(&q.w, src);
     gf_wire_put_u64(&q.w, n);
@@ -1497,9 +1511,69 @@ static CUresult r_cuGetErrorString(CUresult e, const char **s)
     return r_cuGetErrorName(e, s);
 }
 
+/* NVML_SNAPSHOT for the NVML shim (through cuGetExportTable; remote.h). */
+static CUresult rnvml_snapshot(gf_rnvml *out)
+{
+    if (!out) return CUDA_ERROR_INVALID_VALUE;
+    memset(out, 0, sizeof *out);
+    CUresult r = gf_remote_connect();
+    if (r != CUDA_SUCCESS) return r;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_NVML_SNAPSHOT);
+    gf_wire_put_u32(&q.w, (uint32_t)getpid());
+    LOCK();
+    CUresult rc = CUDA_SUCCESS;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t != CUDA_SUCCESS || rc != CUDA_SUCCESS) {
+        gf_remote_unlock();
+        return t != CUDA_SUCCESS ? t : rc;
+    }
+    out->nvml_rc = (int)gf_wire_get_u32(&rep);
+    out->cuda_version = gf_r.driver_version;
+    gf_wire_get_str(&rep, out->driver, sizeof out->driver);
+    uint32_t n = gf_wire_get_u32(&rep);
+    for (uint32_t i = 0; i < n && gf_wire_reader_status(&rep, 0, NULL, 0) == GF_OK; i++) {
+        gf_rnvml_dev tmp, *d = i < GF_RNVML_MAX_DEVS ? &out->dev[i] : &tmp;
+        gf_wire_get_str(&rep, d->name, sizeof d->name);
+        gf_wire_get_str(&rep, d->uuid, sizeof d->uuid);
+        gf_wire_get_str(&rep, d->pci, sizeof d->pci);
+        d->total = gf_wire_get_u64(&rep);
+        d->used = gf_wire_get_u64(&rep);
+        d->util_rc = (int)gf_wire_get_u32(&rep);
+        d->util_gpu = gf_wire_get_u32(&rep);
+        d->util_mem = gf_wire_get_u32(&rep);
+        uint32_t np = gf_wire_get_u32(&rep);
+        for (uint32_t k = 0; k < np && gf_wire_reader_status(&rep, 0, NULL, 0) == GF_OK; k++) {
+            uint32_t pid = gf_wire_get_u32(&rep);
+            uint64_t b = gf_wire_get_u64(&rep);
+            if (k < GF_RNVML_MAX_PROCS) {
+                d->pid[k] = pid;
+                d->pbytes[k] = b;
+                d->nprocs = k + 1;
+            }
+        }
+    }
+    out->ndev = n < GF_RNVML_MAX_DEVS ? n : GF_RNVML_MAX_DEVS;
+    char err[256];
+    CUresult res = CUDA_SUCCESS;
+    if (gf_wire_reader_status(&rep, 0, err, sizeof err) != GF_OK) {
+        gf_log(GF_LOG_ERROR, GF_REMOTE_LOG, "NVML_SNAPSHOT: malformed answer: %s", err);
+        res = CUDA_ERROR_UNKNOWN;
+    }
+    gf_remote_unlock();
+    return res;
+}
+
+static const gf_rnvml_table rnvml_table = {sizeof(gf_rnvml_table), rnvml_snapshot};
+
 static CUresult r_cuGetExportTable(const void **t, const CUuuid *id)
 {
-    (void)id;
+    static const CUuuid nvml_id = GF_RNVML_TABLE_ID;
+    if (t && id && !memcmp(id->bytes, nvml_id.bytes, sizeof nvml_id.bytes)) {
+        *t = &rnvml_table;
+        return CUDA_SUCCESS;
+    }
     if (t) *t = NULL;
     GF_LOG_ONCE(GF_LOG_ERROR, GF_REMOTE_LOG,
                 "cuGetExportTable: this program carries NVIDIA's CUDA runtime, which needs private "

@@ -59,6 +59,12 @@
  *   STATS           -> u64 allocations, u64 bytes, u64 handles (tests, gpufuse tooling)
  *   FENCE           (answered once every earlier call ran: bounds the client's queue of
  *                   asynchronous calls, as a device's launch queue does)
+ *   MEMCPY_DTOH_ASYNC  h src, u64 n, h stream; NOREPLY with a request_id of its own that the
+ *                   client keeps with the destination. The worker copies into a host buffer in
+ *                   stream order and, once the copy is done, sends DTOH_DATA before its answer
+ *                   to a synchronizing call (S) or a MEMCPY_DTOH.
+ *   DTOH_DATA       worker -> client, request_id of the MEMCPY_DTOH_ASYNC: u32 CUresult, u64 n;
+ *                   on success n bytes follow as BULK. Exactly one per MEMCPY_DTOH_ASYNC.
  */
 #define GF_RPC_OPS(X)                                                                         \
     X(DEVICE_INFO, 1, 1)                                                                      \
@@ -100,7 +106,9 @@
     X(EVENT_ELAPSED, 37, 1)                                                                   \
     X(OCCUPANCY, 38, 1)                                                                       \
     X(STATS, 39, 1)                                                                           \
-    X(FENCE, 40, 1)
+    X(FENCE, 40, 1)                                                                           \
+    X(MEMCPY_DTOH_ASYNC, 41, 0)                                                               \
+    X(DTOH_DATA, 42, 0)
 
 enum gf_rpc_op {
 #define GF__RPC_ENUM(name, num, sync) GF_RPC_##name = GF_WIRE_K_CUDA_FIRST + (num),
@@ -108,6 +116,20 @@ enum gf_rpc_op {
 #undef GF__RPC_ENUM
     GF_RPC_OP_END
 };
+
+/*
+ * NVML calls (kinds GF_WIRE_K_NVML_FIRST..): synchronous, the reply starts with u32 CUresult
+ * like the CUDA calls, then:
+ *   NVML_SNAPSHOT  u32 client pid -> u32 nvml_rc (the worker's NVML: 0 loaded, else the
+ *                  nvmlReturn_t of loading it; the fields below then come from CUDA),
+ *                  str driver version, u32 ndev, then per device of the session: str name,
+ *                  str uuid ("GPU-..."), str pci bus id, u64 total (the vGPU's limit, else the
+ *                  GPU's), u64 used (the vGPU's), u32 util_rc (nvmlReturn_t), u32 util gpu %,
+ *                  u32 util memory %, u32 nprocs, per process u32 pid, u64 bytes.
+ * One call answers every query of the NVML shim (src/client/nvml_shim.c): a snapshot of what the
+ * session's vGPU looks like now.
+ */
+#define GF_RPC_NVML_SNAPSHOT (GF_WIRE_K_NVML_FIRST + 1u)
 
 /* "MEM_ALLOC" for a kind, NULL when unknown. */
 static inline const char *gf_rpc_op_name(uint32_t kind)
@@ -117,6 +139,7 @@ static inline const char *gf_rpc_op_name(uint32_t kind)
     case GF_WIRE_K_CUDA_FIRST + (num): return #name;
         GF_RPC_OPS(GF__RPC_NAME)
 #undef GF__RPC_NAME
+    case GF_RPC_NVML_SNAPSHOT: return "NVML_SNAPSHOT";
     default: return NULL;
     }
 }

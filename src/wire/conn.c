@@ -393,6 +393,11 @@ gf_status gf_wire_call(gf_wire_conn *c, uint32_t kind, uint64_t request_id, cons
     }
 }
 
+void gf_wire__conn_set_route(gf_wire_conn *c, gf_wire_route_fn fn, void *ctx)
+{
+    gf_wire_decoder_set_route(&c->dec, fn, ctx);
+}
+
 int gf_wire_conn_fd(const gf_wire_conn *c) { return c->fd; }
 
 int gf_wire_conn_has_buffered(const gf_wire_conn *c)

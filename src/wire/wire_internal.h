@@ -97,6 +97,12 @@ struct gf_wire_conn {
 struct gf_wire_conn *gf_wire__conn_new(const gf_wire_ops *ops, gf_wire_scheme scheme, int fd,
                                        const gf_wire_opts *o, const char *peer);
 
+/* Sets (fn non-NULL) or clears the conn's decoder route (gf_wire_decoder_set_route): payloads
+ * of the frames it accepts are received straight into the buffer it returns. For gpufuse's own
+ * bulk receivers (the worker's pinned staging buffers, the client's D2H destination); not part of
+ * the public API. Only between whole frames (the route is asked once per frame header). */
+void gf_wire__conn_set_route(struct gf_wire_conn *c, gf_wire_route_fn fn, void *ctx);
+
 /* Socket helpers (tcp.c). */
 int gf_wire__set_nonblock(int fd);
 gf_status gf_wire__wait_fd(int fd, short events, int ms, char *err, size_t errlen);

@@ -6,6 +6,8 @@
 #include <dlfcn.h>
 #include <stdio.h>
 
+#include "gpufuse/log.h"
+
 #include "client/findlib.h"
 
 gf_wk_driver gf_wk_drv;
@@ -36,4 +38,35 @@ gf_status gf_wk_driver_load(char *path, size_t pathlen, char *err, size_t errlen
         return GF_EIO;
     }
     return GF_OK;
+}
+
+gf_wk_nvml gf_wk_nv = {.rc = 12};
+
+void gf_wk_nvml_load(void)
+{
+    char why[1024];
+    void *h = gf_findlib_load("GPUFUSE_NVML", "libnvidia-ml.so.1", "gpufuse_nvml_marker",
+                              RTLD_NOW | RTLD_LOCAL, gf_wk_nv.path, sizeof gf_wk_nv.path, why,
+                              sizeof why);
+    if (!h) {
+        gf_log(GF_LOG_INFO, GF_WK_LOG, "no NVML (%s): NVML queries of remote clients get CUDA's "
+                                       "answers and no utilization", why);
+        return;
+    }
+    /* NVML's ABI: nvmlReturn_t is an int, nvmlDevice_t a pointer, nvmlUtilization_t two
+     * unsigned ints (include/gpufuse/nvml.h). */
+    gf_wk_nv.init = (int (*)(void))dlsym(h, "nvmlInit_v2");
+    gf_wk_nv.by_uuid = (int (*)(const char *, void **))dlsym(h, "nvmlDeviceGetHandleByUUID");
+    gf_wk_nv.util = (int (*)(void *, unsigned int *))dlsym(h, "nvmlDeviceGetUtilizationRates");
+    gf_wk_nv.driver_version = (int (*)(char *, unsigned int))dlsym(h, "nvmlSystemGetDriverVersion");
+    if (!gf_wk_nv.init || !gf_wk_nv.by_uuid) {
+        gf_log(GF_LOG_WARN, GF_WK_LOG, "%s: not NVML (nvmlInit_v2 missing); set GPUFUSE_NVML",
+               gf_wk_nv.path);
+        gf_wk_nv.rc = 13;
+        return;
+    }
+    gf_wk_nv.rc = gf_wk_nv.init();
+    if (gf_wk_nv.rc)
+        gf_log(GF_LOG_WARN, GF_WK_LOG, "%s: nvmlInit_v2 failed (%d); NVML queries get CUDA's "
+                                       "answers", gf_wk_nv.path, gf_wk_nv.rc);
 }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The worker's event loop: one thread that only does I/O for every session (accepting,
- * handshakes, reading frames into each session's queue, flushing what a session could not write
- * at once, noticing ends) while each session's own thread makes its driver calls, so a blocking
- * call, a slow reader or a dead client never stalls the other sessions. */
+/* The worker's event loop: one thread that accepts, handshakes and reaps sessions, while each
+ * session's own thread reads its requests, makes its driver calls and writes its replies, so a
+ * blocking call, a slow reader or a dead client never stalls the other sessions and a
+ * synchronous call crosses no thread hand-off. While a session's call runs long (LONG_CALL_MS),
+ * the loop watches its connection: it answers PINGs (a long kernel is not a dead worker), queues
+ * what else arrives for the thread, and notices a client that went away. */
 #include "worker.h"
 
 #include <errno.h>
@@ -14,11 +16,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RECV_BUDGET 64           /* frames read from one session per turn (fairness) */
 #define THROTTLE_BYTES (64u << 20) /* inbound bytes queued before the loop stops reading */
 #define GF_WORKER_VERSION "0.1.0"
+#define LONG_CALL_MS 100 /* a driver call running longer: the loop watches the conn */
+#define TICK_MS 50       /* how often the loop looks for such calls */
 
 static gf_wk_worker *the_worker;
 
@@ -41,27 +46,36 @@ void gf_wk_wake(gf_wk_worker *w)
 
 /* ---- sessions from the loop's side ----------------------------------------------------------- */
 
-static void update_events(gf_wk_worker *w, gf_wk_session *s)
+/* 1 when the loop may use s->c now (under s->io): before the handshake, or during a long call
+ * of the session's thread once the loop watches it. */
+static int loop_owns(const gf_wk_session *s)
 {
-    if (atomic_load(&s->closing) || !s->c) return;
+    return !s->handshaken || (!s->thread_io && s->registered_events >= 0);
+}
+
+/* Under s->io: the events the loop waits for on a conn it owns. */
+static void update_events_locked(gf_wk_worker *w, gf_wk_session *s)
+{
+    if (atomic_load(&s->closing) || !s->c || s->registered_events < 0) return;
     int want = atomic_load(&s->throttled) ? 0 : EPOLLIN;
-    pthread_mutex_lock(&s->io);
     if (gf_wire_conn_events(s->c) & POLLOUT) want |= EPOLLOUT;
-    pthread_mutex_unlock(&s->io);
     if (want == s->registered_events) return;
     struct epoll_event ev = {.events = (uint32_t)want, .data.ptr = s};
     epoll_ctl(w->epfd, EPOLL_CTL_MOD, gf_wire_conn_fd(s->c), &ev);
     s->registered_events = want;
 }
 
+
 /* Stops reading s and tells its thread to finish; the thread frees what the session holds and
  * the loop reaps it (reap_finished). */
 static void begin_close(gf_wk_worker *w, gf_wk_session *s, const char *why)
 {
+    pthread_mutex_lock(&s->io);
     if (s->registered_events >= 0 && s->c) {
         epoll_ctl(w->epfd, EPOLL_CTL_DEL, gf_wire_conn_fd(s->c), NULL);
         s->registered_events = -1;
     }
+    pthread_mutex_unlock(&s->io);
     if (!atomic_exchange(&s->closing, 1) && why)
         gf_log(GF_LOG_INFO, GF_WK_LOG, "session %" PRIu64 " (%s, %s): %s", s->id, s->peer,
                s->client_name, why);
@@ -106,6 +120,14 @@ static void enqueue(gf_wk_session *s, gf_wk_msg *m)
     pthread_mutex_unlock(&s->qlk);
 }
 
+/* What the thread needs before it runs. */
+static int start_thread_prepare(gf_wk_session *s)
+{
+    s->thread_io = 0;
+    atomic_store(&s->busy_since_ns, UINT64_MAX);
+    return 0;
+}
+
 static int start_thread(gf_wk_session *s)
 {
     sigset_t all, old;
@@ -139,6 +161,10 @@ static int handshake(gf_wk_worker *w, gf_wk_session *s, const gf_wire_frame *f)
         st = GF_ENOSPC;
     }
     if (st == GF_OK) st = gf_wk_session_setup(s, &h, reason, sizeof reason);
+    if (st == GF_OK && start_thread_prepare(s) != 0) {
+        snprintf(reason, sizeof reason, "the worker is out of memory");
+        st = GF_ENOMEM;
+    }
     gf_status a = gf_wire_server_answer(s->c, f->hdr.request_id, &h, s->id, GF_WORKER_VERSION, st,
                                         reason, 0, err, sizeof err);
     if (st != GF_OK) {
@@ -156,6 +182,9 @@ static int handshake(gf_wk_worker *w, gf_wk_session *s, const gf_wire_frame *f)
         return -1;
     }
     s->handshaken = 1;
+    s->thread_io = 1; /* the thread takes over the conn (it waits for s->io first) */
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, gf_wire_conn_fd(s->c), NULL);
+    s->registered_events = -1;
     gf_log(GF_LOG_INFO, GF_WK_LOG,
            "session %" PRIu64 " from %s (%s): %d GPU(s), VRAM limit %" PRIu64 " bytes, compute %g",
            s->id, s->peer, s->client_name, s->ndev, h.vram_bytes, s->compute_frac);
@@ -171,7 +200,8 @@ static int intake(gf_wk_session *s, const gf_wire_frame *f)
                             f->hdr.payload_len, 0, NULL, 0) == GF_OK ? 0 : -1;
     }
     if (k == GF_WIRE_K_GOODBYE || k == GF_WIRE_K_ERROR) return -1;
-    if (k == GF_WIRE_K_BULK || (k >= GF_WIRE_K_CUDA_FIRST && k <= GF_WIRE_K_CUDA_LAST)) {
+    if (k == GF_WIRE_K_BULK || (k >= GF_WIRE_K_CUDA_FIRST && k <= GF_WIRE_K_CUDA_LAST) ||
+        (k >= GF_WIRE_K_NVML_FIRST && k <= GF_WIRE_K_NVML_LAST)) {
         gf_wk_msg *m = calloc(1, sizeof *m);
         if (!m) return -1;
         m->hdr = f->hdr;
@@ -202,7 +232,11 @@ static void service(gf_wk_worker *w, gf_wk_session *s)
     char err[512] = "";
     const char *why = NULL;
     pthread_mutex_lock(&s->io);
-    for (int n = 0; n < RECV_BUDGET && !atomic_load(&s->throttled); n++) {
+    if (!loop_owns(s)) {
+        pthread_mutex_unlock(&s->io);
+        return;
+    }
+    for (int n = 0; n < RECV_BUDGET && !atomic_load(&s->throttled) && loop_owns(s); n++) {
         gf_wire_frame f;
         gf_status st = gf_wire_recv(s->c, &f, 0, err, sizeof err);
         if (st == GF_EBUSY) break;
@@ -210,24 +244,22 @@ static void service(gf_wk_worker *w, gf_wk_session *s)
             why = st == GF_ECLOSED ? "client disconnected" : err;
             break;
         }
-        int rc = s->handshaken ? intake(s, &f) : handshake(w, s, &f);
+        int was = s->handshaken;
+        int rc = was ? intake(s, &f) : handshake(w, s, &f);
         if (rc != 0) {
-            why = s->handshaken ? "closed" : NULL;
-            if (!s->handshaken) why = "handshake failed";
+            why = was ? "closed" : "handshake failed";
             break;
         }
+        if (!was) break; /* the session's thread reads what follows the HELLO */
         if (atomic_load(&s->qbytes) > THROTTLE_BYTES) atomic_store(&s->throttled, 1);
     }
     if (!why) {
         gf_status st = gf_wire_flush(s->c, 0, err, sizeof err);
         if (st != GF_OK && st != GF_EBUSY) why = err;
     }
+    if (!why) update_events_locked(w, s);
     pthread_mutex_unlock(&s->io);
-    pthread_mutex_lock(&s->qlk);
-    pthread_cond_broadcast(&s->outcv);
-    pthread_mutex_unlock(&s->qlk);
     if (why) begin_close(w, s, why);
-    else update_events(w, s);
 }
 
 static void accept_all(gf_wk_worker *w, gf_wire_listener *l)
@@ -280,15 +312,55 @@ static void housekeeping(gf_wk_worker *w)
                 service(w, s);
             }
             if (!atomic_load(&s->closing)) {
+                gf_status st = GF_OK;
                 pthread_mutex_lock(&s->io);
-                gf_status st = gf_wire_flush(s->c, 0, NULL, 0);
+                if (loop_owns(s)) {
+                    st = gf_wire_flush(s->c, 0, NULL, 0);
+                    if (st == GF_OK || st == GF_EBUSY) update_events_locked(w, s);
+                }
                 pthread_mutex_unlock(&s->io);
                 if (st != GF_OK && st != GF_EBUSY) begin_close(w, s, "connection lost");
-                else update_events(w, s);
             }
         }
         s = next;
     }
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Sessions whose thread has been in one driver call for LONG_CALL_MS: the loop watches their
+ * conn until the thread takes it back (io_enter in session.c). */
+static void watch_long_calls(gf_wk_worker *w)
+{
+    uint64_t now = mono_ns();
+    for (gf_wk_session *s = w->sessions; s; s = s->next) {
+        if (!s->handshaken || atomic_load(&s->closing)) continue;
+        uint64_t since = atomic_load(&s->busy_since_ns);
+        if (since == UINT64_MAX || now < since || now - since < LONG_CALL_MS * 1000000ull)
+            continue;
+        pthread_mutex_lock(&s->io);
+        if (!s->thread_io && s->registered_events < 0 && s->c) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+            if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, gf_wire_conn_fd(s->c), &ev) == 0)
+                s->registered_events = EPOLLIN;
+        }
+        pthread_mutex_unlock(&s->io);
+    }
+}
+
+/* 1 when the loop owns s's conn and it holds bytes its fd cannot announce. */
+static int loop_buffered(gf_wk_session *s)
+{
+    if (atomic_load(&s->closing) || atomic_load(&s->throttled) || !s->c) return 0;
+    if (pthread_mutex_trylock(&s->io) != 0) return 0;
+    int b = loop_owns(s) && gf_wire_conn_has_buffered(s->c);
+    pthread_mutex_unlock(&s->io);
+    return b;
 }
 
 static int write_ready_file(gf_wk_worker *w)
@@ -317,6 +389,7 @@ int gf_wk_run(const gf_wk_opts *o)
         fprintf(stderr, "gpufuse worker: %s\n", err);
         return 1;
     }
+    gf_wk_nvml_load();
     int n = 0;
     gf_wk_drv.cuDeviceGetCount(&n);
     if (o->ngpus) {
@@ -373,11 +446,9 @@ int gf_wk_run(const gf_wk_opts *o)
 
     struct epoll_event evs[64];
     while (!w.stop) {
-        int timeout = -1;
+        int timeout = w.sessions ? TICK_MS : -1;
         for (gf_wk_session *s = w.sessions; s; s = s->next)
-            if (!atomic_load(&s->closing) && !atomic_load(&s->throttled) && s->c &&
-                gf_wire_conn_has_buffered(s->c))
-                timeout = 0;
+            if (loop_buffered(s)) timeout = 0;
         int k = epoll_wait(w.epfd, evs, 64, timeout);
         if (k < 0 && errno != EINTR) break;
         int wake = 0;
@@ -400,10 +471,9 @@ int gf_wk_run(const gf_wk_opts *o)
         }
         /* Bytes a conn holds that its fd cannot announce (docs/wire.md's event-loop rule). */
         for (gf_wk_session *s = w.sessions; s; s = s->next)
-            if (!atomic_load(&s->closing) && !atomic_load(&s->throttled) && s->c &&
-                gf_wire_conn_has_buffered(s->c))
-                service(&w, s);
+            if (loop_buffered(s)) service(&w, s);
         if (wake) housekeeping(&w);
+        watch_long_calls(&w);
     }
     gf_log(GF_LOG_INFO, GF_WK_LOG, "stopping: closing %u session(s)", w.nsessions);
     for (gf_wk_session *s = w.sessions; s; s = s->next) begin_close(&w, s, NULL);

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* One worker session: its thread, which runs the client's calls on the real driver in order,
- * and what it owns (contexts, memory ranges, modules, functions, streams, events, the vGPU's
- * limiter region). Every handle and device pointer a client sends is checked against these
- * tables before the driver sees it; anything else is refused with the error a driver gives. */
+/* One worker session: its thread, which reads the client's calls from the connection itself,
+ * runs them on the real driver in order and writes the answers, and what it owns (contexts,
+ * memory ranges, modules, functions, streams, events, the vGPU's limiter region). Every handle
+ * and device pointer a client sends is checked against these tables before the driver sees it;
+ * anything else is refused with the error a driver gives. */
 #include "worker.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
 #include <sys/types.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "gpufuse/gpu_models.h"
+#include "wire/wire_internal.h"
 
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
@@ -25,8 +28,6 @@
 /* Handler results that are not CUDA results. */
 #define WK_PROTO ((CUresult)-1)   /* malformed request: close the session */
 #define WK_REPLIED ((CUresult)-2) /* the handler sent its reply itself */
-/* Outgoing bytes a session may leave queued before its thread waits for the loop to flush. */
-#define OUT_HIGH (8u << 20)
 
 static uint64_t now_ns(void)
 {
@@ -90,17 +91,24 @@ static int obj_grow(gf_wk_session *s)
     return 0;
 }
 
+static void obj_free(gf_wk_obj *o)
+{
+    free(o->poff);
+    free(o->psize);
+    free(o);
+}
+
 /* Takes ownership of o (calloc'ed). Fails (frees o) when the id is taken or memory is short. */
 static CUresult obj_put(gf_wk_session *s, gf_wk_obj *o, const char *call)
 {
     if (!o->id || GF_RPC_HANDLE_KIND(o->id) != (unsigned)o->kind) {
         uint64_t id = o->id;
-        free(o);
+        obj_free(o);
         return deny(s, CUDA_ERROR_INVALID_VALUE, call, "handle 0x%" PRIx64 " is not a fresh "
                     "handle of this kind", id);
     }
     if ((s->obj_used + 1) * 4 >= s->obj_cap * 3 && obj_grow(s) != 0) {
-        free(o);
+        obj_free(o);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     size_t j = obj_hash(o->id) & (s->obj_cap - 1);
@@ -112,7 +120,7 @@ static CUresult obj_put(gf_wk_session *s, gf_wk_obj *o, const char *call)
             if (tomb < 0) tomb = (ssize_t)j;
         } else if (e->id == o->id) {
             uint64_t id = o->id;
-            free(o);
+            obj_free(o);
             return deny(s, CUDA_ERROR_INVALID_VALUE, call, "handle 0x%" PRIx64 " already in use",
                         id);
         }
@@ -123,13 +131,6 @@ static CUresult obj_put(gf_wk_session *s, gf_wk_obj *o, const char *call)
     s->objs[j] = o;
     s->obj_live++;
     return CUDA_SUCCESS;
-}
-
-static void obj_free(gf_wk_obj *o)
-{
-    free(o->poff);
-    free(o->psize);
-    free(o);
 }
 
 static void obj_del(gf_wk_session *s, gf_wk_obj *o)
@@ -251,20 +252,28 @@ gf_status gf_wk_session_setup(gf_wk_session *s, const gf_wire_hello *h, char *re
     if (!h->gpu[0]) {
         for (int i = 0; i < w->nreal && i < GF_WK_MAX_DEVS; i++) s->devmap[s->ndev++] = w->real_devs[i];
     } else {
-        char *end;
-        long idx = strtol(h->gpu, &end, 10);
-        for (int i = 0; i < w->nreal; i++) {
-            char u[96];
-            if ((!*end && idx == i) ||
-                (uuid_of(w->real_devs[i], u, sizeof u) == 0 && !strcasecmp(u, h->gpu))) {
-                s->devmap[s->ndev++] = w->real_devs[i];
-                break;
+        /* One GPU, or a comma-separated list (a multi-GPU vGPU: slot i = the i-th). */
+        for (const char *p = h->gpu; *p && s->ndev < GF_WK_MAX_DEVS; p += *p == ',') {
+            char one[96];
+            size_t len = strcspn(p, ",");
+            snprintf(one, sizeof one, "%.*s", (int)len, p);
+            p += len;
+            char *end;
+            long idx = strtol(one, &end, 10);
+            int found = 0;
+            for (int i = 0; i < w->nreal && !found; i++) {
+                char u[96];
+                if ((!*end && end != one && idx == i) ||
+                    (uuid_of(w->real_devs[i], u, sizeof u) == 0 && !strcasecmp(u, one))) {
+                    s->devmap[s->ndev++] = w->real_devs[i];
+                    found = 1;
+                }
             }
-        }
-        if (!s->ndev) {
-            snprintf(reason, cap, "no GPU \"%s\" on this worker (it serves %d); ask for an index "
-                                  "below %d or one of its UUIDs", h->gpu, w->nreal, w->nreal);
-            return GF_ENOSPC;
+            if (!found) {
+                snprintf(reason, cap, "no GPU \"%s\" on this worker (it serves %d); ask for an "
+                                      "index below %d or one of its UUIDs", one, w->nreal, w->nreal);
+                return GF_ENOSPC;
+            }
         }
     }
     /* Limits: a vGPU region made by someone else (the agent), or a private one. */
@@ -274,6 +283,10 @@ gf_status gf_wk_session_setup(gf_wk_session *s, const gf_wire_hello *h, char *re
             snprintf(reason, cap, "allocation \"%s\": %s", h->allocation_id, err);
             return GF_ENOENT;
         }
+        /* The region's compute caps apply here too (kernels wait for its token bucket). */
+        for (int i = 0; i < s->ndev && i < GF_LIMITER_MAX_DEVICES; i++)
+            if (gf_limiter_compute_fraction(s->lim, (unsigned)i) > s->compute_frac)
+                s->compute_frac = gf_limiter_compute_fraction(s->lim, (unsigned)i);
         return GF_OK;
     }
     gf_limiter_config cfg;
@@ -320,75 +333,207 @@ gf_status gf_wk_session_setup(gf_wk_session *s, const gf_wire_hello *h, char *re
 
 /* ---- I/O from the session thread ------------------------------------------------------------- */
 
-static void fail_session(gf_wk_session *s, const char *why)
+/* How long one blocking receive or send of the thread waits before it looks at `closing`. */
+#define SLICE_MS 100
+
+static void end_session(gf_wk_session *s, int level, const char *why)
 {
     if (!atomic_exchange(&s->closing, 1))
-        gf_log(GF_LOG_WARN, GF_WK_LOG, "session %" PRIu64 " (%s, %s): %s; closing it", s->id,
-               s->peer, s->client_name, why);
+        gf_log(level, GF_WK_LOG, "session %" PRIu64 " (%s, %s): %s; closing it", s->id, s->peer,
+               s->client_name, why);
     gf_wk_wake(s->w);
 }
 
+static void fail_session(gf_wk_session *s, const char *why)
+{
+    end_session(s, GF_LOG_WARN, why);
+}
+
+/* The thread takes c back from the loop (if the loop had it, during a long call). */
+static void io_enter(gf_wk_session *s)
+{
+    pthread_mutex_lock(&s->io);
+    if (!s->thread_io) {
+        s->thread_io = 1;
+        if (s->registered_events >= 0) {
+            epoll_ctl(s->w->epfd, EPOLL_CTL_DEL, gf_wire_conn_fd(s->c), NULL);
+            s->registered_events = -1;
+        }
+    }
+    pthread_mutex_unlock(&s->io);
+}
+
+/* The thread is about to make driver calls: the loop may use c if they take long. */
+static void io_leave(gf_wk_session *s)
+{
+    atomic_store(&s->busy_since_ns, now_ns());
+    pthread_mutex_lock(&s->io);
+    s->thread_io = 0;
+    pthread_mutex_unlock(&s->io);
+}
+
+/* Sends one frame, blocking (in slices, so that a worker stop is noticed) until the peer took
+ * it; a peer that does not read stalls only this session. */
 static void send_frame(gf_wk_session *s, uint32_t kind, uint16_t flags, uint64_t rid,
                        const void *p, size_t n)
 {
     if (atomic_load(&s->closing)) return;
     char err[256];
-    pthread_mutex_lock(&s->io);
-    gf_status st = gf_wire_send(s->c, kind, flags, rid, p, n, 0, err, sizeof err);
-    size_t q = gf_wire_queued(s->c);
-    pthread_mutex_unlock(&s->io);
-    if (st != GF_OK) {
-        fail_session(s, err);
-        return;
-    }
-    if (!q) return;
-    gf_wk_wake(s->w); /* the loop flushes the rest when the peer takes it */
-    while (q > OUT_HIGH && !atomic_load(&s->closing)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_mutex_lock(&s->qlk);
-        pthread_cond_timedwait(&s->outcv, &s->qlk, &ts);
-        pthread_mutex_unlock(&s->qlk);
-        pthread_mutex_lock(&s->io);
-        q = gf_wire_queued(s->c);
-        pthread_mutex_unlock(&s->io);
-    }
+    io_enter(s);
+    gf_status st = gf_wire_send(s->c, kind, flags, rid, p, n, SLICE_MS, err, sizeof err);
+    while (st == GF_ETIMEDOUT && !atomic_load(&s->closing))
+        st = gf_wire_flush(s->c, SLICE_MS, err, sizeof err);
+    if (st != GF_OK && st != GF_ETIMEDOUT)
+        end_session(s, st == GF_ECLOSED ? GF_LOG_INFO : GF_LOG_WARN, err);
 }
 
-/* The next message of this session; NULL when it is closing. Spins a little before sleeping so
- * that a client in a tight call loop is not paying a futex wake-up per call. */
+/* A frame the thread read that is not a call: answered here. 0 to go on, -1 to end. */
+static int control_frame(gf_wk_session *s, const gf_wire_frame *f)
+{
+    uint32_t k = f->hdr.kind;
+    if (k == GF_WIRE_K_PING) {
+        send_frame(s, GF_WIRE_K_PONG, GF_WIRE_F_REPLY, f->hdr.request_id, f->payload,
+                   f->hdr.payload_len);
+        return 0;
+    }
+    if (k == GF_WIRE_K_GOODBYE || k == GF_WIRE_K_ERROR) {
+        end_session(s, GF_LOG_INFO, k == GF_WIRE_K_GOODBYE ? "the client said goodbye"
+                                                           : "the client reported an error");
+        return -1;
+    }
+    if (f->hdr.flags & (GF_WIRE_F_NOREPLY | GF_WIRE_F_REPLY)) return 0;
+    uint8_t buf[256];
+    gf_wire_writer wr;
+    gf_wire_writer_init_fixed(&wr, buf, sizeof buf);
+    gf_wire_error_encode(&wr, GF_ENOTSUP, "this worker does not serve this kind of call");
+    send_frame(s, k, GF_WIRE_F_REPLY | GF_WIRE_F_ERROR, f->hdr.request_id, wr.buf, wr.len);
+    return 0;
+}
+
+static int is_call(uint32_t k)
+{
+    return k == GF_WIRE_K_BULK || (k >= GF_WIRE_K_CUDA_FIRST && k <= GF_WIRE_K_CUDA_LAST) ||
+           (k >= GF_WIRE_K_NVML_FIRST && k <= GF_WIRE_K_NVML_LAST);
+}
+
+/* The next message of this session; NULL when it is closing. Messages the loop queued (during
+ * a long call) come first; otherwise the thread reads the connection itself, so a request wakes
+ * exactly the thread that runs it. The returned message may borrow the conn's buffer: use it
+ * before the next call of next_msg. */
 static gf_wk_msg *next_msg(gf_wk_session *s)
 {
-    for (int spin = 0; spin < 2000 && !atomic_load_explicit(&s->qcount, memory_order_acquire);
-         spin++) {
+    for (;;) {
         if (atomic_load(&s->closing)) return NULL;
-        if (spin > 200) sched_yield();
+        if (atomic_load_explicit(&s->qcount, memory_order_acquire)) {
+            gf_wk_msg *m = NULL;
+            pthread_mutex_lock(&s->qlk);
+            if (s->head) {
+                m = s->head;
+                s->head = m->next;
+                if (!s->head) s->tail = NULL;
+                atomic_fetch_sub(&s->qcount, 1);
+                size_t left = atomic_fetch_sub(&s->qbytes, m->hdr.payload_len) - m->hdr.payload_len;
+                if (atomic_load(&s->throttled) && left < (16u << 20)) gf_wk_wake(s->w);
+            }
+            pthread_mutex_unlock(&s->qlk);
+            if (m) return m;
+        }
+        io_enter(s);
+        if (atomic_load_explicit(&s->qcount, memory_order_acquire)) continue;
+        gf_wire_frame f;
+        char err[256];
+        gf_status st = gf_wire_recv(s->c, &f, SLICE_MS, err, sizeof err);
+        if (st == GF_ETIMEDOUT) continue;
+        if (st != GF_OK) {
+            end_session(s, st == GF_ECLOSED ? GF_LOG_INFO : GF_LOG_WARN,
+                        st == GF_ECLOSED ? "client disconnected" : err);
+            return NULL;
+        }
+        if (!is_call(f.hdr.kind)) {
+            if (control_frame(s, &f) != 0) return NULL;
+            continue;
+        }
+        s->direct.next = NULL;
+        s->direct.hdr = f.hdr;
+        s->direct.payload = (uint8_t *)f.payload;
+        s->direct.borrowed = 1;
+        return &s->direct;
     }
-    pthread_mutex_lock(&s->qlk);
-    while (!s->head && !atomic_load(&s->closing)) pthread_cond_wait(&s->qcv, &s->qlk);
-    gf_wk_msg *m = NULL;
-    if (!atomic_load(&s->closing) && s->head) {
-        m = s->head;
-        s->head = m->next;
-        if (!s->head) s->tail = NULL;
-        atomic_fetch_sub(&s->qcount, 1);
-        size_t left = atomic_fetch_sub(&s->qbytes, m->hdr.payload_len) - m->hdr.payload_len;
-        if (atomic_load(&s->throttled) && left < (16u << 20)) gf_wk_wake(s->w);
-    }
-    pthread_mutex_unlock(&s->qlk);
-    return m;
 }
 
 static void msg_free(gf_wk_msg *m)
 {
-    if (!m) return;
+    if (!m || m->borrowed) return;
     free(m->payload);
     free(m);
+}
+
+/* ---- pinned staging for bulk copies ------------------------------------------------------------ */
+
+static void pin_wait(gf_wk_session *s, int i)
+{
+    if (s->pev_live[i]) D.cuEventSynchronize(s->pev[i]);
+    s->pev_live[i] = 0;
+}
+
+/* Frees the staging buffers (their context must still exist). */
+static void pin_free(gf_wk_session *s)
+{
+    if (!s->pin_ctx) return;
+    for (int i = 0; i < 2; i++) {
+        pin_wait(s, i);
+        if (s->pev[i]) D.cuEventDestroy_v2(s->pev[i]);
+        if (s->pin[i]) D.cuMemFreeHost(s->pin[i]);
+        s->pev[i] = NULL;
+        s->pin[i] = NULL;
+    }
+    s->pin_ctx = 0;
+}
+
+/* Pinned buffers and events in the current context; 0 when they are ready, -1 when this driver
+ * or context cannot have them (the copy then goes through s->staging, synchronously). */
+static int pin_ready(gf_wk_session *s)
+{
+    if (s->pin_ctx == s->cur_ctx && s->pin_ctx) return 0;
+    if (s->pin_ctx) {
+        gf_wk_obj *old = obj_get(s, s->pin_ctx, GF_RPC_H_CTX);
+        if (old) {
+            D.cuCtxSetCurrent((CUcontext)old->real);
+            pin_free(s);
+            gf_wk_obj *cur = obj_get(s, s->cur_ctx, GF_RPC_H_CTX);
+            D.cuCtxSetCurrent(cur ? (CUcontext)cur->real : NULL);
+        }
+        s->pin_ctx = 0;
+    }
+    if (!s->cur_ctx || !D.cuMemHostAlloc || !D.cuEventCreate) return -1;
+    for (int i = 0; i < 2; i++) {
+        if (D.cuMemHostAlloc(&s->pin[i], GF_RPC_CHUNK, CU_MEMHOSTALLOC_PORTABLE) != CUDA_SUCCESS ||
+            D.cuEventCreate(&s->pev[i], CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) {
+            s->pin_ctx = s->cur_ctx;
+            pin_free(s);
+            return -1;
+        }
+        s->pev_live[i] = 0;
+    }
+    s->pin_ctx = s->cur_ctx;
+    return 0;
+}
+
+/* The decoder route of a host-to-device transfer: chunk payloads land in the staging buffer
+ * whose previous device copy has finished. */
+typedef struct h2d_route {
+    gf_wk_session *s;
+    uint64_t rid;
+    int next;
+} h2d_route;
+
+static void *route_h2d(void *ctx, const gf_wire_hdr *h)
+{
+    h2d_route *rt = ctx;
+    if (h->kind != GF_WIRE_K_BULK || h->request_id != rt->rid || h->payload_len > GF_RPC_CHUNK)
+        return NULL;
+    pin_wait(rt->s, rt->next);
+    return rt->s->pin[rt->next];
 }
 
 /* ---- handlers ---------------------------------------------------------------------------------- */
@@ -558,6 +703,9 @@ static CUresult op_primary_retain(call *c)
     return make_ctx(c, id, dev, 0, 1);
 }
 
+static void d2h_detach_ctx(gf_wk_session *s, uint64_t ctx);
+static void d2h_flush(gf_wk_session *s);
+
 /* Frees everything made in context ctx (allocations, modules, streams, events) and, with
  * destroy, the context. */
 static void drop_ctx(gf_wk_session *s, gf_wk_obj *ctx, int destroy)
@@ -586,6 +734,8 @@ static void drop_ctx(gf_wk_session *s, gf_wk_obj *ctx, int destroy)
         }
     }
     if (destroy) {
+        if (s->pin_ctx == ctx->id) pin_free(s);
+        d2h_detach_ctx(s, ctx->id);
         D.cuCtxSetCurrent(NULL);
         D.cuCtxDestroy_v2((CUcontext)ctx->real);
         if (ctx->primary) s->primary[ctx->dev] = 0;
@@ -786,9 +936,12 @@ static void free_host_buf(void *p)
     free(p);
 }
 
-/* Host-to-device: from the request itself (inline) or from the BULK chunks that follow it. */
+/* Host-to-device: from the request itself (inline) or from the BULK chunks that follow it.
+ * Chunks are received straight into one of two pinned buffers and copied to the device
+ * asynchronously from there, so chunk k's device copy runs while chunk k+1 arrives. */
 static CUresult op_htod(call *c, int async)
 {
+    gf_wk_session *s = c->s;
     uint64_t dst = gf_wire_get_handle(&c->r), n = gf_wire_get_u64(&c->r), sh = 0;
     if (async) sh = gf_wire_get_handle(&c->r);
     uint32_t inl = gf_wire_get_u32(&c->r);
@@ -800,25 +953,40 @@ static CUresult op_htod(call *c, int async)
     CUstream st = NULL;
     CUresult r = cur_ctx(c, &ctx);
     if (r == CUDA_SUCCESS && async) r = get_stream(c, sh, &st);
-    if (r == CUDA_SUCCESS && n) r = check_range(c->s, dst, n, c->name);
+    if (r == CUDA_SUCCESS && n) r = check_range(s, dst, n, c->name);
     if (inl) {
         if (r != CUDA_SUCCESS || !n) return r;
         if (!async) return D.cuMemcpyHtoD_v2(dst, data, n);
-        /* The request's buffer lives until the copy ran: a host function on the stream frees it. */
+        /* The data must live until the copy ran: a host function on the stream frees it. */
+        uint8_t *own = NULL;
+        if (c->m->borrowed) {
+            if (!(own = malloc(n))) return CUDA_ERROR_OUT_OF_MEMORY;
+            memcpy(own, data, n);
+            data = own;
+        } else {
+            own = c->m->payload;
+        }
         r = D.cuMemcpyHtoDAsync_v2(dst, data, n, st);
-        if (r == CUDA_SUCCESS && D.cuLaunchHostFunc(st, free_host_buf, c->m->payload) == CUDA_SUCCESS)
-            c->m->payload = NULL;
-        else if (r == CUDA_SUCCESS)
-            D.cuStreamSynchronize(st);
+        if (r == CUDA_SUCCESS && D.cuLaunchHostFunc(st, free_host_buf, own) == CUDA_SUCCESS) {
+            if (!c->m->borrowed) c->m->payload = NULL;
+            return r;
+        }
+        if (r == CUDA_SUCCESS) D.cuStreamSynchronize(st);
+        if (c->m->borrowed) free(own);
         return r;
     }
-    if (r == CUDA_SUCCESS && async) r = D.cuStreamSynchronize(st);
-    /* Chunks arrive in order; each goes to the device while the next is on the network. */
+    int piped = r == CUDA_SUCCESS && pin_ready(s) == 0;
+    h2d_route rt = {s, c->m->hdr.request_id, 0};
+    if (piped) {
+        io_enter(s); /* the route belongs to the thread's reads only */
+        gf_wire__conn_set_route(s->c, route_h2d, &rt);
+    }
+    else if (r == CUDA_SUCCESS && async) r = D.cuStreamSynchronize(st);
     gf_wire_bulk_rx rx;
     gf_wire_bulk_rx_init(&rx, c->m->hdr.request_id, n);
     while (!rx.done) {
-        gf_wk_msg *b = next_msg(c->s);
-        if (!b) return WK_REPLIED;
+        gf_wk_msg *b = next_msg(s);
+        if (!b) break;
         gf_wire_frame f = {b->hdr, b->payload};
         uint64_t off;
         const uint8_t *d;
@@ -826,17 +994,41 @@ static CUresult op_htod(call *c, int async)
         char err[256];
         if (gf_wire_bulk_rx_chunk(&rx, &f, &off, &d, &k, err, sizeof err) != GF_OK) {
             msg_free(b);
-            fail_session(c->s, err);
-            return WK_REPLIED;
+            fail_session(s, err);
+            break;
         }
-        if (r == CUDA_SUCCESS && k) r = D.cuMemcpyHtoD_v2(dst + off, d, k);
+        if (r == CUDA_SUCCESS && k) {
+            if (piped && d == s->pin[rt.next]) {
+                r = D.cuMemcpyHtoDAsync_v2(dst + off, d, k, st);
+                if (r == CUDA_SUCCESS && D.cuEventRecord(s->pev[rt.next], st) == CUDA_SUCCESS)
+                    s->pev_live[rt.next] = 1;
+                rt.next ^= 1;
+            } else {
+                if (piped) D.cuStreamSynchronize(st);
+                r = D.cuMemcpyHtoD_v2(dst + off, d, k);
+            }
+        }
         msg_free(b);
     }
+    if (piped) {
+        gf_wire__conn_set_route(s->c, NULL, NULL);
+        /* A synchronous copy is done when the call returns; an asynchronous one when the
+         * stream reaches it (the buffers are waited for before their next use). */
+        if (!async) {
+            pin_wait(s, 0);
+            pin_wait(s, 1);
+        }
+    }
+    if (!rx.done) return WK_REPLIED;
     return r;
 }
 
+/* Device-to-host: the first chunk is copied before answering (so that a device error is the
+ * answer), then each chunk is sent from one pinned buffer while the next is copied into the
+ * other. */
 static CUresult op_dtoh(call *c)
 {
+    gf_wk_session *s = c->s;
     uint64_t src = gf_wire_get_handle(&c->r), n = gf_wire_get_u64(&c->r);
     uint64_t sh = gf_wire_get_handle(&c->r);
     uint32_t async = gf_wire_get_u32(&c->r);
@@ -845,31 +1037,200 @@ static CUresult op_dtoh(call *c)
     CUstream st = NULL;
     CUresult r = cur_ctx(c, &ctx);
     if (r == CUDA_SUCCESS && async) r = get_stream(c, sh, &st);
-    if (r == CUDA_SUCCESS && n) r = check_range(c->s, src, n, c->name);
-    if (r == CUDA_SUCCESS && async) r = D.cuStreamSynchronize(st);
-    /* The first chunk is copied before answering, so that a device error is the answer. */
-    uint64_t first = n < GF_RPC_CHUNK ? n : GF_RPC_CHUNK;
-    if (r == CUDA_SUCCESS && first) r = D.cuMemcpyDtoH_v2(c->s->staging, src, first);
-    if (r == CUDA_SUCCESS && c->s->sticky != CUDA_SUCCESS) {
-        r = c->s->sticky;
-        c->s->sticky = CUDA_SUCCESS;
+    if (r == CUDA_SUCCESS && n) r = check_range(s, src, n, c->name);
+    int piped = r == CUDA_SUCCESS && n > 0 && pin_ready(s) == 0;
+    if (r == CUDA_SUCCESS && n > 0 && !piped && !s->staging && !(s->staging = malloc(GF_RPC_CHUNK)))
+        r = CUDA_ERROR_OUT_OF_MEMORY;
+    uint8_t *buf[2] = {s->staging, s->staging};
+    if (piped) {
+        buf[0] = s->pin[0];
+        buf[1] = s->pin[1];
+    } else if (r == CUDA_SUCCESS && async) {
+        r = D.cuStreamSynchronize(st);
     }
+    uint64_t first = n < GF_RPC_CHUNK ? n : GF_RPC_CHUNK;
+    if (r == CUDA_SUCCESS && first) {
+        if (piped) {
+            pin_wait(s, 0);
+            r = D.cuMemcpyDtoHAsync_v2(buf[0], src, first, st);
+            if (r == CUDA_SUCCESS) r = D.cuStreamSynchronize(st);
+        } else {
+            r = D.cuMemcpyDtoH_v2(buf[0], src, first);
+        }
+    }
+    if (r == CUDA_SUCCESS && s->sticky != CUDA_SUCCESS) {
+        r = s->sticky;
+        s->sticky = CUDA_SUCCESS;
+    }
+    d2h_flush(s);
     uint8_t rep[16];
     gf_wire_writer w;
     gf_wire_writer_init_fixed(&w, rep, sizeof rep);
     gf_wire_put_u32(&w, (uint32_t)r);
-    send_frame(c->s, c->m->hdr.kind, GF_WIRE_F_REPLY, c->m->hdr.request_id, w.buf, w.len);
+    send_frame(s, c->m->hdr.kind, GF_WIRE_F_REPLY, c->m->hdr.request_id, w.buf, w.len);
     if (r != CUDA_SUCCESS) return WK_REPLIED;
-    uint64_t off = 0;
+    uint64_t off = 0, k = first;
+    int cur = 0;
     do {
-        uint64_t k = n - off < GF_RPC_CHUNK ? n - off : GF_RPC_CHUNK;
-        if (off && k && D.cuMemcpyDtoH_v2(c->s->staging, src + off, k) != CUDA_SUCCESS)
-            memset(c->s->staging, 0, k); /* too late to fail the call: the data is zeros */
-        send_frame(c->s, GF_WIRE_K_BULK, off + k < n ? GF_WIRE_F_MORE : 0, c->m->hdr.request_id,
-                   c->s->staging, k);
-        off += k;
-    } while (off < n && !atomic_load(&c->s->closing));
+        uint64_t noff = off + k, nk = n - noff < GF_RPC_CHUNK ? n - noff : GF_RPC_CHUNK;
+        int queued = 0;
+        if (nk && piped) {
+            pin_wait(s, cur ^ 1);
+            if (D.cuMemcpyDtoHAsync_v2(buf[cur ^ 1], src + noff, nk, st) == CUDA_SUCCESS &&
+                D.cuEventRecord(s->pev[cur ^ 1], st) == CUDA_SUCCESS) {
+                s->pev_live[cur ^ 1] = 1;
+                queued = 1;
+            }
+        }
+        send_frame(s, GF_WIRE_K_BULK, noff < n ? GF_WIRE_F_MORE : 0, c->m->hdr.request_id,
+                   buf[cur], k);
+        if (!nk) break;
+        if (piped) {
+            cur ^= 1;
+            pin_wait(s, cur);
+            if (!queued && D.cuMemcpyDtoH_v2(buf[cur], src + noff, nk) != CUDA_SUCCESS)
+                memset(buf[cur], 0, nk); /* too late to fail the call: the data is zeros */
+        } else if (D.cuMemcpyDtoH_v2(buf[cur], src + noff, nk) != CUDA_SUCCESS) {
+            memset(buf[cur], 0, nk);
+        }
+        off = noff;
+        k = nk;
+    } while (!atomic_load(&s->closing));
     return WK_REPLIED;
+}
+
+/* ---- asynchronous device-to-host copies ----------------------------------------------------- */
+
+/* Bytes of asynchronous D2H results a session may hold before further ones run synchronously. */
+#define D2H_MAX_BYTES (256ull << 20)
+
+struct gf_wk_d2h {
+    uint64_t rid;
+    uint64_t ctx;  /* the context it was made in */
+    uint64_t n;
+    CUresult st;   /* an error to report instead of data */
+    uint8_t *buf;  /* n bytes: pinned (ev set) or malloc'ed */
+    CUevent ev;    /* recorded after the copy; NULL once done or for a malloc'ed buffer */
+};
+
+static void d2h_release(gf_wk_session *s, struct gf_wk_d2h *d)
+{
+    if (d->ev) {
+        D.cuEventDestroy_v2(d->ev);
+        D.cuMemFreeHost(d->buf);
+    } else {
+        free(d->buf);
+    }
+    s->d2h_bytes -= d->buf ? d->n : 0;
+    d->buf = NULL;
+    d->ev = NULL;
+}
+
+/* Queues the copy in stream order into a host buffer of its own; the data leaves with
+ * d2h_flush once the copy is done. Errors are reported twice on purpose: in the DTOH_DATA (the
+ * client forgets the copy) and as the session's asynchronous error. */
+static CUresult op_dtoh_async(call *c)
+{
+    gf_wk_session *s = c->s;
+    uint64_t src = gf_wire_get_handle(&c->r), n = gf_wire_get_u64(&c->r);
+    uint64_t sh = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c) || !c->m->hdr.request_id) return WK_PROTO;
+    if (s->nd2h == s->cap_d2h) {
+        size_t nc = s->cap_d2h ? s->cap_d2h * 2 : 16;
+        struct gf_wk_d2h *a = realloc(s->d2h, nc * sizeof *a);
+        if (!a) return WK_PROTO;
+        s->d2h = a;
+        s->cap_d2h = nc;
+    }
+    struct gf_wk_d2h *d = &s->d2h[s->nd2h++];
+    memset(d, 0, sizeof *d);
+    d->rid = c->m->hdr.request_id;
+    d->ctx = s->cur_ctx;
+    d->n = n;
+    gf_wk_obj *ctx = NULL;
+    CUstream st = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r == CUDA_SUCCESS) r = get_stream(c, sh, &st);
+    if (r == CUDA_SUCCESS && n) r = check_range(s, src, n, c->name);
+    if (r == CUDA_SUCCESS && n > D2H_MAX_BYTES) r = CUDA_ERROR_INVALID_VALUE;
+    if (r == CUDA_SUCCESS && n) {
+        int sync = s->d2h_bytes + n > D2H_MAX_BYTES;
+        void *p = NULL;
+        if (!sync && D.cuMemHostAlloc(&p, n, 0) == CUDA_SUCCESS) {
+            if (D.cuEventCreate(&d->ev, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) {
+                D.cuMemFreeHost(p);
+                p = NULL;
+                d->ev = NULL;
+            }
+        }
+        if (p) {
+            d->buf = p;
+            s->d2h_bytes += n;
+            r = D.cuMemcpyDtoHAsync_v2(p, src, n, st);
+            if (r == CUDA_SUCCESS) r = D.cuEventRecord(d->ev, st);
+        } else if (!(d->buf = malloc(n))) {
+            r = CUDA_ERROR_OUT_OF_MEMORY;
+        } else {
+            s->d2h_bytes += n;
+            r = D.cuStreamSynchronize(st);
+            if (r == CUDA_SUCCESS) r = D.cuMemcpyDtoH_v2(d->buf, src, n);
+        }
+        if (r != CUDA_SUCCESS) d2h_release(s, d);
+    }
+    d->st = r;
+    return r;
+}
+
+/* Sends the data of every asynchronous D2H copy that is done (before the answer to a
+ * synchronizing call, so that the client has it when the program may look). */
+static void d2h_flush(gf_wk_session *s)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < s->nd2h; i++) {
+        struct gf_wk_d2h *d = &s->d2h[i];
+        if (d->ev && d->st == CUDA_SUCCESS) {
+            CUresult q = D.cuEventQuery(d->ev);
+            if (q == CUDA_ERROR_NOT_READY) {
+                s->d2h[k++] = *d;
+                continue;
+            }
+            if (q != CUDA_SUCCESS) d->st = q;
+        }
+        uint8_t hdr[32];
+        gf_wire_writer w;
+        gf_wire_writer_init_fixed(&w, hdr, sizeof hdr);
+        gf_wire_put_u32(&w, (uint32_t)d->st);
+        gf_wire_put_u64(&w, d->n);
+        send_frame(s, GF_RPC_DTOH_DATA, 0, d->rid, w.buf, w.len);
+        if (d->st == CUDA_SUCCESS) {
+            uint64_t off = 0;
+            do {
+                uint64_t k2 = d->n - off < GF_RPC_CHUNK ? d->n - off : GF_RPC_CHUNK;
+                send_frame(s, GF_WIRE_K_BULK, off + k2 < d->n ? GF_WIRE_F_MORE : 0, d->rid,
+                           d->buf + off, k2);
+                off += k2;
+            } while (off < d->n && !atomic_load(&s->closing));
+        }
+        d2h_release(s, d);
+    }
+    s->nd2h = k;
+}
+
+/* Before context ctx goes: its copies are done (it was synchronized); their data moves out of
+ * its pinned memory, to be sent at the next synchronizing answer. */
+static void d2h_detach_ctx(gf_wk_session *s, uint64_t ctx)
+{
+    for (size_t i = 0; i < s->nd2h; i++) {
+        struct gf_wk_d2h *d = &s->d2h[i];
+        if (d->ctx != ctx || !d->ev) continue;
+        uint8_t *copy = malloc(d->n ? d->n : 1);
+        if (copy) memcpy(copy, d->buf, d->n);
+        else d->st = CUDA_ERROR_OUT_OF_MEMORY;
+        uint64_t n = d->n;
+        d2h_release(s, d);
+        d->buf = copy;
+        if (copy) s->d2h_bytes += n;
+    }
 }
 
 static CUresult op_dtod(call *c)
@@ -1254,6 +1615,59 @@ static CUresult op_stats(call *c)
     return CUDA_SUCCESS;
 }
 
+/* NVML as the session's vGPU shows it (remote_proto.h): its devices, the vGPU's limit as total
+ * and its usage as used, the client's process, the real GPU's utilization. */
+static CUresult op_nvml_snapshot(call *c)
+{
+    gf_wk_session *s = c->s;
+    uint32_t pid = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    char drv[80] = "";
+    if (!gf_wk_nv.rc && gf_wk_nv.driver_version) gf_wk_nv.driver_version(drv, sizeof drv);
+    gf_wire_put_u32(&c->out, (uint32_t)gf_wk_nv.rc);
+    gf_wire_put_str(&c->out, drv);
+    gf_wire_put_u32(&c->out, (uint32_t)s->ndev);
+    for (int i = 0; i < s->ndev; i++) {
+        int real = s->devmap[i];
+        char name[256] = "", uuid[96] = "", pci[64] = "";
+        size_t total = 0;
+        D.cuDeviceGetName(name, sizeof name, real);
+        uuid_of(real, uuid, sizeof uuid);
+        if (D.cuDeviceGetPCIBusId) D.cuDeviceGetPCIBusId(pci, sizeof pci, real);
+        D.cuDeviceTotalMem_v2(&total, real);
+        uint64_t tot = total, used = 0;
+        for (size_t k = 0; k < s->nranges; k++)
+            if (s->ranges[k].kind != 2 && s->ranges[k].dev == i) used += s->ranges[k].size;
+        uint64_t mine = used;
+        if (s->lim) {
+            uint64_t lu = 0, limit = 0;
+            gf_limiter_mem_info(s->lim, (unsigned)i, &lu, &limit);
+            if (limit && limit < tot) tot = limit;
+            used = lu; /* a vGPU shared through an allocation id: everyone's usage */
+        }
+        if (used > tot) used = tot;
+        unsigned util[2] = {0, 0};
+        int urc = 3; /* NVML_ERROR_NOT_SUPPORTED */
+        void *nd = NULL;
+        if (!gf_wk_nv.rc && gf_wk_nv.util && gf_wk_nv.by_uuid(uuid, &nd) == 0)
+            urc = gf_wk_nv.util(nd, util);
+        gf_wire_put_str(&c->out, name);
+        gf_wire_put_str(&c->out, uuid);
+        gf_wire_put_str(&c->out, pci);
+        gf_wire_put_u64(&c->out, tot);
+        gf_wire_put_u64(&c->out, used);
+        gf_wire_put_u32(&c->out, (uint32_t)urc);
+        gf_wire_put_u32(&c->out, urc ? 0 : util[0]);
+        gf_wire_put_u32(&c->out, urc ? 0 : util[1]);
+        gf_wire_put_u32(&c->out, mine ? 1 : 0);
+        if (mine) {
+            gf_wire_put_u32(&c->out, pid);
+            gf_wire_put_u64(&c->out, mine);
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
 /* Calls whose answer also reports the errors of earlier asynchronous calls. */
 static int synchronizing(uint32_t kind)
 {
@@ -1320,6 +1734,8 @@ static void dispatch(gf_wk_session *s, gf_wk_msg *m)
     case GF_RPC_OCCUPANCY: r = op_occupancy(&c); break;
     case GF_RPC_STATS: r = op_stats(&c); break;
     case GF_RPC_FENCE: r = CUDA_SUCCESS; break;
+    case GF_RPC_NVML_SNAPSHOT: r = noreply ? WK_PROTO : op_nvml_snapshot(&c); break;
+    case GF_RPC_MEMCPY_DTOH_ASYNC: r = noreply ? op_dtoh_async(&c) : WK_PROTO; break;
     default: {
         /* A newer client's call: an ERROR reply, the session goes on (docs/wire.md). */
         gf_wire_writer_free(&c.out);
@@ -1351,6 +1767,7 @@ static void dispatch(gf_wk_session *s, gf_wk_msg *m)
                 r = s->sticky;
                 s->sticky = CUDA_SUCCESS;
             }
+            if (s->nd2h && synchronizing(m->hdr.kind)) d2h_flush(s);
             gf_wire_writer w;
             gf_wire_writer_init(&w, 0);
             gf_wire_put_u32(&w, (uint32_t)r);
@@ -1366,13 +1783,13 @@ static void dispatch(gf_wk_session *s, gf_wk_msg *m)
 void *gf_wk_session_main(void *arg)
 {
     gf_wk_session *s = arg;
-    s->staging = malloc(GF_RPC_CHUNK);
     s->params = aligned_alloc(64, GF_RPC_MAX_PARAM_BYTES);
-    if (!s->staging || !s->params) fail_session(s, "out of host memory");
+    if (!s->params) fail_session(s, "out of host memory");
     D.cuCtxSetCurrent(NULL);
     for (;;) {
         gf_wk_msg *m = next_msg(s);
         if (!m) break;
+        io_leave(s);
         dispatch(s, m);
         msg_free(m);
     }
@@ -1398,8 +1815,14 @@ void gf_wk_session_release(gf_wk_session *s)
         if (!ctx) break;
         drop_ctx(s, ctx, 1);
     }
-    for (size_t i = 0; i < s->obj_cap; i++)
-        if (s->objs[i] && s->objs[i] != TOMB) obj_free(s->objs[i]);
+    /* Libraries loaded before any context belong to none: unload them too. */
+    for (size_t i = 0; i < s->obj_cap; i++) {
+        gf_wk_obj *o = s->objs[i];
+        if (!o || o == TOMB) continue;
+        if (o->kind == GF_RPC_H_MODULE) D.cuModuleUnload((CUmodule)o->real);
+        else if (o->kind == GF_RPC_H_LIBRARY) D.cuLibraryUnload((CUlibrary)o->real);
+        obj_free(o);
+    }
     free(s->objs);
     s->objs = NULL;
     s->obj_cap = s->obj_live = s->obj_used = 0;
@@ -1410,6 +1833,10 @@ void gf_wk_session_release(gf_wk_session *s)
     if (s->lim) gf_limiter_close(s->lim);
     s->lim = NULL;
     if (s->lim_name[0]) gf_limiter_unlink(s->lim_name);
+    for (size_t i = 0; i < s->nd2h; i++) d2h_release(s, &s->d2h[i]);
+    free(s->d2h);
+    s->d2h = NULL;
+    s->nd2h = s->cap_d2h = 0;
     free(s->staging);
     free(s->params);
     s->staging = s->params = NULL;

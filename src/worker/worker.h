@@ -35,6 +35,22 @@ extern gf_wk_driver gf_wk_drv;
  * and calls cuInit. GF_OK, or an error with a message naming what to set. */
 gf_status gf_wk_driver_load(char *path, size_t pathlen, char *err, size_t errlen);
 
+/* ---- the real NVML (driver.c), optional: NVML_SNAPSHOT falls back to CUDA's answers ------- */
+typedef struct gf_wk_nvml {
+    int rc; /* 0 loaded and initialized, else an nvmlReturn_t (12 = library not found) */
+    char path[512];
+    int (*init)(void);
+    int (*by_uuid)(const char *uuid, void **dev);
+    int (*util)(void *dev, unsigned int util[2]);
+    int (*driver_version)(char *buf, unsigned int len);
+} gf_wk_nvml;
+
+extern gf_wk_nvml gf_wk_nv;
+
+/* Loads NVML (GPUFUSE_NVML, else the usual places; never gpufuse's shim) and calls nvmlInit_v2.
+ * Never fails: gf_wk_nv.rc says what happened (logged once). */
+void gf_wk_nvml_load(void);
+
 /* ---- options --------------------------------------------------------------------------------- */
 typedef struct gf_wk_opts {
     const char *listen[8]; /* addresses */
@@ -75,7 +91,8 @@ typedef struct gf_wk_range {
 typedef struct gf_wk_msg {
     struct gf_wk_msg *next;
     gf_wire_hdr hdr;
-    uint8_t *payload; /* malloc'ed copy, owned by the message */
+    uint8_t *payload; /* malloc'ed copy owned by the message, or borrowed (below) */
+    int borrowed;     /* payload is the conn's: valid until the thread's next receive */
 } gf_wk_msg;
 
 struct gf_wk_worker;
@@ -89,7 +106,14 @@ typedef struct gf_wk_session {
     char client_name[128];
     int handshaken;
 
-    pthread_mutex_t io; /* guards c: the loop reads and flushes, the session thread replies */
+    /* Who uses c. The session thread does its own I/O (thread_io 1): it reads requests and
+     * writes replies itself, so a synchronous call costs no hand-off between threads. While it
+     * runs a driver call (thread_io 0) the loop may use c, under io; it only does so once the
+     * call has taken long (busy_since), to answer PINGs and notice a closed peer. io guards
+     * thread_io, registered_events and c while the loop uses it. */
+    pthread_mutex_t io;
+    int thread_io;
+    _Atomic uint64_t busy_since_ns;
 
     /* inbound queue: the loop appends, the session thread takes */
     pthread_mutex_t qlk;
@@ -101,7 +125,7 @@ typedef struct gf_wk_session {
     atomic_int closing;   /* set by the loop (peer gone) or the thread (fatal); never cleared */
     atomic_int finished;  /* the thread has freed everything and exits */
     atomic_int throttled; /* the loop stopped reading: too much queued */
-    int registered_events;
+    int registered_events; /* in the loop's epoll set with these events; -1 not (under io) */
     pthread_t thr;
     int thr_started;
 
@@ -119,7 +143,18 @@ typedef struct gf_wk_session {
     char lim_name[GF_LIMITER_NAME_MAX];
     double compute_frac;
     uint64_t vram_limit;
-    uint8_t *staging; /* GF_RPC_CHUNK bytes for device-to-host chunks */
+    uint8_t *staging; /* GF_RPC_CHUNK bytes: fallback when pinned buffers are unavailable */
+    gf_wk_msg direct; /* the request the thread read itself (borrowed payload) */
+    /* Bulk copies: two pinned buffers of GF_RPC_CHUNK and an event each, made in context
+     * pin_ctx, so that the device copy of chunk k overlaps the network transfer of chunk k+1. */
+    void *pin[2];
+    CUevent pev[2];
+    int pev_live[2]; /* an event was recorded since the buffer was last waited for */
+    uint64_t pin_ctx;
+    /* Asynchronous device-to-host copies (MEMCPY_DTOH_ASYNC) whose data is not sent yet. */
+    struct gf_wk_d2h *d2h;
+    size_t nd2h, cap_d2h;
+    uint64_t d2h_bytes;
     uint8_t *params;  /* GF_RPC_MAX_PARAM_BYTES, aligned */
 } gf_wk_session;
 

@@ -93,6 +93,9 @@ static void start_worker(const char *listen, const char *extra)
     ASSERT_TRUE(p >= 0);
     if (p == 0) {
         setenv("GPUFUSE_DRIVER", drv, 1);
+        char nvml[1024];
+        snprintf(nvml, sizeof nvml, "%s/lib/sim/libnvidia-ml.so.1", build_dir());
+        setenv("GPUFUSE_NVML", nvml, 1);
         setenv("GPUFUSE_SIM_STATE", state, 1);
         setenv("GPUFUSE_SHM_DIR", dir, 1);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
@@ -170,8 +173,8 @@ static unsigned count(const char *s, const char *needle)
 /* ---- the matrix ------------------------------------------------------------------------------- */
 
 /* Sim test programs and the cases of each that hold in remote mode (docs/remote.md lists the
- * rest and why: async device-to-host copies and host functions complete before the call
- * returns; VMM, managed/mapped memory, 2D/peer copies are not forwarded). */
+ * rest and why: host functions complete before the call returns; VMM, managed/mapped memory,
+ * 2D/peer copies are not forwarded). */
 static const struct {
     const char *prog;
     const char *cases;
@@ -189,8 +192,8 @@ static const struct {
      "non_blocking_streams_do_not_synchronize_with_the_null_stream many_threads_share_one_context "
      "legacy_stream_synchronizes_with_blocking_streams kernels_of_two_streams_take_turns_on_the_device "
      "event_timing_errors event_elapsed_time_matches_a_spin destroying_a_busy_stream_lets_its_work_finish "
-     "ctx_synchronize_waits_for_every_stream",
-     10},
+     "ctx_synchronize_waits_for_every_stream async_copies_and_kernels_keep_stream_order",
+     11},
     {"sim/test_memory", "alloc_free_and_mem_get_info a_60_gib_allocation_costs_no_ram_until_touched", 2},
     {"sim/test_procaddr",
      "versions_and_flags_select_the_abi calls_through_the_returned_pointers a_runtime_style_bulk_lookup",
@@ -220,6 +223,14 @@ static void run_matrix(const char *listen)
                    pass, matrix[i].n, st, o);
         printf("  %s over %s: %u cases passed\n", matrix[i].prog, listen, pass);
     }
+    /* NVML forwarded: the session's vGPU (1 GiB limit, 64 MiB in use by this client). */
+    const char *o = run(&st, "%s GPUFUSE_REMOTE_VRAM=1Gi %s/tests/remote/helpers/rprobe nvml 64 2>&1",
+                        client_env(), build_dir());
+    ASSERT_MSG(st == 0 && strstr(o, "nvml count=1 name_match=1 uuid_match=1 total=1073741824 "
+                                    "used=67108864 mem_rc=0 procs=1 procs_rc=0 mine=67108864 "
+                                    "util_rc=0 unsupported_rc=3 shutdown_rc=0"),
+               "NVML over %s:\n%s", worker_addr, o);
+    printf("  NVML over %s: %s", listen, o);
     stop_worker();
 }
 

@@ -6,12 +6,18 @@
  *   rprobe hold MIB      allocates MIB, fills it, prints "ready ptr=0x..." and sleeps
  *   rprobe forge PTR     copies from, memsets, frees a pointer it does not own (another
  *                        session's) and offsets past its own allocation; prints one
- *                        "refused=NAME" line per attempt */
+ *                        "refused=NAME" line per attempt
+ *   rprobe nvml MIB      allocates MIB and prints what NVML (dlopen'ed: the NVML shim, remote
+ *                        mode) says about the device next to what CUDA says:
+ *                        "nvml count=.. name_match=.. uuid_match=.. total=.. used=..
+ *                        procs=.. mine=BYTES util_rc=.. unsupported_rc=.." */
 #include <cuda.h>
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -100,6 +106,71 @@ int main(int argc, char **argv)
         CUstream fake = (CUstream)(uintptr_t)0x0500000000000001ull;
         printf("refused=%s\n", ename(cuStreamSynchronize(fake)));
         CK(cuMemFree(mine));
+        return 0;
+    }
+    if (!strcmp(argv[1], "nvml") && argc > 2) {
+        size_t n = (size_t)atoi(argv[2]) << 20;
+        CUdeviceptr p;
+        CK(cuMemAlloc(&p, n));
+        void *h = dlopen("libnvidia-ml.so.1", RTLD_NOW);
+        if (!h) {
+            printf("error=%s\n", dlerror());
+            return 1;
+        }
+        /* NVML's ABI (include/gpufuse/nvml.h); declared here to keep this helper header-free. */
+        typedef struct { unsigned long long total, free, used; } mem_t;
+        typedef struct { unsigned pid; unsigned long long used; unsigned gi, ci; } proc_t;
+        typedef struct { unsigned gpu, memory; } util_t;
+        int (*init)(void) = (int (*)(void))dlsym(h, "nvmlInit_v2");
+        int (*count)(unsigned *) = (int (*)(unsigned *))dlsym(h, "nvmlDeviceGetCount_v2");
+        int (*handle)(unsigned, void **) = (int (*)(unsigned, void **))dlsym(h, "nvmlDeviceGetHandleByIndex_v2");
+        int (*name)(void *, char *, unsigned) = (int (*)(void *, char *, unsigned))dlsym(h, "nvmlDeviceGetName");
+        int (*uuid)(void *, char *, unsigned) = (int (*)(void *, char *, unsigned))dlsym(h, "nvmlDeviceGetUUID");
+        int (*mem)(void *, mem_t *) = (int (*)(void *, mem_t *))dlsym(h, "nvmlDeviceGetMemoryInfo");
+        int (*procs)(void *, unsigned *, proc_t *) =
+            (int (*)(void *, unsigned *, proc_t *))dlsym(h, "nvmlDeviceGetComputeRunningProcesses_v3");
+        int (*util)(void *, util_t *) = (int (*)(void *, util_t *))dlsym(h, "nvmlDeviceGetUtilizationRates");
+        int (*temp)(void *, int, unsigned *) = (int (*)(void *, int, unsigned *))dlsym(h, "nvmlDeviceGetTemperature");
+        int (*shut)(void) = (int (*)(void))dlsym(h, "nvmlShutdown");
+        if (!init || !count || !handle || !name || !uuid || !mem || !procs || !util || !temp || !shut) {
+            printf("error=an NVML entry point is missing\n");
+            return 1;
+        }
+        int rc = init();
+        unsigned cnt = 0;
+        void *d = NULL;
+        if (rc == 0) rc = count(&cnt);
+        if (rc == 0) rc = handle(0, &d);
+        if (rc != 0) {
+            printf("error=nvml rc %d\n", rc);
+            return 1;
+        }
+        char nn[96] = "", cn[256] = "", nu[96] = "", cu[96] = "";
+        name(d, nn, sizeof nn);
+        uuid(d, nu, sizeof nu);
+        cuDeviceGetName(cn, sizeof cn, dev);
+        CUuuid u;
+        cuDeviceGetUuid(&u, dev);
+        const unsigned char *b = (const unsigned char *)u.bytes;
+        snprintf(cu, sizeof cu, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                 b[13], b[14], b[15]);
+        mem_t m = {0, 0, 0};
+        int mrc = mem(d, &m);
+        proc_t pr[8];
+        unsigned np = 8;
+        int prc = procs(d, &np, pr);
+        unsigned long long mine = 0;
+        for (unsigned i = 0; prc == 0 && i < np; i++)
+            if (pr[i].pid == (unsigned)getpid()) mine = pr[i].used;
+        util_t ut = {0, 0};
+        int urc = util(d, &ut);
+        unsigned t = 0;
+        printf("nvml count=%u name_match=%d uuid_match=%d total=%llu used=%llu mem_rc=%d procs=%u "
+               "procs_rc=%d mine=%llu util_rc=%d unsupported_rc=%d shutdown_rc=%d\n",
+               cnt, strcmp(nn, cn) == 0, strcasecmp(nu, cu) == 0, m.total, m.used, mrc, np, prc,
+               mine, urc, temp(d, 0, &t), shut());
+        CK(cuMemFree(p));
         return 0;
     }
     return 2;
