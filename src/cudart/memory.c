@@ -221,20 +221,28 @@ GF_RT_API cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *att
 
 /* ---- copies -------------------------------------------------------------------------------- */
 
-/* 1 when p is device (or managed) memory, 0 for host memory of any kind. */
-static int is_device(const void *p)
+/* Whether p is device (or managed) memory: *dev = 1, or 0 for host memory of any kind (a driver
+ * answers CUDA_ERROR_INVALID_VALUE for an address it does not know, i.e. plain host memory). Any
+ * other answer is returned: a driver that cannot tell (a remote vGPU does not forward
+ * cuPointerGetAttribute) must fail the copy, not have it guessed to be a host memmove. */
+static CUresult is_device(const void *p, int *dev)
 {
     unsigned type = 0;
-    if (CU(cuPointerGetAttribute, &type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, DPTR(p)) != CUDA_SUCCESS)
-        return 0;
-    return type == CU_MEMORYTYPE_DEVICE || type == CU_MEMORYTYPE_UNIFIED;
+    CUresult rc = CU(cuPointerGetAttribute, &type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, DPTR(p));
+    *dev = rc == CUDA_SUCCESS && (type == CU_MEMORYTYPE_DEVICE || type == CU_MEMORYTYPE_UNIFIED);
+    return rc == CUDA_ERROR_INVALID_VALUE ? CUDA_SUCCESS : rc;
 }
 
-static enum cudaMemcpyKind resolve_kind(const void *dst, const void *src, enum cudaMemcpyKind k)
+/* cudaMemcpyDefault resolved into *k from both pointers (unified addressing). */
+static CUresult resolve_kind(const void *dst, const void *src, enum cudaMemcpyKind *k)
 {
-    if (k != cudaMemcpyDefault) return k;
-    int d = is_device(dst), s = is_device(src);
-    return (enum cudaMemcpyKind)((s ? 2 : 0) + (d ? 1 : 0)); /* H2H 0, H2D 1, D2H 2, D2D 3 */
+    if (*k != cudaMemcpyDefault) return CUDA_SUCCESS;
+    int d = 0, s = 0;
+    CUresult rc = is_device(dst, &d);
+    if (rc == CUDA_SUCCESS) rc = is_device(src, &s);
+    if (rc != CUDA_SUCCESS) return rc;
+    *k = (enum cudaMemcpyKind)((s ? 2 : 0) + (d ? 1 : 0)); /* H2H 0, H2D 1, D2H 2, D2D 3 */
+    return CUDA_SUCCESS;
 }
 
 cudaError_t gf_rt__memcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind,
@@ -243,9 +251,9 @@ cudaError_t gf_rt__memcpy(void *dst, const void *src, size_t n, enum cudaMemcpyK
     if ((unsigned)kind > cudaMemcpyDefault) return gf_rt__ret(cudaErrorInvalidMemcpyDirection);
     if (n == 0) return cudaSuccess;
     if (!dst || !src) return gf_rt__ret(cudaErrorInvalidValue);
-    kind = resolve_kind(dst, src, kind);
+    CUresult rc = resolve_kind(dst, src, &kind);
+    if (rc != CUDA_SUCCESS) return GF_RT_CU(rc);
     CUstream s = gf_rt__stream(stream, ptsz);
-    CUresult rc;
     if (kind == cudaMemcpyHostToHost) {
         if (async && (rc = CU(cuStreamSynchronize, s)) != CUDA_SUCCESS) return GF_RT_CU(rc);
         memmove(dst, src, n);

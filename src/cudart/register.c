@@ -364,11 +364,18 @@ static cudaError_t var_addr(gf_rt_var *v, CUdeviceptr *addr)
     if (e != cudaSuccess) return e;
     CUdeviceptr p = 0;
     size_t bytes = 0;
-    CUresult rc = CUDA_ERROR_NOT_SUPPORTED;
-    if (v->managed) rc = CU(cuLibraryGetManaged, &p, &bytes, v->mod->lib, v->name);
-    if (rc != CUDA_SUCCESS) rc = CU(cuLibraryGetGlobal, &p, &bytes, v->mod->lib, v->name);
+    /* A __managed__ variable is only ever its managed address: the host reads it through
+     * *v->managed, so a driver without managed memory (a remote vGPU) must not hand out a device
+     * address there (the host would fault on it); the variable's users get the error instead. */
+    CUresult rc = v->managed ? CU(cuLibraryGetManaged, &p, &bytes, v->mod->lib, v->name)
+                             : CU(cuLibraryGetGlobal, &p, &bytes, v->mod->lib, v->name);
     if (rc != CUDA_SUCCESS) {
-        gf_log(GF_LOG_WARN, GF_RT_LOG, "cuLibraryGetGlobal(%s): CUresult %d", v->name, (int)rc);
+        if (v->managed)
+            gf_log(GF_LOG_ERROR, GF_RT_LOG, "__managed__ variable %s: cuLibraryGetManaged failed "
+                   "(CUresult %d): this driver has no managed memory for it, so the program's "
+                   "host accesses to it will fault", v->name, (int)rc);
+        else
+            gf_log(GF_LOG_WARN, GF_RT_LOG, "cuLibraryGetGlobal(%s): CUresult %d", v->name, (int)rc);
         return rc == CUDA_ERROR_NOT_FOUND ? cudaErrorInvalidSymbol : gf_rt__err(rc);
     }
     v->addr[dev] = p;

@@ -5,6 +5,7 @@
 #include "driver.h"
 
 #include <ctype.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -675,13 +676,36 @@ GF_SIM_API void gf_sim_unsupported(const char *symbol)
                "%s is not supported by the sim; it returns CUDA_ERROR_NOT_SUPPORTED", symbol);
 }
 
+/* dl_iterate_phdr callback: the path of a loaded libcudart.so* (NVIDIA's shared runtime), if any. */
+static int find_cudart(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    const char *n = info->dlpi_name, *base = n ? strrchr(n, '/') : NULL;
+    base = base ? base + 1 : n;
+    if (!base || strncmp(base, "libcudart.so", 12) != 0) return 0;
+    snprintf(data, 512, "%s", n);
+    return 1;
+}
+
+/* Only NVIDIA's runtime asks for export tables (gpufuse's never does). Linked statically, it is
+ * inside the program and only a rebuild helps; loaded as libcudart.so.13, putting gpufuse's
+ * runtime first on the library path is enough. */
 GF_SIM_API CUresult cuGetExportTable(const void **ppExportTable, const CUuuid *pExportTableId)
 {
     (void)pExportTableId;
     if (ppExportTable) *ppExportTable = NULL;
-    GF_LOG_ONCE(GF_LOG_ERROR, GF_SIM_LOG,
-                "this program carries NVIDIA's CUDA runtime, which needs private driver tables "
-                "the sim does not provide; build it with -cudart shared and run it with "
-                "gpufuse's libcudart.so.13 (build/lib) first on LD_LIBRARY_PATH");
+    char cudart[512] = "";
+    dl_iterate_phdr(find_cudart, cudart);
+    if (!cudart[0])
+        GF_LOG_ONCE(GF_LOG_ERROR, GF_SIM_LOG,
+                    "this program links NVIDIA's CUDA runtime statically (nvcc's default), which "
+                    "needs private driver tables the sim does not provide; rebuild it with "
+                    "`nvcc -cudart shared` and run it with gpufuse's libcudart.so.13 (build/lib) "
+                    "first on LD_LIBRARY_PATH");
+    else
+        GF_LOG_ONCE(GF_LOG_ERROR, GF_SIM_LOG,
+                    "this program loaded NVIDIA's CUDA runtime (%s), which needs private driver "
+                    "tables the sim does not provide; put gpufuse's libcudart.so.13 (build/lib) "
+                    "first on LD_LIBRARY_PATH (gpufuse run --runtime gpufuse)", cudart);
     return CUDA_ERROR_NOT_SUPPORTED;
 }

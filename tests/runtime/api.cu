@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The rest of the surface programs lean on: devices and properties, attributes, limits,
-// versions, driver entry points, kernel attributes and occupancy, memory kinds (pinned,
-// registered, stream-ordered) and pointer attributes, and a second device when there is one.
+// versions, driver entry points, kernel attributes and occupancy, memory kinds (mapped,
+// stream-ordered) and pointer attributes, a vGPU's VRAM limit (RT_EXPECT_VRAM), and a second
+// device when there is one.
 #include <cstring>
 #include <vector>
 
@@ -111,10 +112,10 @@ RT_TEST(kernel_attributes_and_occupancy)
     return true;
 }
 
-RT_TEST(memory_kinds_and_pointer_attributes)
+RT_TEST(mapped_host_memory)
 {
-    const int n = 4096;
     // Registered host memory, reached by a kernel through its device pointer.
+    const int n = 4096;
     std::vector<int> reg(n);
     for (int i = 0; i < n; i++) reg[i] = i;
     CHECK(cudaHostRegister(reg.data(), n * sizeof(int), cudaHostRegisterMapped));
@@ -127,21 +128,31 @@ RT_TEST(memory_kinds_and_pointer_attributes)
     CHECK(cudaPointerGetAttributes(&pa, reg.data()));
     EXPECT(pa.type == cudaMemoryTypeHost, "registered memory type %d", (int)pa.type);
     CHECK(cudaHostUnregister(reg.data()));
-    // Stream-ordered allocation.
+    return true;
+}
+
+RT_TEST(stream_ordered_memory)
+{
+    const int n = 4096;
     cudaStream_t s;
     CHECK(cudaStreamCreate(&s));
     int *d = nullptr;
     CHECK(cudaMallocAsync((void **)&d, n * sizeof(int), s));
     CHECK(cudaMemsetAsync(d, 0, n * sizeof(int), s));
     add_one<<<n / 256, 256, 0, s>>>(d, n);
-    std::vector<int> h(n);
+    std::vector<int> h(n), ones(n, 1);
     CHECK(cudaMemcpyAsync(h.data(), d, n * sizeof(int), cudaMemcpyDeviceToHost, s));
     CHECK(cudaFreeAsync(d, s));
     CHECK(cudaStreamSynchronize(s));
-    std::vector<int> ones(n, 1);
     if (!rt_check_all("mallocAsync", h.data(), ones.data(), n, 0)) return false;
     CHECK(cudaStreamDestroy(s));
-    // Device and plain host memory.
+    return true;
+}
+
+RT_TEST(pointer_attributes)
+{
+    int *d = nullptr;
+    cudaPointerAttributes pa;
     CHECK(cudaMalloc((void **)&d, 64));
     CHECK(cudaPointerGetAttributes(&pa, d));
     EXPECT(pa.type == cudaMemoryTypeDevice && pa.device == 0 && pa.devicePointer == d,
@@ -149,8 +160,15 @@ RT_TEST(memory_kinds_and_pointer_attributes)
     int local = 0;
     CHECK(cudaPointerGetAttributes(&pa, &local));
     EXPECT(pa.type == cudaMemoryTypeUnregistered, "plain host memory type %d", (int)pa.type);
-    // A device-to-device copy within one device through cudaMemcpyPeer.
-    int *d2;
+    CHECK(cudaFree(d));
+    return true;
+}
+
+RT_TEST(peer_copy_within_one_device)
+{
+    std::vector<int> h(16), ones(16, 1);
+    int *d, *d2;
+    CHECK(cudaMalloc((void **)&d, 64));
     CHECK(cudaMalloc((void **)&d2, 64));
     CHECK(cudaMemcpy(d, ones.data(), 64, cudaMemcpyHostToDevice));
     CHECK(cudaMemcpyPeer(d2, 0, d, 0, 64));
@@ -161,14 +179,49 @@ RT_TEST(memory_kinds_and_pointer_attributes)
     return true;
 }
 
+// A vGPU's VRAM limit (gpufuse run --vram, or a remote vGPU's): with RT_EXPECT_VRAM=bytes the
+// device reports exactly that much memory and allocations stop there.
+RT_TEST(vram_limit)
+{
+    const char *env = getenv("RT_EXPECT_VRAM");
+    if (!env || !*env) RT_SKIP("no VRAM limit to check here (RT_EXPECT_VRAM unset)");
+    const size_t want = strtoull(env, nullptr, 0);
+    size_t freeb = 0, total = 0;
+    CHECK(cudaMemGetInfo(&freeb, &total));
+    EXPECT(total == want && freeb <= want, "cudaMemGetInfo free %zu total %zu, want total %zu",
+           freeb, total, want);
+    cudaDeviceProp p;
+    CHECK(cudaGetDeviceProperties(&p, 0));
+    EXPECT(p.totalGlobalMem == want, "totalGlobalMem %zu, want %zu", p.totalGlobalMem, want);
+    void *q = nullptr;
+    CHECK_ERR(cudaMalloc(&q, want + 1), cudaErrorMemoryAllocation);
+    CHECK_ERR(cudaGetLastError(), cudaErrorMemoryAllocation);
+    // Fill it in 64 MiB pieces: what was free fits (to a piece), the piece past it is refused.
+    const size_t chunk = (size_t)64 << 20;
+    std::vector<void *> held;
+    cudaError_t e = cudaSuccess;
+    while (held.size() * chunk <= want) {
+        e = cudaMalloc(&q, chunk);
+        if (e != cudaSuccess) break;
+        held.push_back(q);
+    }
+    const size_t got = held.size() * chunk;
+    for (void *h : held) CHECK(cudaFree(h));
+    EXPECT(e == cudaErrorMemoryAllocation,
+           "allocating past the limit: got %s after %zu bytes (limit %zu)", cudaGetErrorName(e), got,
+           want);
+    EXPECT(got + chunk > freeb, "only %zu of %zu free bytes could be allocated", got, freeb);
+    CHECK_ERR(cudaGetLastError(), cudaErrorMemoryAllocation); // recorded, not sticky
+    CHECK(cudaMalloc(&q, chunk));
+    CHECK(cudaFree(q));
+    return true;
+}
+
 RT_TEST(second_device)
 {
     int n = 0;
     CHECK(cudaGetDeviceCount(&n));
-    if (n < 2) {
-        fprintf(stderr, "  one device: nothing to check (run with GPUFUSE_SIM_GPUS=H100:2)\n");
-        return true;
-    }
+    if (n < 2) RT_SKIP("one device here (the sim run uses GPUFUSE_SIM_GPUS=H100:2)");
     const int cnt = 1024;
     std::vector<int> ones(cnt, 1), h(cnt), twos(cnt, 2);
     int *d0, *d1;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // A tiny harness for the runtime-API test programs: each RT_TEST runs in order and prints
-// "PASS <program>/<test>" or "FAIL <program>/<test>" with what was expected and what came.
+// "PASS <program>/<test>" or "FAIL <program>/<test>" with what was expected and what came, or
+// "SKIP <program>/<test>: reason".
 #pragma once
 #include <cmath>
 #include <cstdio>
@@ -75,13 +76,50 @@ static bool rt_check_all(const char *what, const T *got, const T *want, size_t n
     return true;
 }
 
+// A test that cannot check anything where it runs says why and is reported as SKIP.
+static const char *rt_skip_reason;
+#define RT_SKIP(reason)                                                                      \
+    do {                                                                                     \
+        rt_skip_reason = (reason);                                                           \
+        return true;                                                                         \
+    } while (0)
+
+// The reason RT_SKIP="test=reason;test=reason" (set by tests/integration/runtime.sh for what a
+// backend cannot do yet) gives for this test, written into buf; NULL when it is not listed.
+static const char *rt_skip_listed(const char *test, char *buf, size_t len)
+{
+    const char *list = getenv("RT_SKIP");
+    size_t tl = strlen(test);
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ';');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n > tl && !strncmp(p, test, tl) && p[tl] == '=') {
+            snprintf(buf, len, "%.*s", (int)(n - tl - 1), p + tl + 1);
+            return buf;
+        }
+        p = end ? end + 1 : p + n;
+    }
+    return NULL;
+}
+
+// Runs every test in order; prints "PASS|FAIL|SKIP <program>/<test>[: reason]" for each.
 static int rt_main(const char *program)
 {
     int failed = 0;
     for (int i = 0; i < rt_ntests; i++) {
+        char why[512];
+        if (rt_skip_listed(rt_tests[i].name, why, sizeof why)) {
+            printf("SKIP %s/%s: %s\n", program, rt_tests[i].name, why);
+            fflush(stdout);
+            continue;
+        }
+        rt_skip_reason = NULL;
         bool ok = rt_tests[i].fn();
         fflush(stderr);
-        printf("%s %s/%s\n", ok ? "PASS" : "FAIL", program, rt_tests[i].name);
+        if (ok && rt_skip_reason)
+            printf("SKIP %s/%s: %s\n", program, rt_tests[i].name, rt_skip_reason);
+        else
+            printf("%s %s/%s\n", ok ? "PASS" : "FAIL", program, rt_tests[i].name);
         fflush(stdout);
         failed += !ok;
     }
