@@ -275,7 +275,7 @@ fuzz: fuzz-build
 
 # ---- demo, bench ----------------------------------------------------------------------------
 demo: deps
-	$(MAKE) all $(BUILD)/demo/sim_demo
+	$(MAKE) all $(BUILD)/demo/sim_demo $(BUILD)/demo/pool_job
 	tools/demo.sh $(BUILD)
 
 $(BUILD)/demo/%: demo/%.c $(SIM_CUDA) $(SIM_NVML)
@@ -471,9 +471,37 @@ $(GEN)/cu_result_names.h: $(CUDA_HOME)/include/cuda.h
 	  sed -n 's/^ *\(CUDA_[A-Z0-9_]*\) *= *[0-9][0-9]*.*/GF_CU_RESULT(\1)/p'; } > $@
 $(OBJ)/src/client/remote_api.o: $(GEN)/cu_result_names.h
 
+# The worker's request decoding and validation under a fake driver (tests/fuzz/).
+build/fuzz/bin/fuzz_worker_request: tests/fuzz/fuzz_worker_request.c $(wildcard src/worker/*.[ch]) \
+		src/client/remote_proto.h build/fuzz/lib/libgfwire.a build/fuzz/lib/libgflimiter.a \
+		build/fuzz/lib/libgfcommon.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< build/fuzz/lib/libgfwire.a build/fuzz/lib/libgflimiter.a \
+		build/fuzz/lib/libgfcommon.a $(LDLIBS) $(WIRE_LDLIBS)
+
 REMOTE_HELPERS := $(patsubst tests/remote/helpers/%.c,$(BUILD)/tests/remote/helpers/%,$(wildcard tests/remote/helpers/*.c))
 tests: $(REMOTE_HELPERS)
 $(BUILD)/tests/remote/helpers/%: $(OBJ)/tests/remote/helpers/%.o $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(OBJ)/tests/remote/helpers/$*.o -L$(LIB) \
 		-Wl,--disable-new-dtags,-rpath,$(abspath $(LIB)) -lcuda $(LDSAN) $(LDLIBS)
+
+# ---- dashboard and chargeback (issue 6) -------------------------------------------------------
+# The dashboard (web/: plain ES modules + CSS, no build step) is embedded into the gpufuse binary
+# by tools/gen_web_assets.py and served at / (src/server/web.c); see docs/dashboard.md. Usage
+# samples and chargeback live in src/server/{observe,samples,costs}.c (docs/costs.md). The
+# browser test (tests/integration/dashboard.sh) needs Debian's chromium.
+DEBIAN_DEPS += chromium
+WEB_FILES := $(shell find web -type f ! -name '.*' 2>/dev/null)
+
+$(GEN)/web_assets.h: tools/gen_web_assets.py $(WEB_FILES)
+	@mkdir -p $(GEN)
+	$(PYTHON) tools/gen_web_assets.py web $@
+
+$(OBJ)/src/server/web.o: $(GEN)/web_assets.h
+
+# ---- metrics and alerts (issue 6) ------------------------------------------------------------
+# src/common/prom.c (Prometheus text helpers), src/server/alerts.c + metrics_pool.c are picked up
+# by the wildcards above. promtool (Debian's prometheus) checks the exposition, the scrape config
+# and the alert rules in tests/integration/pool_metrics.sh.
+DEBIAN_DEPS += prometheus

@@ -5,11 +5,14 @@
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,7 +20,7 @@
 #include "gpufuse/http_client.h"
 #include "gpufuse/limiter.h"
 #include "gpufuse/log.h"
-#include "server/metrics.h"
+#include "gpufuse/prom.h"
 
 #ifndef GPUFUSE_VERSION
 #define GPUFUSE_VERSION "0.1.0"
@@ -33,6 +36,17 @@ typedef struct region {
     int seen;                                    /* in the latest heartbeat answer */
 } region;
 
+/* A vGPU slot's counters as last read from its region, for /metrics. */
+typedef struct vgpu_snap {
+    char workload[GF_LIMITER_NAME_MAX];
+    char alloc_id[160];
+    unsigned slot;
+    gf_limiter_dev_stats st;
+    unsigned procs;
+} vgpu_snap;
+
+#define MAX_VSNAP 512
+
 typedef struct agent {
     const gf_agent_config *cfg;
     char node[64];
@@ -47,9 +61,17 @@ typedef struct agent {
     pthread_mutex_t mlock;
     gf_agent_gpu snap[GF_AGENT_MAX_GPUS];
     unsigned n_snap;
+    vgpu_snap vsnap[MAX_VSNAP];
+    unsigned n_vsnap, n_regions_snap;
     uint64_t heartbeats_ok, heartbeats_failed, registrations;
     int registered;
     struct MHD_Daemon *mhd;
+    /* the node's gpufuse worker (--worker-listen): remote vGPUs */
+    pid_t worker_pid;            /* 0 = not running */
+    char worker_addr[256];       /* its bound address, kept across restarts */
+    char address[300];           /* what registration reports */
+    char exe[PATH_MAX];          /* this binary, read at start (a rebuild leaves "(deleted)") */
+    uint64_t worker_restarts, worker_next_ms, worker_backoff_ms;
 } agent;
 
 static void sleep_ms(uint64_t ms, volatile sig_atomic_t *stop)
@@ -91,7 +113,7 @@ static char *register_body(agent *a)
 {
     json_t *o = json_pack("{s:s,s:s}", "name", a->node, "agent_version", GPUFUSE_VERSION);
     if (a->cfg->pool) json_object_set_new(o, "pool", json_string(a->cfg->pool));
-    if (a->cfg->address) json_object_set_new(o, "address", json_string(a->cfg->address));
+    if (a->address[0]) json_object_set_new(o, "address", json_string(a->address));
     json_t *labels = json_object();
     for (unsigned i = 0; i < a->cfg->n_labels; i++) {
         char k[128];
@@ -198,9 +220,10 @@ static void regions_load(agent *a)
     fclose(f);
 }
 
-/* Creates the shared region of each local workload placed here (slots in allocation order) and
- * removes the regions of workloads that are gone. Remote allocations are served by a worker
- * (issue 4's gpufuse worker; started here once it exists). */
+/* Creates the shared region of each workload placed here (slots in slot order) and removes the
+ * regions of workloads that are gone. A local process attaches to the region (GPUFUSE_VGPU);
+ * a remote client reaches it through this node's worker, whose session joins it by name (the
+ * HELLO's allocation id is the workload's name): remote and local allocations alike. */
 static void sync_regions(agent *a, json_t *allocs)
 {
     char err[512];
@@ -211,7 +234,7 @@ static void sync_regions(agent *a, json_t *allocs)
     json_array_foreach(allocs, i, al) {
         const char *wl = json_string_value(json_object_get(al, "workload"));
         const char *id = json_string_value(json_object_get(al, "id"));
-        if (!wl || !id || json_is_true(json_object_get(al, "remote"))) continue;
+        if (!wl || !id) continue;
         if (strlen(wl) >= GF_LIMITER_NAME_MAX) continue;
         region *r = find_region(a, wl);
         if (r && r->nslots) {
@@ -225,14 +248,25 @@ static void sync_regions(agent *a, json_t *allocs)
             snprintf(r->workload, sizeof r->workload, "%s", wl);
         }
         r->seen = 1;
-        /* Every allocation of this workload on this node is a slot, in slot order. */
-        gf_limiter_config cfg = {0};
-        unsigned n = 0;
+        /* Every allocation of this workload on this node is a slot, in slot order (the
+         * answer is sorted by id, and "w-10" sorts before "w-2"). */
+        json_t *mine[GF_LIMITER_MAX_DEVICES];
+        unsigned nmine = 0;
         size_t j;
         json_t *b;
         json_array_foreach(allocs, j, b) {
             const char *w2 = json_string_value(json_object_get(b, "workload"));
-            if (!w2 || strcmp(w2, wl) || n == GF_LIMITER_MAX_DEVICES) continue;
+            if (!w2 || strcmp(w2, wl) || nmine == GF_LIMITER_MAX_DEVICES) continue;
+            json_int_t sl = json_integer_value(json_object_get(b, "slot"));
+            unsigned k = nmine++;
+            for (; k > 0 && json_integer_value(json_object_get(mine[k - 1], "slot")) > sl; k--)
+                mine[k] = mine[k - 1];
+            mine[k] = b;
+        }
+        gf_limiter_config cfg = {0};
+        unsigned n = 0;
+        for (unsigned m = 0; m < nmine; m++) {
+            b = mine[m];
             double cap = gpu_tflops(a, json_string_value(json_object_get(b, "gpu_uuid")));
             double lim = json_number_value(json_object_get(b, "tflops_limit"));
             cfg.vram_limit[n] = (uint64_t)json_integer_value(json_object_get(b, "vram_limit"));
@@ -268,15 +302,26 @@ static void sync_regions(agent *a, json_t *allocs)
 static json_t *vgpu_usage(agent *a)
 {
     json_t *arr = json_array();
+    unsigned nv = 0;
+    pthread_mutex_lock(&a->mlock);
     for (unsigned i = 0; i < a->n_regions; i++) {
         region *r = &a->regions[i];
         gf_limiter *l = NULL;
         char err[256];
         if (!r->nslots || gf_limiter_open_observer(r->workload, &l, err, sizeof err) != GF_OK)
             continue;
+        unsigned procs = gf_limiter_live_procs(l);
         for (unsigned s = 0; s < r->nslots; s++) {
             gf_limiter_dev_stats st;
             if (gf_limiter_stats(l, s, &st) != GF_OK) continue;
+            if (nv < MAX_VSNAP) {
+                vgpu_snap *v = &a->vsnap[nv++];
+                memcpy(v->workload, r->workload, sizeof v->workload);
+                memcpy(v->alloc_id, r->alloc_ids[s], sizeof v->alloc_id);
+                v->slot = s;
+                v->st = st;
+                v->procs = procs;
+            }
             json_array_append_new(arr, json_pack("{s:s,s:I,s:I,s:I}", "allocation",
                                                  r->alloc_ids[s], "vram_used",
                                                  (json_int_t)st.vram_used, "busy_ns",
@@ -285,6 +330,9 @@ static json_t *vgpu_usage(agent *a)
         }
         gf_limiter_close(l);
     }
+    a->n_vsnap = nv;
+    a->n_regions_snap = a->n_regions;
+    pthread_mutex_unlock(&a->mlock);
     return arr;
 }
 
@@ -336,7 +384,215 @@ static int heartbeat(agent *a)
     return rc;
 }
 
+/* ---- the node's worker (remote vGPUs) ---------------------------------------------------------- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* What the server tells clients: --address, else the worker's bound address with a wildcard
+ * host (0.0.0.0, [::]) replaced by this machine's name. */
+static void set_reported_address(agent *a)
+{
+    if (a->cfg->address) {
+        snprintf(a->address, sizeof a->address, "%s", a->cfg->address);
+        return;
+    }
+    a->address[0] = 0;
+    if (!a->worker_addr[0]) return;
+    const char *wild[] = {"://0.0.0.0:", "://[::]:"};
+    for (unsigned i = 0; i < 2; i++) {
+        const char *w = strstr(a->worker_addr, wild[i]);
+        if (!w) continue;
+        char host[128] = "localhost";
+        gethostname(host, sizeof host - 1);
+        snprintf(a->address, sizeof a->address, "%.*s://%s:%s", (int)(w - a->worker_addr),
+                 a->worker_addr, host, w + strlen(wild[i]));
+        return;
+    }
+    snprintf(a->address, sizeof a->address, "%s", a->worker_addr);
+}
+
+static void worker_ready_path(agent *a, char *buf, size_t len)
+{
+    const char *dir = getenv("GPUFUSE_SHM_DIR");
+    snprintf(buf, len, "%s/gpufuse-agent-%s.worker", dir && *dir ? dir : "/dev/shm", a->node);
+}
+
+/* Starts `gpufuse worker` (this binary) on the worker address: the configured one the first
+ * time, the address it bound since (a restart keeps the port clients were told). It dies with
+ * the agent (PR_SET_PDEATHSIG), SIGKILL included. Waits until it listens; 0, or -1 with err. */
+static int worker_start(agent *a, char *err, size_t errlen)
+{
+    char ready[4200];
+    worker_ready_path(a, ready, sizeof ready);
+    unlink(ready);
+    if (!a->exe[0]) {
+        ssize_t n = readlink("/proc/self/exe", a->exe, sizeof a->exe - 1);
+        if (n <= 0) {
+            snprintf(err, errlen, "cannot find this binary (/proc/self/exe): %s",
+                     strerror(errno));
+            return -1;
+        }
+        a->exe[n] = 0;
+    }
+    const char *exe = a->exe;
+    const char *listen = a->worker_addr[0] ? a->worker_addr : a->cfg->worker_listen;
+    const char *argv[10] = {"gpufuse", "worker", "--listen", listen, "--ready-file", ready};
+    unsigned k = 6;
+    if (a->cfg->worker_token_file) {
+        argv[k++] = "--token-file";
+        argv[k++] = a->cfg->worker_token_file;
+    }
+    argv[k] = NULL;
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) _exit(1);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execv(exe, (char *const *)argv);
+        static const char msg[] = "gpufuse agent: cannot run the worker: exec failed\n";
+        if (write(2, msg, sizeof msg - 1) < 0) _exit(127);
+        _exit(127);
+    }
+    a->worker_pid = pid;
+    for (int i = 0; i < 200; i++) { /* 10 s */
+        FILE *f = fopen(ready, "r");
+        char line[256] = "";
+        if (f) {
+            if (!fgets(line, sizeof line, f)) line[0] = 0;
+            fclose(f);
+        }
+        line[strcspn(line, "\r\n")] = 0;
+        if (line[0]) {
+            snprintf(a->worker_addr, sizeof a->worker_addr, "%s", line);
+            return 0;
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            a->worker_pid = 0;
+            snprintf(err, errlen, "gpufuse worker --listen %s exited (%s %d) before listening; "
+                     "its messages are above", listen, WIFEXITED(st) ? "status" : "signal",
+                     WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+            return -1;
+        }
+        usleep(50000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    a->worker_pid = 0;
+    snprintf(err, errlen, "gpufuse worker --listen %s did not listen within 10 s", listen);
+    return -1;
+}
+
+/* Restarts the worker when it died (backoff from 0 doubling to 10 s while it keeps dying). */
+static void worker_supervise(agent *a)
+{
+    if (!a->cfg->worker_listen) return;
+    int st;
+    if (a->worker_pid > 0 && waitpid(a->worker_pid, &st, WNOHANG) == a->worker_pid) {
+        gf_log(GF_LOG_WARN, "agent", "the worker (pid %d) %s %d; restarting it on %s",
+               (int)a->worker_pid, WIFEXITED(st) ? "exited with status" : "was killed by signal",
+               WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), a->worker_addr);
+        a->worker_pid = 0;
+        a->worker_next_ms = mono_ms() + a->worker_backoff_ms;
+        a->worker_backoff_ms = a->worker_backoff_ms ? a->worker_backoff_ms * 2 : 500;
+        if (a->worker_backoff_ms > 10000) a->worker_backoff_ms = 10000;
+    }
+    if (a->worker_pid > 0 || mono_ms() < a->worker_next_ms) return;
+    char err[512];
+    if (worker_start(a, err, sizeof err) != 0) {
+        gf_log(GF_LOG_WARN, "agent", "cannot restart the worker: %s", err);
+        a->worker_next_ms = mono_ms() + 2000;
+        return;
+    }
+    pthread_mutex_lock(&a->mlock);
+    a->worker_restarts++;
+    pthread_mutex_unlock(&a->mlock);
+    gf_log(GF_LOG_INFO, "agent", "worker restarted (pid %d) on %s", (int)a->worker_pid,
+           a->worker_addr);
+}
+
+static void worker_stop(agent *a)
+{
+    if (a->worker_pid <= 0) return;
+    kill(a->worker_pid, SIGTERM);
+    for (int i = 0; i < 100; i++) { /* 5 s, then SIGKILL */
+        if (waitpid(a->worker_pid, NULL, WNOHANG) == a->worker_pid) {
+            a->worker_pid = 0;
+            return;
+        }
+        usleep(50000);
+    }
+    kill(a->worker_pid, SIGKILL);
+    waitpid(a->worker_pid, NULL, 0);
+    a->worker_pid = 0;
+}
+
+/* Sleeps ms in 100 ms steps, restarting the worker in between when it died. */
+static void wait_ms(agent *a, uint64_t ms, volatile sig_atomic_t *stop)
+{
+    while (ms && !*stop) {
+        uint64_t step = ms > 100 ? 100 : ms;
+        sleep_ms(step, stop);
+        ms -= step;
+        worker_supervise(a);
+    }
+}
+
 /* ---- /metrics ----------------------------------------------------------------------------------- */
+
+/* Per vGPU slot, straight from the limiter's region (under mlock). */
+static void write_vgpus(agent *a, gf_prom_buf *b)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"gpufuse_vgpu_vram_used_bytes", "gauge", "VRAM charged to the vGPU by live processes"},
+        {"gpufuse_vgpu_vram_limit_bytes", "gauge", "The vGPU's VRAM limit (0 = none)"},
+        {"gpufuse_vgpu_compute_limit_ratio", "gauge",
+         "The vGPU's compute limit as a fraction of its GPU (0 = none)"},
+        {"gpufuse_vgpu_busy_seconds_total", "counter", "GPU time the vGPU's kernels used"},
+        {"gpufuse_vgpu_throttled_seconds_total", "counter",
+         "Time the vGPU's launches waited for its compute limit"},
+        {"gpufuse_vgpu_refused_allocations_total", "counter",
+         "Allocations refused because they would pass the VRAM limit"},
+        {"gpufuse_vgpu_launches_total", "counter", "Kernel launches through the client library"},
+        {"gpufuse_vgpu_processes", "gauge", "Live processes attached to the vGPU"},
+    };
+    char l[768], node[160], wl[160], id[200];
+    gf_prom_escape(a->node, node, sizeof node);
+    for (unsigned f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        gf_prom_family(b, fam[f].name, fam[f].type, fam[f].help);
+        for (unsigned i = 0; i < a->n_vsnap; i++) {
+            const vgpu_snap *v = &a->vsnap[i];
+            gf_prom_escape(v->workload, wl, sizeof wl);
+            gf_prom_escape(v->alloc_id, id, sizeof id);
+            snprintf(l, sizeof l, "node=\"%s\",workload=\"%s\",allocation=\"%s\",slot=\"%u\"",
+                     node, wl, id, v->slot);
+            double x = f == 0   ? (double)v->st.vram_used
+                       : f == 1 ? (double)v->st.vram_limit
+                       : f == 2 ? v->st.compute_fraction
+                       : f == 3 ? (double)v->st.busy_ns / 1e9
+                       : f == 4 ? (double)v->st.throttled_ns / 1e9
+                       : f == 5 ? (double)v->st.refused_allocs
+                       : f == 6 ? (double)v->st.launches
+                                : (double)v->procs;
+            gf_prom_sample(b, fam[f].name, l, x);
+        }
+    }
+}
 
 static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
@@ -348,18 +604,18 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const cha
     (void)upload_data;
     (void)upload_data_size;
     (void)con_cls;
-    gf_mbuf b = {0};
+    gf_prom_buf b = {0};
     unsigned code = 200;
     if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
         code = 405;
-        gf_mbuf_printf(&b, "use GET\n");
+        gf_prom_printf(&b, "use GET\n");
     } else if (!strcmp(url, "/healthz")) {
-        gf_mbuf_printf(&b, "ok\n");
+        gf_prom_printf(&b, "ok\n");
     } else if (strcmp(url, "/metrics")) {
         code = 404;
-        gf_mbuf_printf(&b, "only /metrics and /healthz here\n");
+        gf_prom_printf(&b, "only /metrics and /healthz here\n");
     } else {
-        char l[512], e1[192], e2[192];
+        char l[1024], e1[192], e2[192], en[160];
         pthread_mutex_lock(&a->mlock);
         static const struct {
             const char *name, *help;
@@ -371,12 +627,13 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const cha
             {"gpufuse_gpu_power_watts", "GPU power draw"},
         };
         for (unsigned f = 0; f < 5; f++) {
-            gf_metrics_family(&b, fam[f].name, "gauge", fam[f].help);
+            gf_prom_family(&b, fam[f].name, "gauge", fam[f].help);
             for (unsigned i = 0; i < a->n_snap; i++) {
                 const gf_agent_gpu *g = &a->snap[i];
-                gf_metrics_escape(g->uuid, e1, sizeof e1);
-                gf_metrics_escape(g->name, e2, sizeof e2);
-                snprintf(l, sizeof l, "node=\"%s\",gpu=\"%u\",uuid=\"%s\",model=\"%s\"", a->node,
+                gf_prom_escape(g->uuid, e1, sizeof e1);
+                gf_prom_escape(g->name, e2, sizeof e2);
+                gf_prom_escape(a->node, en, sizeof en);
+                snprintf(l, sizeof l, "node=\"%s\",gpu=\"%u\",uuid=\"%s\",model=\"%s\"", en,
                          g->index, e1, e2);
                 double v = f == 0   ? (double)g->vram_total
                            : f == 1 ? (double)g->vram_used
@@ -384,21 +641,28 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const cha
                            : f == 3 ? (double)g->temperature_c
                                     : (double)g->power_mw / 1000.0;
                 if ((f == 3 && g->temperature_c < 0) || (f == 4 && g->power_mw < 0)) continue;
-                gf_metrics_sample(&b, fam[f].name, l, v);
+                gf_prom_sample(&b, fam[f].name, l, v);
             }
         }
-        gf_metrics_family(&b, "gpufuse_agent_heartbeats_total", "counter",
+        gf_prom_family(&b, "gpufuse_agent_heartbeats_total", "counter",
                           "Heartbeats sent to the server, by result");
-        gf_metrics_sample(&b, "gpufuse_agent_heartbeats_total", "result=\"ok\"",
+        gf_prom_sample(&b, "gpufuse_agent_heartbeats_total", "result=\"ok\"",
                           (double)a->heartbeats_ok);
-        gf_metrics_sample(&b, "gpufuse_agent_heartbeats_total", "result=\"failed\"",
+        gf_prom_sample(&b, "gpufuse_agent_heartbeats_total", "result=\"failed\"",
                           (double)a->heartbeats_failed);
-        gf_metrics_family(&b, "gpufuse_agent_registered", "gauge",
+        gf_prom_family(&b, "gpufuse_agent_registered", "gauge",
                           "1 when the server knows this node");
-        gf_metrics_sample(&b, "gpufuse_agent_registered", NULL, a->registered);
-        gf_metrics_family(&b, "gpufuse_agent_vgpus", "gauge",
+        gf_prom_sample(&b, "gpufuse_agent_registered", NULL, a->registered);
+        gf_prom_family(&b, "gpufuse_agent_vgpus", "gauge",
                           "vGPU regions this agent keeps for workloads placed here");
-        gf_metrics_sample(&b, "gpufuse_agent_vgpus", NULL, a->n_regions);
+        gf_prom_sample(&b, "gpufuse_agent_vgpus", NULL, a->n_regions_snap);
+        write_vgpus(a, &b);
+        if (a->cfg->worker_listen) {
+            gf_prom_family(&b, "gpufuse_agent_worker_restarts_total", "counter",
+                              "Times the agent restarted its gpufuse worker after it died");
+            gf_prom_sample(&b, "gpufuse_agent_worker_restarts_total", NULL,
+                              (double)a->worker_restarts);
+        }
         pthread_mutex_unlock(&a->mlock);
     }
     if (b.oom) {
@@ -485,6 +749,14 @@ int gf_agent_run(const gf_agent_config *cfg, volatile sig_atomic_t *stop)
     memcpy(a->snap, a->gpus, sizeof a->gpus);
     a->n_snap = a->n_gpus;
     regions_load(a);
+    if (cfg->worker_listen && worker_start(a, err, sizeof err) != 0) {
+        fprintf(stderr, "gpufuse agent: --worker-listen %s: %s\n", cfg->worker_listen, err);
+        goto out;
+    }
+    set_reported_address(a);
+    if (cfg->worker_listen)
+        printf("gpufuse agent: worker (pid %d) serves remote vGPUs on %s (reported as %s)\n",
+               (int)a->worker_pid, a->worker_addr, a->address);
     if (cfg->listen && start_metrics(a)) goto out;
     printf("gpufuse agent: node %s, %u GPU(s), server %s\n", a->node, a->n_gpus, cfg->server);
     fflush(stdout);
@@ -494,7 +766,7 @@ int gf_agent_run(const gf_agent_config *cfg, volatile sig_atomic_t *stop)
         int r = do_register(a);
         if (r == 1) goto out;
         if (r == 0) break;
-        sleep_ms(backoff, stop);
+        wait_ms(a, backoff, stop);
         if (backoff < 5000) backoff *= 2;
     }
     while (!*stop) {
@@ -503,14 +775,15 @@ int gf_agent_run(const gf_agent_config *cfg, volatile sig_atomic_t *stop)
             gf_log(GF_LOG_WARN, "agent", "the server does not know node %s; registering again",
                    a->node);
             int rr;
-            while ((rr = do_register(a)) < 0 && !*stop) sleep_ms(1000, stop);
+            while ((rr = do_register(a)) < 0 && !*stop) wait_ms(a, 1000, stop);
             if (rr == 1) goto out;
             continue;
         }
-        sleep_ms(a->interval_ms, stop);
+        wait_ms(a, a->interval_ms, stop);
     }
     rc = 0;
 out:
+    worker_stop(a);
     if (a->mhd) MHD_stop_daemon(a->mhd);
     gf_agent_nvml_close(a->nvml);
     gf_http_client_free(a->http);

@@ -20,7 +20,10 @@ typedef struct gf_agent_config {
     const char *ca_file;     /* private CA for an https server, or NULL */
     const char *node_name;   /* NULL = the host name */
     const char *pool;        /* NULL = "default" */
-    const char *address;     /* where this node's workers listen (reported), or NULL */
+    const char *address;     /* where this node's worker listens (reported), or NULL: the
+                                worker's bound address when worker_listen is set */
+    const char *worker_listen;     /* ADDR: start and supervise a gpufuse worker there */
+    const char *worker_token_file; /* the worker's shared secret (its --token-file), or NULL */
     const char *listen;      /* HOST:PORT for /metrics, or NULL for none */
     const char *labels[GF_AGENT_MAX_LABELS]; /* "key=value" */
     unsigned n_labels;

@@ -28,6 +28,8 @@ int gf_cmd_ls(int argc, char **argv);
 int gf_cmd_describe(int argc, char **argv);
 int gf_cmd_rm(int argc, char **argv);
 int gf_cmd_token(int argc, char **argv);
+/* Chargeback (issue 6): cmd_cost.c. */
+int gf_cmd_cost(int argc, char **argv);
 
 /* How a client command reaches the server: --server URL (GPUFUSE_SERVER), --token-file F
  * (GPUFUSE_TOKEN_FILE; else GPUFUSE_TOKEN), --ca-file F (GPUFUSE_CA_FILE). */

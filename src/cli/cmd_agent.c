@@ -8,6 +8,7 @@
 #include "agent/agent.h"
 #include "cli.h"
 #include "gpufuse/units.h"
+#include "gpufuse/wire.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -34,6 +35,19 @@ int gf_cmd_agent(int argc, char **argv)
         if (!strcmp(a, "--node-name")) cfg.node_name = v;
         else if (!strcmp(a, "--pool")) cfg.pool = v;
         else if (!strcmp(a, "--address")) cfg.address = v;
+        else if (!strcmp(a, "--worker-token-file")) cfg.worker_token_file = v;
+        else if (!strcmp(a, "--worker-listen")) {
+            char err[512] = "";
+            gf_wire_addr wa;
+            if (gf_wire_parse_addr("--worker-listen", v, &wa, err, sizeof err) != GF_OK ||
+                !strncmp(v, "tls://", 6)) {
+                fprintf(stderr, "gpufuse agent: %s\n", err[0] && strncmp(v, "tls://", 6) ? err :
+                        "--worker-listen: give tcp://HOST:PORT or shm://NAME (tls:// needs a "
+                        "certificate: run gpufuse worker yourself and pass --address)");
+                return 2;
+            }
+            cfg.worker_listen = v;
+        }
         else if (!strcmp(a, "--listen")) cfg.listen = v;
         else if (!strcmp(a, "--label")) {
             if (!strchr(v, '=') || v[0] == '=' || cfg.n_labels == GF_AGENT_MAX_LABELS) {

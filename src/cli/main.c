@@ -14,7 +14,12 @@ static const struct gf_cli_command commands[] = {
      "libnvidia-ml.so.1 in place, forwards signals, and returns CMD's exit status.\n"
      "SIZE: 4Gi, 512Mi, 1G or bytes. N: FP16 dense TFLOPs. P: percent of the GPU.\n"
      "No limits = the whole GPU. --remote tcp://|tls://|shm://: a vGPU of a gpufuse worker\n"
-     "(no GPU or driver needed here; docs/remote.md). See docs/run.md.\n"},
+     "(no GPU or driver needed here; docs/remote.md). See docs/run.md.\n"
+     "       gpufuse run --server URL [--pool P] [--vram SIZE] [--tflops N | --compute-percent P]\n"
+     "                   [--gpus N] [--remote] [--qos Q] [--model M] [--node N] [--name NAME]\n"
+     "                   [--token-file F] [--ca-file F] -- CMD ARGS...\n"
+     "Asks the server for the vGPU, runs CMD on it (here when its GPUs are on this machine,\n"
+     "else through its node's worker), and releases it when CMD exits.\n"},
     {"worker", "serve remote vGPUs on this machine's GPUs (tcp://, tls://, shm://)", gf_cmd_worker,
      "usage: gpufuse worker --listen ADDR [--listen ADDR...] [--tls-cert F --tls-key F]\n"
      "                      [--token-file F] [--gpu N[,N...]] [--max-sessions N] [--ready-file F]\n"
@@ -24,18 +29,23 @@ static const struct gf_cli_command commands[] = {
     {"server", "run the control plane: pools, nodes, GPUs, workloads, REST API", gf_cmd_server,
      "usage: gpufuse server --data DIR [--listen HOST:PORT] [--tls-cert F --tls-key F]\n"
      "                      [--token-file F] [--heartbeat-timeout 15s] [--lost-grace 60s]\n"
-     "                      [--max-body 1Mi] [--threads N]\n"
+     "                      [--max-body 1Mi] [--threads N] [--alerts FILE]\n"
+     "                      [--alert-webhook URL]\n"
      "Keeps its state in DIR/gpufuse.db (SQLite), serves /api/v1 (bearer tokens; the admin\n"
      "token is written to DIR/admin.token on first start), /healthz and /metrics. --listen\n"
      "defaults to 127.0.0.1:7070; port 0 picks a free port (printed, and written to\n"
-     "DIR/server.url). SIGTERM stops it cleanly. See docs/server.md and docs/api.md.\n"},
+     "DIR/server.url). SIGTERM stops it cleanly. See docs/server.md and docs/api.md.\n"
+     "Built-in alerts (rules in FILE, defaults otherwise) go to the webhook in Alertmanager's\n"
+     "format and to GET /api/v1/alerts: docs/alerts.md. Metrics: docs/metrics.md.\n"},
     {"agent", "run the node agent: register this machine's GPUs with a server", gf_cmd_agent,
      "usage: gpufuse agent --server URL --token-file F [--node-name N] [--pool P]\n"
      "                     [--label K=V]... [--address HOST:PORT] [--listen HOST:PORT]\n"
-     "                     [--ca-file F] [--interval 5s]\n"
+     "                     [--ca-file F] [--interval 5s] [--worker-listen ADDR]\n"
+     "                     [--worker-token-file F]\n"
      "Discovers GPUs through NVML (GPUFUSE_NVML or the driver's libnvidia-ml.so.1), registers\n"
      "them, heartbeats, reports usage, and creates the vGPU shared regions of the\n"
-     "allocations placed on this node. --listen serves /metrics. See docs/agent.md.\n"},
+     "allocations placed on this node. --listen serves /metrics. --worker-listen starts and\n"
+     "supervises a gpufuse worker for remote vGPUs and reports its address. See docs/agent.md.\n"},
     {"ls", "list pools, nodes, gpus, workloads, allocations or profiles", gf_cmd_ls,
      "usage: gpufuse ls pools|nodes|gpus|workloads|allocations|profiles [-o json]\n"
      "                  [--server URL] [--token-file F] [--ca-file F]\n"
@@ -48,6 +58,12 @@ static const struct gf_cli_command commands[] = {
     {"token", "make an API token for a node's agent (or another admin token)", gf_cmd_token,
      "usage: gpufuse token create --node NAME | --admin [--server URL] [--token-file F]\n"
      "Prints the new token; a node token may only register, heartbeat and report for NAME.\n"},
+    {"cost", "what workloads and pools cost over a period (chargeback)", gf_cmd_cost,
+     "usage: gpufuse cost [--pool P] [--workload W] [--from T] [--to T] [-o json]\n"
+     "                    [--server URL] [--token-file F] [--ca-file F]\n"
+     "Cost = reserved (request x time) + burst (use above the request x burst ratio), at the\n"
+     "pool's prices (PUT /api/v1/pools/NAME/prices). T: ms since the epoch, 2024-05-01,\n"
+     "2024-05-01T00:00:00Z, now, or -24h. Default: everything recorded. See docs/costs.md.\n"},
     {"help", "show help for gpufuse or one of its commands", gf_cmd_help,
      "usage: gpufuse help [COMMAND]\n"},
     {"version", "print gpufuse's version and the CUDA version it was built against",
