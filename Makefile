@@ -16,6 +16,7 @@ SAN       ?=
 CC        ?= cc
 PYTHON    ?= python3
 GEN       := build/gen
+NPROC     := $(shell nproc 2>/dev/null || echo 2)
 
 ifeq ($(wildcard $(CUDA_HOME)/include/cuda.h),)
   ifneq ($(filter-out deps clean help,$(or $(MAKECMDGOALS),all)),)
@@ -249,7 +250,7 @@ $(BUILD)/tests/helpers/%: $(OBJ)/tests/helpers/%.o $(LIBGFSIM) $(LIBGFCOMMON) $(
 
 # make test: the sanitized flavor in build/test, the fuzzers briefly, then every test.
 test: deps
-	$(MAKE) BUILD=build/test SAN=1 tests
+	$(MAKE) -j$(NPROC) BUILD=build/test SAN=1 tests
 	$(MAKE) fuzz-build
 	tests/run build/test
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "gpufuse/cuda_procaddr.h"
@@ -84,6 +85,81 @@ static gf_rfunc *func_of(CUfunction f)
     for (gf_rfunc *p = gf_r.funcs; p; p = p->next_all)
         if (p == rf) return rf->magic == GF_RFUNC_MAGIC ? rf : NULL;
     return NULL;
+}
+
+/* ---- the client's allocation table --------------------------------------------------------------- */
+
+/* Every device range this process got from the worker (allocations, pitched and stream-ordered
+ * ones, module globals), with the context it belongs to: cuPointerGetAttribute[s] and the unified
+ * copies (cuMemcpy, cuMemcpy2D with CU_MEMORYTYPE_UNIFIED, cudaMemcpyDefault) tell device from
+ * host pointers here, with no round trip. The worker still checks every range it is sent. */
+typedef struct {
+    uint64_t base, size, ctx, module; /* module: the module/library of a global, else 0 */
+} gf_ralloc;
+
+static pthread_mutex_t at_lk = PTHREAD_MUTEX_INITIALIZER;
+static gf_ralloc *at;
+static size_t at_n, at_cap;
+
+static void at_add(uint64_t base, uint64_t size, uint64_t ctx, uint64_t module)
+{
+    if (!base || !size) return;
+    pthread_mutex_lock(&at_lk);
+    for (size_t i = 0; i < at_n; i++)
+        if (at[i].base == base) { /* a global looked up twice, or a reused address */
+            at[i] = (gf_ralloc){base, size, ctx, module};
+            pthread_mutex_unlock(&at_lk);
+            return;
+        }
+    if (at_n == at_cap) {
+        size_t nc = at_cap ? at_cap * 2 : 64;
+        gf_ralloc *n = realloc(at, nc * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&at_lk);
+            return;
+        }
+        at = n;
+        at_cap = nc;
+    }
+    at[at_n++] = (gf_ralloc){base, size, ctx, module};
+    pthread_mutex_unlock(&at_lk);
+}
+
+/* Drops the allocation starting at base (base != 0), those of ctx (ctx != 0) or of module. */
+static void at_del(uint64_t base, uint64_t ctx, uint64_t module)
+{
+    pthread_mutex_lock(&at_lk);
+    for (size_t i = 0; i < at_n;) {
+        if ((base && at[i].base == base && !at[i].module) || (ctx && at[i].ctx == ctx) ||
+            (module && at[i].module == module))
+            at[i] = at[--at_n];
+        else
+            i++;
+    }
+    pthread_mutex_unlock(&at_lk);
+}
+
+/* The range holding p: 1 and *out, or 0 (host memory, or memory this process does not know). */
+static int at_find(uint64_t p, gf_ralloc *out)
+{
+    int found = 0;
+    pthread_mutex_lock(&at_lk);
+    for (size_t i = 0; i < at_n; i++)
+        if (p >= at[i].base && p - at[i].base < at[i].size) {
+            *out = at[i];
+            found = 1;
+            break;
+        }
+    pthread_mutex_unlock(&at_lk);
+    return found;
+}
+
+/* 1 when [p, p + n) starts inside a known range but runs past its end: refused at once (as a
+ * driver does) rather than at the next synchronizing call. */
+static int at_overruns(uint64_t p, uint64_t n)
+{
+    gf_ralloc a;
+    return n && at_find(p, &a) && n > a.size - (p - a.base);
 }
 
 /* ---- init, driver, devices ------------------------------------------------------------------------ */
@@ -266,7 +342,9 @@ static CUresult r_cuDevicePrimaryCtxReset(CUdevice d)
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_PRIMARY_RESET);
     gf_wire_put_i32(&q.w, d);
-    return call_plain(&q);
+    r = call_plain(&q);
+    if (r == CUDA_SUCCESS && gf_r.dev[d].primary) at_del(0, gf_r.dev[d].primary, 0);
+    return r;
 }
 
 static CUresult r_cuDevicePrimaryCtxGetState(CUdevice d, unsigned *flags, int *active)
@@ -346,6 +424,7 @@ static CUresult r_cuCtxDestroy(CUcontext ctx)
     gf_wire_reader rep;
     CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
     if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        at_del(0, id, 0);
         if (gf_r.sent_ctx == id) gf_r.sent_ctx = 0;
         if (gf_remote_tl_ctx == id) gf_remote_tl_ctx = tl_depth ? tl_stack[--tl_depth] : 0;
         for (int i = 0; i < gf_r.ndev; i++)
@@ -503,7 +582,10 @@ static CUresult r_cuMemAlloc(CUdeviceptr *p, size_t n)
     CUresult rc;
     gf_wire_reader rep;
     CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
-    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) *p = gf_wire_get_handle(&rep);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        *p = gf_wire_get_handle(&rep);
+        at_add(*p, n, gf_remote_tl_ctx, 0);
+    }
     gf_remote_unlock();
     return t != CUDA_SUCCESS ? t : rc;
 }
@@ -525,6 +607,7 @@ static CUresult r_cuMemAllocPitch(CUdeviceptr *p, size_t *pitch, size_t w, size_
     if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
         *p = gf_wire_get_handle(&rep);
         *pitch = gf_wire_get_u64(&rep);
+        at_add(*p, (uint64_t)*pitch * h, gf_remote_tl_ctx, 0);
     }
     gf_remote_unlock();
     return t != CUDA_SUCCESS ? t : rc;
@@ -538,7 +621,9 @@ static CUresult r_cuMemFree(CUdeviceptr p)
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_MEM_FREE);
     gf_wire_put_handle(&q.w, p);
-    return call_plain(&q);
+    r = call_plain(&q);
+    if (r == CUDA_SUCCESS) at_del(p, 0, 0);
+    return r;
 }
 
 static CUresult r_cuMemGetInfo(size_t *f, size_t *t_)
@@ -607,7 +692,10 @@ static CUresult r_cuMemAllocAsync(CUdeviceptr *p, size_t n, CUstream s)
     CUresult rc;
     gf_wire_reader rep;
     CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
-    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) *p = gf_wire_get_handle(&rep);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        *p = gf_wire_get_handle(&rep);
+        at_add(*p, n, gf_remote_tl_ctx, 0);
+    }
     gf_remote_unlock();
     return t != CUDA_SUCCESS ? t : rc;
 }
@@ -622,7 +710,9 @@ static CUresult r_cuMemFreeAsync(CUdeviceptr p, CUstream s)
     gf_rreq_init(&q, GF_RPC_MEM_FREE_ASYNC);
     gf_wire_put_handle(&q.w, p);
     gf_wire_put_handle(&q.w, sh);
-    return call_async(&q);
+    r = call_async(&q);
+    if (r == CUDA_SUCCESS) at_del(p, 0, 0);
+    return r;
 }
 
 /* Pinned host memory is host memory here: no device can map it across the network. */
@@ -672,6 +762,7 @@ static CUresult htod(CUdeviceptr dst, const void *src, size_t n, CUstream s, int
     if (r != CUDA_SUCCESS) return r;
     if (n && !src) return CUDA_ERROR_INVALID_VALUE;
     if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    if (at_overruns(dst, n)) return CUDA_ERROR_INVALID_VALUE;
     LOCK();
     gf_rreq q;
     gf_rreq_init(&q, async ? GF_RPC_MEMCPY_HTOD_ASYNC : GF_RPC_MEMCPY_HTOD);
@@ -725,6 +816,7 @@ static CUresult dtoh(void *dst, CUdeviceptr src, size_t n, CUstream s, int async
     if (r != CUDA_SUCCESS) return r;
     if (n && !dst) return CUDA_ERROR_INVALID_VALUE;
     if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    if (at_overruns(src, n)) return CUDA_ERROR_INVALID_VALUE;
     LOCK();
     gf_rreq q;
     if (async) {
@@ -770,6 +862,7 @@ static CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int
     uint64_t sh = 0;
     if (r != CUDA_SUCCESS) return r;
     if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    if (at_overruns(dst, n) || at_overruns(src, n)) return CUDA_ERROR_INVALID_VALUE;
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_MEMCPY_DTOD);
     gf_wire_put_handle(&q.w, dst);
@@ -797,6 +890,8 @@ static CUresult memset_any(CUdeviceptr dst, uint32_t v, unsigned esz, size_t cou
     uint64_t sh = 0;
     if (r != CUDA_SUCCESS) return r;
     if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    if (count <= UINT64_MAX / esz && at_overruns(dst, (uint64_t)count * esz))
+        return CUDA_ERROR_INVALID_VALUE;
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_MEMSET);
     gf_wire_put_handle(&q.w, dst);
@@ -814,6 +909,273 @@ static CUresult r_cuMemsetD32(CUdeviceptr d, unsigned int v, size_t n) { return 
 static CUresult r_cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, CUstream s) { return memset_any(d, v, 1, n, s, 1); }
 static CUresult r_cuMemsetD16Async(CUdeviceptr d, unsigned short v, size_t n, CUstream s) { return memset_any(d, v, 2, n, s, 1); }
 static CUresult r_cuMemsetD32Async(CUdeviceptr d, unsigned int v, size_t n, CUstream s) { return memset_any(d, v, 4, n, s, 1); }
+
+/* ---- pointer attributes, unified, 2D and peer copies ------------------------------------------- */
+
+static CUresult r_cuStreamSynchronize(CUstream s);
+
+/* Answered from the allocation table: every device range of this process is in it. Anything
+ * else is host memory the driver does not know (pinned memory is plain host memory here), which
+ * a driver answers with CUDA_ERROR_INVALID_VALUE. */
+static CUresult ptr_attr(void *data, CUpointer_attribute a, const gf_ralloc *al, CUdeviceptr p)
+{
+    switch (a) {
+    case CU_POINTER_ATTRIBUTE_CONTEXT: *(CUcontext *)data = (CUcontext)(uintptr_t)al->ctx; break;
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *(unsigned *)data = CU_MEMORYTYPE_DEVICE; break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *(CUdeviceptr *)data = p; break;
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER: return CUDA_ERROR_INVALID_VALUE;
+    case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS: *(int *)data = 1; break;
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID: *(unsigned long long *)data = al->base; break;
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED: *(unsigned *)data = 0; break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *(int *)data = ctx_dev(al->ctx); break;
+    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: *(int *)data = 0; break;
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+    case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR: *(CUdeviceptr *)data = al->base; break;
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+    case CU_POINTER_ATTRIBUTE_MAPPING_SIZE: *(size_t *)data = al->size; break;
+    case CU_POINTER_ATTRIBUTE_MAPPED: *(int *)data = 1; break;
+    case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES: *(unsigned long long *)data = 0; break;
+    case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE: *(int *)data = 0; break;
+    case CU_POINTER_ATTRIBUTE_ACCESS_FLAGS:
+        *(unsigned *)data = CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE;
+        break;
+    case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: *(void **)data = NULL; break;
+    case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID: *(unsigned long long *)data = al->base; break;
+    default: return CUDA_ERROR_INVALID_VALUE;
+    }
+    return CUDA_SUCCESS;
+}
+
+static int attr_known(CUpointer_attribute a)
+{
+    return (int)a >= CU_POINTER_ATTRIBUTE_CONTEXT && (int)a <= CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID &&
+           a != CU_POINTER_ATTRIBUTE_P2P_TOKENS;
+}
+
+static CUresult r_cuPointerGetAttribute(void *data, CUpointer_attribute a, CUdeviceptr p)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!data || !attr_known(a)) return CUDA_ERROR_INVALID_VALUE;
+    gf_ralloc al;
+    if (!at_find(p, &al)) return CUDA_ERROR_INVALID_VALUE;
+    return ptr_attr(data, a, &al, p);
+}
+
+/* Unlike the single-attribute call, memory the driver does not know is no error: its
+ * attributes read as zero/NULL (CU_MEMORYTYPE 0, no context). */
+static CUresult r_cuPointerGetAttributes(unsigned n, CUpointer_attribute *a, void **data,
+                                         CUdeviceptr p)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!n || !a || !data) return CUDA_ERROR_INVALID_VALUE;
+    for (unsigned i = 0; i < n; i++)
+        if (!data[i] || !attr_known(a[i])) return CUDA_ERROR_INVALID_VALUE;
+    gf_ralloc al;
+    int dev = at_find(p, &al);
+    for (unsigned i = 0; i < n; i++) {
+        if (dev && ptr_attr(data[i], a[i], &al, p) == CUDA_SUCCESS) continue;
+        switch (a[i]) { /* zero of the attribute's own size */
+        case CU_POINTER_ATTRIBUTE_CONTEXT:
+        case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+        case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: *(void **)data[i] = NULL; break;
+        case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+        case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+        case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR: *(CUdeviceptr *)data[i] = 0; break;
+        case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+        case CU_POINTER_ATTRIBUTE_MAPPING_SIZE: *(size_t *)data[i] = 0; break;
+        case CU_POINTER_ATTRIBUTE_BUFFER_ID:
+        case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES:
+        case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID: *(unsigned long long *)data[i] = 0; break;
+        case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *(int *)data[i] = dev ? 0 : -2; break;
+        default: *(unsigned *)data[i] = 0; break;
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
+/* Unified addressing: which side each pointer is on comes from the allocation table. */
+static CUresult unified_copy(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int async)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!n) return CUDA_SUCCESS;
+    gf_ralloc x;
+    int dd = at_find(dst, &x), sd = at_find(src, &x);
+    if (dd && sd) return dtod(dst, src, n, s, async);
+    if (dd) return htod(dst, (const void *)(uintptr_t)src, n, s, async);
+    if (sd) return dtoh((void *)(uintptr_t)dst, src, n, s, async);
+    if (!dst || !src) return CUDA_ERROR_INVALID_VALUE;
+    if (async && (r = r_cuStreamSynchronize(s)) != CUDA_SUCCESS) return r;
+    memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuMemcpy(CUdeviceptr d, CUdeviceptr s, size_t n)
+{
+    return unified_copy(d, s, n, NULL, 0);
+}
+
+static CUresult r_cuMemcpyAsync(CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st)
+{
+    return unified_copy(d, s, n, st, 1);
+}
+
+/* Peer copies between contexts of this session: a device-to-device copy (the worker checks both
+ * ranges against the session's allocations, on any of its devices). */
+static CUresult peer_copy(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n,
+                          CUstream st, int async)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!ctx_ok(dc) || !ctx_ok(sc)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (!n) return CUDA_SUCCESS;
+    gf_ralloc a;
+    if (!at_find(d, &a) || !at_find(s, &a)) return CUDA_ERROR_INVALID_VALUE;
+    return dtod(d, s, n, st, async);
+}
+
+static CUresult r_cuMemcpyPeer(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc, size_t n)
+{
+    return peer_copy(d, dc, s, sc, n, NULL, 0);
+}
+
+static CUresult r_cuMemcpyPeerAsync(CUdeviceptr d, CUcontext dc, CUdeviceptr s, CUcontext sc,
+                                    size_t n, CUstream st)
+{
+    return peer_copy(d, dc, s, sc, n, st, 1);
+}
+
+/* One side of a 2D copy: host (h) or device (d) address of its first byte. */
+typedef struct {
+    int dev;
+    uint8_t *h;
+    CUdeviceptr d;
+    size_t pitch;
+} side2d;
+
+static CUresult side_of(CUmemorytype t, const void *host, CUdeviceptr dev, size_t x, size_t y,
+                        size_t pitch, side2d *o)
+{
+    if (t == CU_MEMORYTYPE_UNIFIED) {
+        gf_ralloc a;
+        t = at_find(dev, &a) ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+        host = (const void *)(uintptr_t)dev;
+    }
+    if (y && pitch > (SIZE_MAX - x) / y) return CUDA_ERROR_INVALID_VALUE;
+    size_t off = y * pitch + x;
+    o->pitch = pitch;
+    if (t == CU_MEMORYTYPE_DEVICE) {
+        if (!dev) return CUDA_ERROR_INVALID_VALUE;
+        o->dev = 1;
+        o->d = dev + off;
+        return CUDA_SUCCESS;
+    }
+    if (t == CU_MEMORYTYPE_HOST) {
+        if (!host) return CUDA_ERROR_INVALID_VALUE;
+        o->dev = 0;
+        o->h = (uint8_t *)(uintptr_t)host + off;
+        return CUDA_SUCCESS;
+    }
+    return t == CU_MEMORYTYPE_ARRAY ? CUDA_ERROR_NOT_SUPPORTED : CUDA_ERROR_INVALID_VALUE;
+}
+
+/* A 2D copy as the existing calls, row by row (the worker checks every row's range); device
+ * rows read back as one span. Synchronous copies end with a synchronous call, so they are done
+ * (and their errors known) when this returns. */
+static CUresult copy2d(const CUDA_MEMCPY2D *c, CUstream s, int async)
+{
+    CUresult r = need_ctx();
+    uint64_t sh;
+    if (r != CUDA_SUCCESS) return r;
+    if (!c) return CUDA_ERROR_INVALID_VALUE;
+    if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    side2d S, D;
+    if ((r = side_of(c->srcMemoryType, c->srcHost, c->srcDevice, c->srcXInBytes, c->srcY,
+                     c->srcPitch, &S)) != CUDA_SUCCESS ||
+        (r = side_of(c->dstMemoryType, c->dstHost, c->dstDevice, c->dstXInBytes, c->dstY,
+                     c->dstPitch, &D)) != CUDA_SUCCESS)
+        return r;
+    size_t w = c->WidthInBytes, h = c->Height;
+    if (!w || !h) return CUDA_SUCCESS;
+    if (h > 1 && (S.pitch < w || D.pitch < w)) return CUDA_ERROR_INVALID_VALUE;
+    if ((S.pitch && h - 1 > (SIZE_MAX - w) / S.pitch) ||
+        (D.pitch && h - 1 > (SIZE_MAX - w) / D.pitch))
+        return CUDA_ERROR_INVALID_VALUE;
+    size_t sspan = (h - 1) * S.pitch + w, dspan = (h - 1) * D.pitch + w;
+    if ((S.dev && at_overruns(S.d, sspan)) || (D.dev && at_overruns(D.d, dspan)))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!S.dev && !D.dev) {
+        if (async && (r = r_cuStreamSynchronize(s)) != CUDA_SUCCESS) return r;
+        for (size_t y = 0; y < h; y++) memmove(D.h + y * D.pitch, S.h + y * S.pitch, w);
+        return CUDA_SUCCESS;
+    }
+    if (S.dev && !D.dev) {
+        /* Device to host: the span of source rows in one copy, then spread over the rows. */
+        if (S.pitch == w && D.pitch == w) return dtoh(D.h, S.d, sspan, s, async);
+        uint8_t *tmp = malloc(sspan);
+        if (!tmp) return CUDA_ERROR_OUT_OF_MEMORY;
+        if (async && (r = r_cuStreamSynchronize(s)) != CUDA_SUCCESS) {
+            free(tmp);
+            return r;
+        }
+        r = dtoh(tmp, S.d, sspan, NULL, 0);
+        if (r == CUDA_SUCCESS)
+            for (size_t y = 0; y < h; y++) memcpy(D.h + y * D.pitch, tmp + y * S.pitch, w);
+        free(tmp);
+        return r;
+    }
+    if (S.pitch == w && D.pitch == w)
+        return S.dev ? dtod(D.d, S.d, sspan, s, async) : htod(D.d, S.h, sspan, s, async);
+    for (size_t y = 0; y < h; y++) {
+        int last = y + 1 == h;
+        CUstream rs = async || !last ? s : NULL;
+        int ra = async || !last;
+        r = S.dev ? dtod(D.d + y * D.pitch, S.d + y * S.pitch, w, rs, ra)
+                  : htod(D.d + y * D.pitch, S.h + y * S.pitch, w, rs, ra);
+        if (r != CUDA_SUCCESS) return r;
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuMemcpy2D(const CUDA_MEMCPY2D *c)
+{
+    return copy2d(c, NULL, 0);
+}
+
+static CUresult r_cuMemcpy2DAsync(const CUDA_MEMCPY2D *c, CUstream s)
+{
+    return copy2d(c, s, 1);
+}
+
+/* Row by row, as queued memsets; a synchronous one ends with a synchronous row. */
+static CUresult memset2d(CUdeviceptr d, size_t pitch, uint32_t v, unsigned esz, size_t w,
+                         size_t h, CUstream s, int async)
+{
+    CUresult r = need_ctx();
+    uint64_t sh;
+    if (r != CUDA_SUCCESS) return r;
+    if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!w || !h) return CUDA_SUCCESS;
+    if (w > SIZE_MAX / esz || (h > 1 && pitch < w * esz)) return CUDA_ERROR_INVALID_VALUE;
+    if (pitch && h - 1 > (SIZE_MAX - w * esz) / pitch) return CUDA_ERROR_INVALID_VALUE;
+    if (at_overruns(d, (h - 1) * pitch + w * esz)) return CUDA_ERROR_INVALID_VALUE;
+    if (pitch == w * esz) return memset_any(d, v, esz, w * h, s, async);
+    for (size_t y = 0; y < h; y++) {
+        int last = y + 1 == h;
+        r = memset_any(d + y * pitch, v, esz, w, async || !last ? s : NULL, async || !last);
+        if (r != CUDA_SUCCESS) return r;
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuMemsetD2D8(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t h) { return memset2d(d, p, v, 1, w, h, NULL, 0); }
+static CUresult r_cuMemsetD2D16(CUdeviceptr d, size_t p, unsigned short v, size_t w, size_t h) { return memset2d(d, p, v, 2, w, h, NULL, 0); }
+static CUresult r_cuMemsetD2D32(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t h) { return memset2d(d, p, v, 4, w, h, NULL, 0); }
+static CUresult r_cuMemsetD2D8Async(CUdeviceptr d, size_t p, unsigned char v, size_t w, size_t h, CUstream s) { return memset2d(d, p, v, 1, w, h, s, 1); }
+static CUresult r_cuMemsetD2D16Async(CUdeviceptr d, size_t p, unsigned short v, size_t w, size_t h, CUstream s) { return memset2d(d, p, v, 2, w, h, s, 1); }
+static CUresult r_cuMemsetD2D32Async(CUdeviceptr d, size_t p, unsigned int v, size_t w, size_t h, CUstream s) { return memset2d(d, p, v, 4, w, h, s, 1); }
 
 /* ---- modules, libraries, functions ------------------------------------------------------------- */
 
@@ -922,9 +1284,11 @@ static CUresult unload(uint64_t id, int lib)
     CUresult rc;
     gf_wire_reader rep;
     CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
-    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS)
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        at_del(0, 0, id);
         for (gf_rfunc *f = gf_r.funcs; f; f = f->next_all)
             if (f->module == id) f->magic = GF_RFUNC_DEAD;
+    }
     gf_remote_unlock();
     return t != CUDA_SUCCESS ? t : rc;
 }
@@ -1032,6 +1396,7 @@ static CUresult get_global(CUdeviceptr *p, size_t *n, uint64_t mod, int lib, con
         uint64_t a = gf_wire_get_handle(&rep), b = gf_wire_get_u64(&rep);
         if (p) *p = a;
         if (n) *n = b;
+        at_add(a, b, gf_remote_tl_ctx, mod);
     }
     gf_remote_unlock();
     return t != CUDA_SUCCESS ? t : rc;
@@ -1576,10 +1941,10 @@ static CUresult r_cuGetExportTable(const void **t, const CUuuid *id)
     }
     if (t) *t = NULL;
     GF_LOG_ONCE(GF_LOG_ERROR, GF_REMOTE_LOG,
-                "cuGetExportTable: this program carries NVIDIA's CUDA runtime, which needs private "
-                "driver tables the remote backend does not provide; build it with `nvcc -cudart "
-                "shared` and run it with gpufuse's libcudart.so.13 (build/lib) first on "
-                "LD_LIBRARY_PATH");
+                "cuGetExportTable: this program links NVIDIA's CUDA runtime statically (nvcc's "
+                "default), which needs private driver tables the remote backend does not provide; "
+                "rebuild it with `nvcc -cudart shared` and run it with gpufuse's libcudart.so.13 "
+                "(build/lib) first on LD_LIBRARY_PATH");
     return CUDA_ERROR_NOT_SUPPORTED;
 }
 
@@ -1716,6 +2081,34 @@ void gf_remote_setup(void)
     R(cuMemsetD16Async_ptsz, r_cuMemsetD16Async);
     R(cuMemsetD32Async, r_cuMemsetD32Async);
     R(cuMemsetD32Async_ptsz, r_cuMemsetD32Async);
+    R(cuPointerGetAttribute, r_cuPointerGetAttribute);
+    R(cuPointerGetAttributes, r_cuPointerGetAttributes);
+    R(cuMemcpy, r_cuMemcpy);
+    R(cuMemcpy_ptds, r_cuMemcpy);
+    R(cuMemcpyAsync, r_cuMemcpyAsync);
+    R(cuMemcpyAsync_ptsz, r_cuMemcpyAsync);
+    R(cuMemcpyPeer, r_cuMemcpyPeer);
+    R(cuMemcpyPeer_ptds, r_cuMemcpyPeer);
+    R(cuMemcpyPeerAsync, r_cuMemcpyPeerAsync);
+    R(cuMemcpyPeerAsync_ptsz, r_cuMemcpyPeerAsync);
+    R(cuMemcpy2D_v2, r_cuMemcpy2D);
+    R(cuMemcpy2D_v2_ptds, r_cuMemcpy2D);
+    R(cuMemcpy2DUnaligned_v2, r_cuMemcpy2D);
+    R(cuMemcpy2DUnaligned_v2_ptds, r_cuMemcpy2D);
+    R(cuMemcpy2DAsync_v2, r_cuMemcpy2DAsync);
+    R(cuMemcpy2DAsync_v2_ptsz, r_cuMemcpy2DAsync);
+    R(cuMemsetD2D8_v2, r_cuMemsetD2D8);
+    R(cuMemsetD2D8_v2_ptds, r_cuMemsetD2D8);
+    R(cuMemsetD2D16_v2, r_cuMemsetD2D16);
+    R(cuMemsetD2D16_v2_ptds, r_cuMemsetD2D16);
+    R(cuMemsetD2D32_v2, r_cuMemsetD2D32);
+    R(cuMemsetD2D32_v2_ptds, r_cuMemsetD2D32);
+    R(cuMemsetD2D8Async, r_cuMemsetD2D8Async);
+    R(cuMemsetD2D8Async_ptsz, r_cuMemsetD2D8Async);
+    R(cuMemsetD2D16Async, r_cuMemsetD2D16Async);
+    R(cuMemsetD2D16Async_ptsz, r_cuMemsetD2D16Async);
+    R(cuMemsetD2D32Async, r_cuMemsetD2D32Async);
+    R(cuMemsetD2D32Async_ptsz, r_cuMemsetD2D32Async);
     R(cuModuleLoadData, r_cuModuleLoadData);
     R(cuModuleLoadDataEx, r_cuModuleLoadDataEx);
     R(cuModuleLoadFatBinary, r_cuModuleLoadFatBinary);

@@ -136,11 +136,9 @@ for n in "${built[@]}"; do [ "$n" = vector_add_static ] || programs+=("$n"); don
 # RT_SKIP="test=reason;..." per program; every other case must pass remotely too.
 remote_skips() { # program
     case $1 in
-    api) echo "mapped_host_memory=remote: mapped host memory (cuMemHostGetDevicePointer) is not forwarded;pointer_attributes=remote: cuPointerGetAttribute is not forwarded;peer_copy_within_one_device=remote: peer copies (cuMemcpyPeer) are not forwarded" ;;
+    api) echo "mapped_host_memory=remote: mapped host memory (cuMemHostGetDevicePointer) is not forwarded" ;;
     errors) echo "illegal_address_is_sticky_until_reset=remote: after cudaDeviceReset (cuDevicePrimaryCtxReset) the worker refuses the runtime's kernel handles from before the reset" ;;
     managed) echo "managed_variable=remote: managed memory (cuLibraryGetManaged) is not forwarded;malloc_managed=remote: managed memory (cuMemAllocManaged) is not forwarded" ;;
-    matmul) echo "tiled_matmul_pitched=remote: 2D copies and memsets (cuMemcpy2D, cuMemsetD2D8) are not forwarded" ;;
-    vector_add) echo "default_copy_kind=remote: cudaMemcpyDefault needs cuPointerGetAttribute, which is not forwarded" ;;
     esac
 }
 

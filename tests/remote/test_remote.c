@@ -174,7 +174,7 @@ static unsigned count(const char *s, const char *needle)
 
 /* Sim test programs and the cases of each that hold in remote mode (docs/remote.md lists the
  * rest and why: host functions complete before the call returns; VMM, managed/mapped memory,
- * 2D/peer copies are not forwarded). */
+ * arrays are not forwarded; pinned memory is plain host memory). */
 static const struct {
     const char *prog;
     const char *cases;
@@ -194,7 +194,10 @@ static const struct {
      "event_timing_errors event_elapsed_time_matches_a_spin destroying_a_busy_stream_lets_its_work_finish "
      "ctx_synchronize_waits_for_every_stream async_copies_and_kernels_keep_stream_order",
      11},
-    {"sim/test_memory", "alloc_free_and_mem_get_info a_60_gib_allocation_costs_no_ram_until_touched", 2},
+    {"sim/test_memory",
+     "alloc_free_and_mem_get_info a_60_gib_allocation_costs_no_ram_until_touched "
+     "pitched_memory_and_2d_copies unified_copies_and_copy_bounds",
+     4},
     {"sim/test_procaddr",
      "versions_and_flags_select_the_abi calls_through_the_returned_pointers a_runtime_style_bulk_lookup",
      3},
@@ -328,7 +331,8 @@ TEST(forged_pointers_and_handles_are_refused)
     const char *o = run(&st, "%s %s/tests/remote/helpers/rprobe forge 0x%llx 2>&1", client_env(),
                         build_dir(), ptr);
     ASSERT_MSG(st == 0, "forge:\n%s", o);
-    ASSERT_EQ_INT(count(o, "refused=CUDA_ERROR_INVALID_VALUE"), 9);
+    ASSERT_EQ_INT(count(o, "refused=CUDA_ERROR_INVALID_VALUE"), 13);
+    ASSERT_MSG(strstr(o, "own_2d_peer_ok=1 attrs_ok=1"), "forge:\n%s", o);
     ASSERT_CONTAINS(o, "random_accepted=0");
     ASSERT_EQ_INT(count(o, "refused=CUDA_ERROR_INVALID_HANDLE"), 1);
     /* Session C (raw wire) forges handles of every kind, A's included: the ids are per session. */

@@ -95,6 +95,49 @@ int main(int argc, char **argv)
         printf("refused=%s\n", ename(cuMemcpyDtoH(buf, mine + 4090, 16)));
         printf("refused=%s\n", ename(cuMemcpyHtoD(mine + 4096, buf, 1)));
         printf("refused=%s\n", ename(cuMemFree(mine + 8)));
+        /* 2D, peer and pointer queries on the other session's memory: refused too */
+        CUDA_MEMCPY2D c2 = {0};
+        c2.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+        c2.srcDevice = other;
+        c2.srcPitch = 64;
+        c2.dstMemoryType = CU_MEMORYTYPE_HOST;
+        c2.dstHost = buf;
+        c2.dstPitch = 64;
+        c2.WidthInBytes = 64;
+        c2.Height = 2;
+        printf("refused=%s\n", ename(cuMemcpy2D(&c2)));
+        printf("refused=%s\n", ename(cuMemsetD2D8(other, 64, 0, 64, 2)));
+        CUcontext cur;
+        CK(cuCtxGetCurrent(&cur));
+        printf("refused=%s\n", ename(cuMemcpyPeer(mine, cur, other, cur, 64)));
+        unsigned mt = 0;
+        printf("refused=%s\n",
+               ename(cuPointerGetAttribute(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, other)));
+        /* ... and work on this session's own: 2D device-to-device with pitches, a 2D memset,
+         * a peer copy, its pointer attributes */
+        CK(cuMemsetD2D16Async(mine, 128, 0x0102, 32, 8, NULL)); /* 64 of each 128 bytes */
+        CUDA_MEMCPY2D d2 = {0};
+        d2.srcMemoryType = CU_MEMORYTYPE_UNIFIED;
+        d2.srcDevice = mine;
+        d2.srcPitch = 128;
+        d2.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+        d2.dstDevice = mine + 2048;
+        d2.dstPitch = 64;
+        d2.WidthInBytes = 64;
+        d2.Height = 8;
+        CK(cuMemcpy2DUnaligned(&d2));
+        CK(cuMemcpyPeer(mine + 3072, cur, mine + 2048, cur, 512));
+        uint16_t got[256];
+        CK(cuMemcpyDtoH(got, mine + 3072, 512));
+        int good = 1;
+        for (int i = 0; i < 256; i++) good &= got[i] == 0x0102;
+        CUdeviceptr start = 0;
+        size_t size = 0;
+        CUcontext pc = NULL;
+        CK(cuPointerGetAttribute(&start, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, mine + 100));
+        CK(cuPointerGetAttribute(&size, CU_POINTER_ATTRIBUTE_RANGE_SIZE, mine + 100));
+        CK(cuPointerGetAttribute(&pc, CU_POINTER_ATTRIBUTE_CONTEXT, mine + 100));
+        printf("own_2d_peer_ok=%d attrs_ok=%d\n", good, start == mine && size == 4096 && pc == cur);
         srand(42);
         int ok = 0;
         for (int i = 0; i < 1000; i++) {
