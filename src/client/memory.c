@@ -462,71 +462,43 @@ static uint64_t mipmap_bytes(const CUDA_ARRAY3D_DESCRIPTOR *a, unsigned levels)
     return total;
 }
 
-GF_EXPORT CUresult cuArrayCreate_v2(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *desc)
-{
-    gf_ensure();
-    if (!LIMITED || !pHandle || !desc) return gf_real.cuArrayCreate_v2(pHandle, desc);
-    int slot = gf_client_current_slot();
-    uint64_t b = array_bytes(desc->Width, desc->Height, 1, desc->NumChannels, desc->Format);
-    CUresult r = charge(slot, b, "cuArrayCreate");
-    if (r != CUDA_SUCCESS) return r;
-    ENTER();
-    r = gf_real.cuArrayCreate_v2(pHandle, desc);
-    LEAVE();
-    if (r != CUDA_SUCCESS) uncharge(slot, b);
-    else map_put(K_ARRAY, (uint64_t)(uintptr_t)*pHandle, slot, b, current_ctx());
-    return r;
-}
+/* The array creators differ only in their descriptor and the bytes it means: each charges
+ * first (so an array over the limit never reaches the driver) and gives back on failure. */
+#define CHARGED_CREATE(fn, kind, what, params, bytes, real_call)                              \
+    GF_EXPORT CUresult fn params                                                              \
+    {                                                                                         \
+        gf_ensure();                                                                          \
+        if (!LIMITED || !pHandle || !desc) return real_call;                                  \
+        int slot = gf_client_current_slot();                                                  \
+        uint64_t b = (bytes);                                                                 \
+        CUresult r = charge(slot, b, what);                                                   \
+        if (r != CUDA_SUCCESS) return r;                                                      \
+        ENTER();                                                                              \
+        r = real_call;                                                                        \
+        LEAVE();                                                                              \
+        if (r != CUDA_SUCCESS) uncharge(slot, b);                                             \
+        else map_put(kind, (uint64_t)(uintptr_t)*pHandle, slot, b, current_ctx());           \
+        return r;                                                                             \
+    }
 
-GF_EXPORT CUresult cuArrayCreate(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR_v1 *desc)
-{
-    gf_ensure();
-    if (!LIMITED || !pHandle || !desc) return gf_real.cuArrayCreate(pHandle, desc);
-    int slot = gf_client_current_slot();
-    uint64_t b = array_bytes(desc->Width, desc->Height, 1, desc->NumChannels, desc->Format);
-    CUresult r = charge(slot, b, "cuArrayCreate");
-    if (r != CUDA_SUCCESS) return r;
-    ENTER();
-    r = gf_real.cuArrayCreate(pHandle, desc);
-    LEAVE();
-    if (r != CUDA_SUCCESS) uncharge(slot, b);
-    else map_put(K_ARRAY, (uint64_t)(uintptr_t)*pHandle, slot, b, current_ctx());
-    return r;
-}
-
-GF_EXPORT CUresult cuArray3DCreate_v2(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *desc)
-{
-    gf_ensure();
-    if (!LIMITED || !pHandle || !desc) return gf_real.cuArray3DCreate_v2(pHandle, desc);
-    int slot = gf_client_current_slot();
-    uint64_t b = array_bytes(desc->Width, desc->Height, desc->Depth, desc->NumChannels,
-                             desc->Format);
-    CUresult r = charge(slot, b, "cuArray3DCreate");
-    if (r != CUDA_SUCCESS) return r;
-    ENTER();
-    r = gf_real.cuArray3DCreate_v2(pHandle, desc);
-    LEAVE();
-    if (r != CUDA_SUCCESS) uncharge(slot, b);
-    else map_put(K_ARRAY, (uint64_t)(uintptr_t)*pHandle, slot, b, current_ctx());
-    return r;
-}
-
-GF_EXPORT CUresult cuArray3DCreate(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR_v1 *desc)
-{
-    gf_ensure();
-    if (!LIMITED || !pHandle || !desc) return gf_real.cuArray3DCreate(pHandle, desc);
-    int slot = gf_client_current_slot();
-    uint64_t b = array_bytes(desc->Width, desc->Height, desc->Depth, desc->NumChannels,
-                             desc->Format);
-    CUresult r = charge(slot, b, "cuArray3DCreate");
-    if (r != CUDA_SUCCESS) return r;
-    ENTER();
-    r = gf_real.cuArray3DCreate(pHandle, desc);
-    LEAVE();
-    if (r != CUDA_SUCCESS) uncharge(slot, b);
-    else map_put(K_ARRAY, (uint64_t)(uintptr_t)*pHandle, slot, b, current_ctx());
-    return r;
-}
+CHARGED_CREATE(cuArrayCreate_v2, K_ARRAY, "cuArrayCreate",
+               (CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *desc),
+               array_bytes(desc->Width, desc->Height, 1, desc->NumChannels, desc->Format),
+               gf_real.cuArrayCreate_v2(pHandle, desc))
+CHARGED_CREATE(cuArrayCreate, K_ARRAY, "cuArrayCreate",
+               (CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR_v1 *desc),
+               array_bytes(desc->Width, desc->Height, 1, desc->NumChannels, desc->Format),
+               gf_real.cuArrayCreate(pHandle, desc))
+CHARGED_CREATE(cuArray3DCreate_v2, K_ARRAY, "cuArray3DCreate",
+               (CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *desc),
+               array_bytes(desc->Width, desc->Height, desc->Depth, desc->NumChannels,
+                           desc->Format),
+               gf_real.cuArray3DCreate_v2(pHandle, desc))
+CHARGED_CREATE(cuArray3DCreate, K_ARRAY, "cuArray3DCreate",
+               (CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR_v1 *desc),
+               array_bytes(desc->Width, desc->Height, desc->Depth, desc->NumChannels,
+                           desc->Format),
+               gf_real.cuArray3DCreate(pHandle, desc))
 
 GF_EXPORT CUresult cuArrayDestroy(CUarray hArray)
 {
@@ -539,24 +511,11 @@ GF_EXPORT CUresult cuArrayDestroy(CUarray hArray)
     return r;
 }
 
-GF_EXPORT CUresult cuMipmappedArrayCreate(CUmipmappedArray *pHandle,
-                                          const CUDA_ARRAY3D_DESCRIPTOR *desc,
-                                          unsigned int numMipmapLevels)
-{
-    gf_ensure();
-    if (!LIMITED || !pHandle || !desc)
-        return gf_real.cuMipmappedArrayCreate(pHandle, desc, numMipmapLevels);
-    int slot = gf_client_current_slot();
-    uint64_t b = mipmap_bytes(desc, numMipmapLevels);
-    CUresult r = charge(slot, b, "cuMipmappedArrayCreate");
-    if (r != CUDA_SUCCESS) return r;
-    ENTER();
-    r = gf_real.cuMipmappedArrayCreate(pHandle, desc, numMipmapLevels);
-    LEAVE();
-    if (r != CUDA_SUCCESS) uncharge(slot, b);
-    else map_put(K_MIPMAP, (uint64_t)(uintptr_t)*pHandle, slot, b, current_ctx());
-    return r;
-}
+CHARGED_CREATE(cuMipmappedArrayCreate, K_MIPMAP, "cuMipmappedArrayCreate",
+               (CUmipmappedArray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *desc,
+                unsigned int numMipmapLevels),
+               mipmap_bytes(desc, numMipmapLevels),
+               gf_real.cuMipmappedArrayCreate(pHandle, desc, numMipmapLevels))
 
 GF_EXPORT CUresult cuMipmappedArrayDestroy(CUmipmappedArray h)
 {

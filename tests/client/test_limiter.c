@@ -216,8 +216,17 @@ TEST(bucket_rate_matches_cap)
         char err[256];
         gf_limiter *l;
         ASSERT_EQ_INT(gf_limiter_open(name, &l, err, sizeof err), GF_OK);
-        double got = run_rate(l, 1000000, 400000000);
-        printf("  cap %.0f%%: got %.1f%%\n", caps[i] * 100, got * 100);
+        /* Above the cap is a limiter bug, always. Below it can also mean this (shared) machine
+         * did not give the emulated program the CPU to use its share: measure again, twice at
+         * most, before calling that a failure. */
+        double got = 0;
+        for (int attempt = 0; attempt < 3; attempt++) {
+            got = run_rate(l, 1000000, 400000000);
+            printf("  cap %.0f%%: got %.1f%%\n", caps[i] * 100, got * 100);
+            ASSERT_MSG(got <= caps[i] + 0.03, "cap %.0f%% exceeded: %.1f%%", caps[i] * 100,
+                       got * 100);
+            if (got >= caps[i] - 0.03) break;
+        }
         ASSERT_NEAR(got, caps[i], 0.03);
         gf_limiter_dev_stats st;
         ASSERT_EQ_INT(gf_limiter_stats(l, 0, &st), GF_OK);

@@ -142,27 +142,42 @@ TEST(compute_caps_hold_with_sync_after_each_launch)
     for (int i = 0; i < 5; i++) {
         int st;
         /* At 90% the sim's own per-launch overhead leaves no room with a sync after each
-         * launch; that cap is measured with launches queued instead. */
-        const char *o = run(&st, GF " run --compute-percent %d -- " PROBE " spin 5000 2500 %d 2>&1",
-                            B, caps[i], B, caps[i] < 90);
-        printf("  cap %d%%: device %d%% (%s)\n", caps[i], device_pct(o),
-               caps[i] < 90 ? "sync after each launch" : "async");
-        ASSERT_NEAR(device_pct(o), caps[i], 3);
+         * launch; that cap is measured with launches queued instead. Above the cap is a
+         * limiter bug, always; below it may be this shared machine starving the program of
+         * CPU, so a low reading is measured again (twice at most) before it fails. */
+        int pct = 0;
+        for (int attempt = 0; attempt < 3; attempt++) {
+            const char *o = run(&st, GF " run --compute-percent %d -- " PROBE " spin 5000 2500 %d 2>&1",
+                                B, caps[i], B, caps[i] < 90);
+            pct = device_pct(o);
+            printf("  cap %d%%: device %d%% (%s)\n", caps[i], pct,
+                   caps[i] < 90 ? "sync after each launch" : "async");
+            ASSERT_MSG(pct <= caps[i] + 3, "cap %d%% exceeded: device %d%%", caps[i], pct);
+            if (pct >= caps[i] - 3) break;
+        }
+        ASSERT_NEAR(pct, caps[i], 3);
     }
 }
 
 TEST(two_vgpus_split_one_gpu)
 {
     sim_env();
-    int st;
-    const char *o = run(&st,
-                        "(" GF " run --compute-percent 30 -- " PROBE " spin 5000 3000 1 | sed s/^/A/ & "
-                        GF " run --compute-percent 70 -- " PROBE " spin 5000 3000 1 | sed s/^/B/; wait) 2>&1",
-                        B, B, B, B);
-    const char *a = strstr(o, "Alaunches"), *b = strstr(o, "Blaunches");
-    ASSERT_MSG(a && b, "output:\n%s", o);
-    int pa = (int)field(a, "device_pct="), pb = (int)field(b, "device_pct=");
-    printf("  30%% vGPU: device %d%%, 70%% vGPU: device %d%%\n", pa, pb);
+    int st, pa = 0, pb = 0;
+    /* As above: exceeding a cap fails at once; a low share is measured again first. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        const char *o = run(&st,
+                            "(" GF " run --compute-percent 30 -- " PROBE " spin 5000 3000 1 | sed s/^/A/ & "
+                            GF " run --compute-percent 70 -- " PROBE " spin 5000 3000 1 | sed s/^/B/; wait) 2>&1",
+                            B, B, B, B);
+        const char *a = strstr(o, "Alaunches"), *b = strstr(o, "Blaunches");
+        ASSERT_MSG(a && b, "output:\n%s", o);
+        pa = (int)field(a, "device_pct=");
+        pb = (int)field(b, "device_pct=");
+        printf("  30%% vGPU: device %d%%, 70%% vGPU: device %d%%\n", pa, pb);
+        ASSERT_MSG(pa <= 33 && pb <= 73, "a cap was exceeded: 30%% vGPU %d%%, 70%% vGPU %d%%",
+                   pa, pb);
+        if (pa >= 27 && pb >= 67) break;
+    }
     ASSERT_NEAR(pa, 30, 3);
     ASSERT_NEAR(pb, 70, 3);
 }
