@@ -20,7 +20,10 @@
  *   CTX_SET         h ctx (0 = none)
  *   CTX_CREATE      h new, u32 flags, i32 dev
  *   PRIMARY_RETAIN  h new, i32 dev
- *   PRIMARY_RESET   i32 dev                      (frees what the session's primary ctx held)
+ *   PRIMARY_RESET   i32 dev                      (frees what the session's primary ctx held;
+ *                      libraries and their kernels stay valid, as CUlibrary/CUkernel handles do
+ *                      on a driver: loaded again in the context current at their next use;
+ *                      modules and their functions become invalid. CTX_DESTROY alike.)
  *   CTX_DESTROY     h ctx
  *   CTX_SYNC   (S)
  *   MEM_ALLOC       u64 bytes                    -> h dptr

@@ -95,6 +95,8 @@ static void obj_free(gf_wk_obj *o)
 {
     free(o->poff);
     free(o->psize);
+    free(o->image);
+    free(o->name);
     free(o);
 }
 
@@ -706,6 +708,25 @@ static CUresult op_primary_retain(call *c)
 static void d2h_detach_ctx(gf_wk_session *s, uint64_t ctx);
 static void d2h_flush(gf_wk_session *s);
 
+/* Unloads library o from the driver but keeps its handle (and its kernels' handles): the next
+ * use loads it again from its image in the context then current (lib_ready). Its globals'
+ * ranges go with it. */
+static void lib_unmaterialize(gf_wk_session *s, gf_wk_obj *o)
+{
+    if (o->real) D.cuLibraryUnload((CUlibrary)o->real);
+    o->real = NULL;
+    o->ctx = 0;
+    for (size_t i = 0; i < s->obj_cap; i++) {
+        gf_wk_obj *f = s->objs[i];
+        if (f && f != TOMB && f->kind == GF_RPC_H_FUNCTION && f->parent == o->id) {
+            f->real = NULL;
+            f->ctx = 0;
+        }
+    }
+    for (size_t i = s->nranges; i-- > 0;)
+        if (s->ranges[i].kind == 2 && s->ranges[i].charged == o->id) range_del(s, &s->ranges[i]);
+}
+
 /* Frees everything made in context ctx (allocations, modules, streams, events) and, with
  * destroy, the context. */
 static void drop_ctx(gf_wk_session *s, gf_wk_obj *ctx, int destroy)
@@ -719,15 +740,25 @@ static void drop_ctx(gf_wk_session *s, gf_wk_obj *ctx, int destroy)
         uncharge(s, r->dev, r->charged);
         range_del(s, r);
     }
-    /* Functions before their modules, modules and libraries, then streams and events. */
+    /* Functions before their modules, modules and libraries, then streams and events. A
+     * library and its kernels outlive the context (as CUlibrary/CUkernel handles do on a
+     * driver): they are unloaded here and loaded again at their next use (lib_ready). */
     static const int order[] = {GF_RPC_H_FUNCTION, GF_RPC_H_MODULE, GF_RPC_H_LIBRARY,
                                 GF_RPC_H_STREAM, GF_RPC_H_EVENT};
     for (unsigned k = 0; k < sizeof order / sizeof order[0]; k++) {
         for (size_t i = 0; i < s->obj_cap; i++) {
             gf_wk_obj *o = s->objs[i];
             if (!o || o == TOMB || o->kind != order[k] || o->ctx != ctx->id) continue;
+            if (o->kind == GF_RPC_H_FUNCTION && o->name) {
+                o->real = NULL; /* a library kernel: looked up again at its next use */
+                o->ctx = 0;
+                continue;
+            }
+            if (o->kind == GF_RPC_H_LIBRARY) {
+                lib_unmaterialize(s, o);
+                continue;
+            }
             if (o->kind == GF_RPC_H_MODULE) D.cuModuleUnload((CUmodule)o->real);
-            else if (o->kind == GF_RPC_H_LIBRARY) D.cuLibraryUnload((CUlibrary)o->real);
             else if (o->kind == GF_RPC_H_STREAM) D.cuStreamDestroy_v2((CUstream)o->real);
             else if (o->kind == GF_RPC_H_EVENT) D.cuEventDestroy_v2((CUevent)o->real);
             obj_del(s, o);
@@ -1295,10 +1326,19 @@ static CUresult op_module_load(call *c)
     void *h = NULL;
     if (lib) r = D.cuLibraryLoadData((CUlibrary *)&h, copy, NULL, NULL, 0, NULL, NULL, 0);
     else r = D.cuModuleLoadData((CUmodule *)&h, copy);
-    free(copy);
+    if (r != CUDA_SUCCESS || !lib) {
+        free(copy);
+        copy = NULL;
+    }
     if (r != CUDA_SUCCESS) return r;
     gf_wk_obj *o = obj_new(id, lib ? GF_RPC_H_LIBRARY : GF_RPC_H_MODULE, h,
                            c->s->cur_ctx);
+    if (o && lib) { /* kept: the library is loaded again after its context went (lib_ready) */
+        o->image = copy;
+        o->image_len = n + 16;
+    } else {
+        free(copy);
+    }
     r = o ? obj_put(c->s, o, c->name) : CUDA_ERROR_OUT_OF_MEMORY;
     if (r != CUDA_SUCCESS) {
         if (lib) D.cuLibraryUnload((CUlibrary)h);
@@ -1315,7 +1355,8 @@ static CUresult op_module_unload(call *c)
     gf_wk_obj *o = NULL;
     CUresult r = get_obj(c, id, lib ? GF_RPC_H_LIBRARY : GF_RPC_H_MODULE, "module", &o);
     if (r != CUDA_SUCCESS) return r;
-    r = lib ? D.cuLibraryUnload((CUlibrary)o->real) : D.cuModuleUnload((CUmodule)o->real);
+    if (!lib) r = D.cuModuleUnload((CUmodule)o->real);
+    else if (o->real) r = D.cuLibraryUnload((CUlibrary)o->real);
     if (r != CUDA_SUCCESS) return r;
     for (size_t i = 0; i < c->s->obj_cap; i++) {
         gf_wk_obj *f = c->s->objs[i];
@@ -1324,6 +1365,59 @@ static CUresult op_module_unload(call *c)
     for (size_t i = c->s->nranges; i-- > 0;) /* its globals */
         if (c->s->ranges[i].kind == 2 && c->s->ranges[i].charged == id) range_del(c->s, &c->s->ranges[i]);
     obj_del(c->s, o);
+    return CUDA_SUCCESS;
+}
+
+/* Library m loaded in the driver: again, in the current context, after the context it was
+ * loaded in went (lib_unmaterialize). */
+static CUresult lib_ready(call *c, gf_wk_obj *m)
+{
+    if (m->kind != GF_RPC_H_LIBRARY || m->real) return CUDA_SUCCESS;
+    if (!m->image) return CUDA_ERROR_INVALID_HANDLE;
+    void *h = NULL;
+    CUresult r = D.cuLibraryLoadData((CUlibrary *)&h, m->image, NULL, NULL, 0, NULL, NULL, 0);
+    if (r != CUDA_SUCCESS) return r;
+    m->real = h;
+    m->ctx = c->s->cur_ctx;
+    return CUDA_SUCCESS;
+}
+
+/* Kernel k of library m as the function to hand the driver: the context's CUfunction when a
+ * context is current (*fctx = it), else the CUkernel itself (*fctx = 0). */
+static CUresult lib_kernel(call *c, gf_wk_obj *m, const char *name, CUfunction *out,
+                           uint64_t *fctx)
+{
+    CUresult r = lib_ready(c, m);
+    if (r != CUDA_SUCCESS) return r;
+    CUkernel k = NULL;
+    r = D.cuLibraryGetKernel(&k, (CUlibrary)m->real, name);
+    if (r != CUDA_SUCCESS) return r;
+    *out = (CUfunction)k; /* the driver takes a CUkernel where a CUfunction goes */
+    *fctx = 0;
+    CUfunction kf = NULL;
+    if (c->s->cur_ctx && D.cuKernelGetFunction && D.cuKernelGetFunction(&kf, k) == CUDA_SUCCESS &&
+        kf) {
+        *out = kf;
+        *fctx = c->s->cur_ctx;
+    }
+    return CUDA_SUCCESS;
+}
+
+/* Function f usable: a library kernel whose library or context went is looked up again. */
+static CUresult func_ready(call *c, gf_wk_obj *f)
+{
+    if (f->real) return CUDA_SUCCESS;
+    gf_wk_obj *m = f->name ? obj_get(c->s, f->parent, GF_RPC_H_LIBRARY) : NULL;
+    if (!m) return CUDA_ERROR_INVALID_HANDLE;
+    CUfunction fn = NULL;
+    uint64_t fctx = 0;
+    CUresult r = lib_kernel(c, m, f->name, &fn, &fctx);
+    if (r != CUDA_SUCCESS) return r;
+    f->real = fn;
+    f->ctx = fctx;
+    for (int a = 0; a < 32; a++) /* what the program set on the kernel holds on */
+        if (f->attr_set & (1u << a))
+            D.cuFuncSetAttribute(fn, (CUfunction_attribute)a, f->attr_val[a]);
     return CUDA_SUCCESS;
 }
 
@@ -1339,23 +1433,17 @@ static CUresult op_get_function(call *c)
     CUresult r = get_obj(c, mid, lib ? GF_RPC_H_LIBRARY : GF_RPC_H_MODULE, "module", &m);
     if (r != CUDA_SUCCESS) return r;
     CUfunction f = NULL;
-    if (lib) {
-        CUkernel k = NULL;
-        r = D.cuLibraryGetKernel(&k, (CUlibrary)m->real, name);
-        if (r == CUDA_SUCCESS) {
-            f = (CUfunction)k; /* the driver takes a CUkernel where a CUfunction goes */
-            CUfunction kf = NULL;
-            if (c->s->cur_ctx && D.cuKernelGetFunction &&
-                D.cuKernelGetFunction(&kf, k) == CUDA_SUCCESS && kf)
-                f = kf;
-        }
-    } else {
-        r = D.cuModuleGetFunction(&f, (CUmodule)m->real, name);
-    }
+    uint64_t fctx = m->ctx;
+    if (lib) r = lib_kernel(c, m, name, &f, &fctx);
+    else r = D.cuModuleGetFunction(&f, (CUmodule)m->real, name);
     if (r != CUDA_SUCCESS) return r;
-    gf_wk_obj *o = obj_new(fid, GF_RPC_H_FUNCTION, f, m->ctx);
+    gf_wk_obj *o = obj_new(fid, GF_RPC_H_FUNCTION, f, fctx);
     if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
     o->parent = mid;
+    if (lib && !(o->name = strdup(name))) {
+        obj_free(o);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     uint32_t off[GF_RPC_MAX_PARAMS], sz[GF_RPC_MAX_PARAMS];
     unsigned np = 0;
     uint32_t total = 0;
@@ -1396,7 +1484,7 @@ static CUresult op_get_global(call *c)
     if (!READ_OK(c)) return WK_PROTO;
     gf_wk_obj *m = NULL;
     CUresult r = get_obj(c, mid, lib ? GF_RPC_H_LIBRARY : GF_RPC_H_MODULE, "module", &m);
-    if (r != CUDA_SUCCESS) return r;
+    if (r != CUDA_SUCCESS || (r = lib_ready(c, m)) != CUDA_SUCCESS) return r;
     CUdeviceptr p = 0;
     size_t n = 0;
     r = lib ? D.cuLibraryGetGlobal(&p, &n, (CUlibrary)m->real, name)
@@ -1419,8 +1507,15 @@ static CUresult op_func_attr(call *c, int set)
     if (!READ_OK(c)) return WK_PROTO;
     gf_wk_obj *f = NULL;
     CUresult r = get_obj(c, fid, GF_RPC_H_FUNCTION, "function", &f);
-    if (r != CUDA_SUCCESS) return r;
-    if (set) return D.cuFuncSetAttribute((CUfunction)f->real, (CUfunction_attribute)attr, val);
+    if (r != CUDA_SUCCESS || (r = func_ready(c, f)) != CUDA_SUCCESS) return r;
+    if (set) {
+        r = D.cuFuncSetAttribute((CUfunction)f->real, (CUfunction_attribute)attr, val);
+        if (r == CUDA_SUCCESS && f->name && attr >= 0 && attr < 32) {
+            f->attr_set |= 1u << attr;
+            f->attr_val[attr] = val;
+        }
+        return r;
+    }
     int v = 0;
     r = D.cuFuncGetAttribute(&v, (CUfunction_attribute)attr, (CUfunction)f->real);
     if (r == CUDA_SUCCESS) gf_wire_put_i32(&c->out, v);
@@ -1436,7 +1531,7 @@ static CUresult op_occupancy(call *c)
     if (!READ_OK(c)) return WK_PROTO;
     gf_wk_obj *f = NULL;
     CUresult r = get_obj(c, fid, GF_RPC_H_FUNCTION, "function", &f);
-    if (r != CUDA_SUCCESS) return r;
+    if (r != CUDA_SUCCESS || (r = func_ready(c, f)) != CUDA_SUCCESS) return r;
     int n = 0;
     r = D.cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(&n, (CUfunction)f->real, block,
                                                                 shmem, flags);
@@ -1460,7 +1555,7 @@ static CUresult op_launch(call *c)
     CUstream st = NULL;
     CUresult r = cur_ctx(c, &ctx);
     if (r != CUDA_SUCCESS || (r = get_obj(c, fid, GF_RPC_H_FUNCTION, "function", &f)) != CUDA_SUCCESS ||
-        (r = get_stream(c, sh, &st)) != CUDA_SUCCESS)
+        (r = get_stream(c, sh, &st)) != CUDA_SUCCESS || (r = func_ready(c, f)) != CUDA_SUCCESS)
         return r;
     if (pn != f->pbytes || pn > GF_RPC_MAX_PARAM_BYTES)
         return deny(s, CUDA_ERROR_INVALID_VALUE, c->name,
@@ -1820,7 +1915,7 @@ void gf_wk_session_release(gf_wk_session *s)
         gf_wk_obj *o = s->objs[i];
         if (!o || o == TOMB) continue;
         if (o->kind == GF_RPC_H_MODULE) D.cuModuleUnload((CUmodule)o->real);
-        else if (o->kind == GF_RPC_H_LIBRARY) D.cuLibraryUnload((CUlibrary)o->real);
+        else if (o->kind == GF_RPC_H_LIBRARY && o->real) D.cuLibraryUnload((CUlibrary)o->real);
         obj_free(o);
     }
     free(s->objs);

@@ -77,6 +77,15 @@ typedef struct gf_wk_obj {
     unsigned nparams; /* functions: parameter layout (cuFuncGetParamInfo) */
     uint32_t *poff, *psize;
     uint32_t pbytes;
+    /* Libraries: the image (NUL-padded), kept so that the library outlives the context it was
+     * loaded in, as a CUlibrary does on a driver: when that context goes (cuCtxDestroy,
+     * cuDevicePrimaryCtxReset) the worker unloads it (real = NULL) and loads it again in the
+     * context current at its next use. Library kernels: their name, to look them up again. */
+    uint8_t *image;
+    size_t image_len;
+    char *name;
+    uint32_t attr_set;     /* library kernels: attributes set (bit a = attribute a < 32) ... */
+    int32_t attr_val[32];  /* ... and their values, set again when looked up again */
 } gf_wk_obj;
 
 /* A device memory range the session may touch. */

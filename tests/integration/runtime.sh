@@ -137,8 +137,7 @@ for n in "${built[@]}"; do [ "$n" = vector_add_static ] || programs+=("$n"); don
 remote_skips() { # program
     case $1 in
     api) echo "mapped_host_memory=remote: mapped host memory (cuMemHostGetDevicePointer) is not forwarded" ;;
-    errors) echo "illegal_address_is_sticky_until_reset=remote: after cudaDeviceReset (cuDevicePrimaryCtxReset) the worker refuses the runtime's kernel handles from before the reset" ;;
-    managed) echo "managed_variable=remote: managed memory (cuLibraryGetManaged) is not forwarded;malloc_managed=remote: managed memory (cuMemAllocManaged) is not forwarded" ;;
+    managed) echo "managed_variable=remote: managed memory (cuLibraryGetManaged) is not emulated: no unified address space across the network (docs/remote.md);malloc_managed=remote: managed memory (cuMemAllocManaged) is not emulated: no unified address space across the network (docs/remote.md)" ;;
     esac
 }
 

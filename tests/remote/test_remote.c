@@ -234,6 +234,15 @@ static void run_matrix(const char *listen)
                                     "util_rc=0 unsupported_rc=3 shutdown_rc=0"),
                "NVML over %s:\n%s", worker_addr, o);
     printf("  NVML over %s: %s", listen, o);
+    /* Library and kernel handles outlive a primary context reset (and a destroyed context);
+     * module handles of the reset context do not, as on a driver. */
+    o = run(&st, "%s %s/tests/remote/helpers/rprobe reset 2>&1", client_env(), build_dir());
+    ASSERT_MSG(st == 0 && strstr(o, "reset lib_launch=1 global=7 kfunc_launch=1 "
+                                    "mod_get=CUDA_ERROR_INVALID_HANDLE "
+                                    "mod_unload=CUDA_ERROR_INVALID_HANDLE destroyed_ctx_lib=1 "
+                                    "lib_unload=CUDA_SUCCESS"),
+               "reset over %s:\n%s", worker_addr, o);
+    printf("  reset over %s: %s", listen, o);
     stop_worker();
 }
 

@@ -10,7 +10,12 @@
  *   rprobe nvml MIB      allocates MIB and prints what NVML (dlopen'ed: the NVML shim, remote
  *                        mode) says about the device next to what CUDA says:
  *                        "nvml count=.. name_match=.. uuid_match=.. total=.. used=..
- *                        procs=.. mine=BYTES util_rc=.. unsupported_rc=.." */
+ *                        procs=.. mine=BYTES util_rc=.. unsupported_rc=.."
+ *   rprobe reset         loads one PTX image as a library and as a module, resets the primary
+ *                        context, and prints what still works, as on a driver: the library,
+ *                        its kernels and globals (loaded again, globals initialized again) but
+ *                        not the module: "reset lib_launch=.. global=.. kfunc_launch=..
+ *                        mod_get=NAME mod_unload=NAME destroyed_ctx_lib=.. lib_unload=NAME" */
 #include <cuda.h>
 #include <dlfcn.h>
 #include <stdint.h>
@@ -33,6 +38,31 @@ static const char *ename(CUresult r)
     const char *n = NULL;
     cuGetErrorName(r, &n);
     return n ? n : "?";
+}
+
+/* fill(p, v): p[tid] = v + tid; g (initially 7) is a global. */
+static const char reset_ptx[] =
+    ".version 7.0\n.target sm_80\n.address_size 64\n"
+    ".visible .global .align 4 .u32 g = 7;\n"
+    ".visible .entry fill(.param .u64 fill_p, .param .u32 fill_v)\n{\n"
+    "\t.reg .b32 %r<4>;\n\t.reg .b64 %rd<5>;\n"
+    "\tld.param.u64 %rd1, [fill_p];\n\tld.param.u32 %r1, [fill_v];\n"
+    "\tmov.u32 %r2, %tid.x;\n\tadd.s32 %r3, %r1, %r2;\n"
+    "\tcvta.to.global.u64 %rd2, %rd1;\n\tmul.wide.u32 %rd3, %r2, 4;\n"
+    "\tadd.s64 %rd4, %rd2, %rd3;\n\tst.global.u32 [%rd4], %r3;\n\tret;\n}\n";
+
+/* Launches f(p, v) with 32 threads and checks p[i] == v + i; 1 on success. */
+static int fill_ok(CUfunction f, unsigned v)
+{
+    CUdeviceptr p;
+    if (cuMemAlloc(&p, 128) != CUDA_SUCCESS) return 0;
+    void *args[] = {&p, &v};
+    unsigned h[32];
+    int ok = cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL) == CUDA_SUCCESS &&
+             cuCtxSynchronize() == CUDA_SUCCESS && cuMemcpyDtoH(h, p, sizeof h) == CUDA_SUCCESS;
+    for (unsigned i = 0; ok && i < 32; i++) ok = h[i] == v + i;
+    cuMemFree(p);
+    return ok;
 }
 
 #define CK(call)                                                                              \
@@ -214,6 +244,52 @@ int main(int argc, char **argv)
                cnt, strcmp(nn, cn) == 0, strcasecmp(nu, cu) == 0, m.total, m.used, mrc, np, prc,
                mine, urc, temp(d, 0, &t), shut());
         CK(cuMemFree(p));
+        return 0;
+    }
+    if (!strcmp(argv[1], "reset")) {
+        CUlibrary lib;
+        CUmodule mod;
+        CUkernel k;
+        CUfunction mf, kf, f2;
+        CUdeviceptr g;
+        size_t gn = 0;
+        unsigned gv = 0;
+        CK(cuLibraryLoadData(&lib, reset_ptx, NULL, NULL, 0, NULL, NULL, 0));
+        CK(cuModuleLoadData(&mod, reset_ptx));
+        CK(cuLibraryGetKernel(&k, lib, "fill"));
+        CK(cuKernelGetFunction(&kf, k));
+        CK(cuModuleGetFunction(&mf, mod, "fill"));
+        CK(cuLibraryGetGlobal(&g, &gn, lib, "g"));
+        gv = 99;
+        CK(cuMemcpyHtoD(g, &gv, sizeof gv));
+        if (!fill_ok((CUfunction)k, 1) || !fill_ok(mf, 2)) {
+            printf("error=launch before the reset\n");
+            return 1;
+        }
+        CK(cuDevicePrimaryCtxReset(dev));
+        CK(cuDevicePrimaryCtxRetain(&ctx, dev));
+        CK(cuCtxSetCurrent(ctx));
+        int lib_launch = fill_ok((CUfunction)k, 10);
+        int kfunc_launch = fill_ok(kf, 20);
+        CK(cuLibraryGetGlobal(&g, &gn, lib, "g"));
+        CK(cuMemcpyDtoH(&gv, g, sizeof gv));
+        CUresult mod_get = cuModuleGetFunction(&f2, mod, "fill");
+        CUresult mod_unload = cuModuleUnload(mod);
+        /* A library loaded in a context that is then destroyed lives on too. */
+        CUcontext other;
+        CUlibrary lib2;
+        CUkernel k2;
+        CK(cuCtxCreate(&other, NULL, 0, dev));
+        CK(cuLibraryLoadData(&lib2, reset_ptx, NULL, NULL, 0, NULL, NULL, 0));
+        CK(cuLibraryGetKernel(&k2, lib2, "fill"));
+        CK(cuCtxDestroy(other));
+        CK(cuCtxSetCurrent(ctx));
+        int destroyed_ctx_lib = fill_ok((CUfunction)k2, 30);
+        CK(cuLibraryUnload(lib2));
+        printf("reset lib_launch=%d global=%u kfunc_launch=%d mod_get=%s mod_unload=%s "
+               "destroyed_ctx_lib=%d lib_unload=%s\n",
+               lib_launch, gv, kfunc_launch, ename(mod_get), ename(mod_unload), destroyed_ctx_lib,
+               ename(cuLibraryUnload(lib)));
         return 0;
     }
     return 2;
