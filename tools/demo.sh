@@ -66,7 +66,6 @@ if [ -x "$nvcc" ]; then
     rt_worker=$!
     for _ in $(seq 1 100); do [ -s "$build/demo/rt_worker.addr" ] && break; sleep 0.05; done
     env GPUFUSE_DRIVER=/nonexistent GPUFUSE_NVML=/nonexistent \
-        RT_SKIP="default_copy_kind=not on remote vGPUs yet (cuPointerGetAttribute)" \
         "$build/bin/gpufuse" run --remote "$(head -n 1 "$build/demo/rt_worker.addr")" --vram 1Gi -- "$exe"
     kill -TERM "$rt_worker"
     wait "$rt_worker" || true
