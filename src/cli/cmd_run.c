@@ -499,6 +499,7 @@ struct pool_opts {
     double tflops, percent;
     long gpus;
     int remote;
+    const char *runtime;   /* --runtime gpufuse|nvidia; NULL = chosen, as without --server */
     char **cmd;
 };
 
@@ -513,8 +514,8 @@ static int pool_usage(const char *msg)
     fprintf(stderr, "gpufuse run: %s\n", msg);
     fprintf(stderr, "usage: gpufuse run --server URL [--pool P] [--vram SIZE] [--tflops N | "
                     "--compute-percent P] [--gpus N] [--remote] [--qos low|medium|high|critical] "
-                    "[--model M] [--node N] [--name NAME] [--token-file F] [--ca-file F] -- CMD "
-                    "ARGS...\n");
+                    "[--model M] [--node N] [--name NAME] [--runtime gpufuse|nvidia] "
+                    "[--token-file F] [--ca-file F] -- CMD ARGS...\n");
     return 2;
 }
 
@@ -549,7 +550,7 @@ static int pool_parse(int argc, char **argv, struct pool_opts *o)
             return pool_usage("--gpu: not with --server (the server picks the GPU); use "
                               "--model, --node or --gpus");
         const char *names[] = {"--pool", "--qos", "--name", "--node", "--model", "--vram",
-                               "--tflops", "--compute-percent", "--gpus"};
+                               "--tflops", "--compute-percent", "--gpus", "--runtime"};
         const char *val = NULL, *flag = NULL;
         for (unsigned k = 0; k < sizeof names / sizeof names[0]; k++) {
             size_t n = strlen(names[k]);
@@ -571,7 +572,13 @@ static int pool_parse(int argc, char **argv, struct pool_opts *o)
         if (!strcmp(flag, "--pool")) o->pool = val;
         else if (!strcmp(flag, "--name")) o->name = val;
         else if (!strcmp(flag, "--node")) o->node = val;
-        else if (!strcmp(flag, "--qos")) {
+        else if (!strcmp(flag, "--runtime")) {
+            if (strcmp(val, "gpufuse") && strcmp(val, "nvidia")) {
+                snprintf(err, sizeof err, "--runtime: \"%s\": use gpufuse or nvidia", val);
+                return pool_usage(err);
+            }
+            o->runtime = val;
+        } else if (!strcmp(flag, "--qos")) {
             if (strcmp(val, "low") && strcmp(val, "medium") && strcmp(val, "high") &&
                 strcmp(val, "critical")) {
                 snprintf(err, sizeof err, "--qos: \"%s\": use low, medium, high or critical", val);
@@ -856,7 +863,7 @@ static int pool_run_remote(const struct pool_opts *o, const char *name, const ch
         unsetenv("GPUFUSE_REMOTE_VRAM");
         unsetenv("GPUFUSE_REMOTE_COMPUTE_PERCENT");
         unsetenv("GPUFUSE_REMOTE_TFLOPS");
-        put_libs(libdir, runtime_is_gpufuse(NULL, 1, libdir));
+        put_libs(libdir, runtime_is_gpufuse(o->runtime, 1, libdir));
         execvp(o->cmd[0], o->cmd);
         fprintf(stderr, "gpufuse run: %s: %s\n", o->cmd[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
@@ -869,6 +876,7 @@ static int run_pool(int argc, char **argv)
     struct pool_opts o;
     int rc = pool_parse(argc, argv, &o);
     if (rc) return rc;
+    g_runtime = o.runtime; /* the local path picks the runtime as a plain gpufuse run does */
     char libdir[PATH_MAX];
     if (lib_dir(libdir, sizeof libdir) != 0) {
         fprintf(stderr, "gpufuse run: cannot find libgpufuse.so next to this binary "

@@ -9,7 +9,7 @@
 static const struct gf_cli_command commands[] = {
     {"run", "run a command on a vGPU: a VRAM and compute slice of one GPU", gf_cmd_run,
      "usage: gpufuse run [--vram SIZE] [--tflops N | --compute-percent P] [--gpu INDEX|UUID]"
-     " [--remote ADDR] -- CMD ARGS...\n"
+     " [--remote ADDR] [--runtime gpufuse|nvidia] -- CMD ARGS...\n"
      "Creates a vGPU on one GPU (default 0), runs CMD with gpufuse's libcuda.so.1 and\n"
      "libnvidia-ml.so.1 in place, forwards signals, and returns CMD's exit status.\n"
      "SIZE: 4Gi, 512Mi, 1G or bytes. N: FP16 dense TFLOPs. P: percent of the GPU.\n"
@@ -17,6 +17,7 @@ static const struct gf_cli_command commands[] = {
      "(no GPU or driver needed here; docs/remote.md). See docs/run.md.\n"
      "       gpufuse run --server URL [--pool P] [--vram SIZE] [--tflops N | --compute-percent P]\n"
      "                   [--gpus N] [--remote] [--qos Q] [--model M] [--node N] [--name NAME]\n"
+     "                   [--runtime gpufuse|nvidia]\n"
      "                   [--token-file F] [--ca-file F] -- CMD ARGS...\n"
      "Asks the server for the vGPU, runs CMD on it (here when its GPUs are on this machine,\n"
      "else through its node's worker), and releases it when CMD exits.\n"},

@@ -85,6 +85,9 @@ api GET /api/v1/workloads/big
 [ "$CODE" = 404 ] && pass run/refusal_leaves_nothing || fail run/refusal_leaves_nothing "$CODE"
 out=$("${on_n1[@]}" "$gf" run --server "$URL" --vram 4GB -- true 2>&1)
 [ $? = 2 ] && [[ $out == *--vram* ]] && pass run/bad_flag || fail run/bad_flag "$out"
+out=$("${on_n1[@]}" "$gf" run --server "$URL" --runtime cuda -- true 2>&1)
+[ $? = 2 ] && [[ $out == *'--runtime: "cuda"'* ]] && pass run/bad_runtime ||
+    fail run/bad_runtime "$out"
 
 # ---- remote: a machine without GPUs, through n2's worker ---------------------------------------
 out=$("${no_gpu[@]}" "$gf" run --server "$URL" --remote --node n2 --vram 2Gi -- "$probe" meminfo 2>&1)
