@@ -1237,8 +1237,9 @@ static void d2h_flush(gf_wk_session *s)
             uint64_t off = 0;
             do {
                 uint64_t k2 = d->n - off < GF_RPC_CHUNK ? d->n - off : GF_RPC_CHUNK;
+                /* A zero-length copy has no buffer: no pointer arithmetic on NULL. */
                 send_frame(s, GF_WIRE_K_BULK, off + k2 < d->n ? GF_WIRE_F_MORE : 0, d->rid,
-                           d->buf + off, k2);
+                           d->buf ? d->buf + off : NULL, k2);
                 off += k2;
             } while (off < d->n && !atomic_load(&s->closing));
         }
