@@ -1692,41 +1692,23 @@ static CUresult r_cuStreamQuery(CUstream s)
     return stream_wait(s, GF_RPC_STREAM_QUERY);
 }
 
-static CUresult r_cuStreamGetFlags(CUstream s, unsigned *flags)
-{
-    uint64_t sh;
-    if (!flags) return CUDA_ERROR_INVALID_VALUE;
-    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
-    *flags = sh < 0x100 ? 0 : (unsigned)((sh >> 48) & 0xff);
-    return need_init();
-}
+/* The stream getters answer from the client-minted handle: flags and priority are packed in
+ * its high bytes (0 for the default streams, whose handles are < 0x100). */
+#define STREAM_GETTER(fn, type, expr)                                                         \
+    static CUresult fn(CUstream s, type *out)                                                 \
+    {                                                                                         \
+        uint64_t sh;                                                                          \
+        if (!out) return CUDA_ERROR_INVALID_VALUE;                                            \
+        if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;                             \
+        *out = (expr);                                                                        \
+        return need_init();                                                                   \
+    }
 
-static CUresult r_cuStreamGetPriority(CUstream s, int *prio)
-{
-    uint64_t sh;
-    if (!prio) return CUDA_ERROR_INVALID_VALUE;
-    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
-    *prio = sh < 0x100 ? 0 : (int)(int8_t)(uint8_t)((sh >> 40) & 0xff);
-    return need_init();
-}
-
-static CUresult r_cuStreamGetId(CUstream s, unsigned long long *id)
-{
-    uint64_t sh;
-    if (!id) return CUDA_ERROR_INVALID_VALUE;
-    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
-    *id = sh < 0x100 ? sh : (sh & 0xffffffffu);
-    return need_init();
-}
-
-static CUresult r_cuStreamGetDevice(CUstream s, CUdevice *d)
-{
-    uint64_t sh;
-    if (!d) return CUDA_ERROR_INVALID_VALUE;
-    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
-    *d = gf_remote_tl_ctx ? ctx_dev(gf_remote_tl_ctx) : 0;
-    return need_init();
-}
+STREAM_GETTER(r_cuStreamGetFlags, unsigned, sh < 0x100 ? 0 : (unsigned)((sh >> 48) & 0xff))
+STREAM_GETTER(r_cuStreamGetPriority, int,
+              sh < 0x100 ? 0 : (int)(int8_t)(uint8_t)((sh >> 40) & 0xff))
+STREAM_GETTER(r_cuStreamGetId, unsigned long long, sh < 0x100 ? sh : (sh & 0xffffffffu))
+STREAM_GETTER(r_cuStreamGetDevice, CUdevice, gf_remote_tl_ctx ? ctx_dev(gf_remote_tl_ctx) : 0)
 
 static CUresult r_cuStreamWaitEvent(CUstream s, CUevent e, unsigned flags)
 {
