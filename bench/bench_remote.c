@@ -261,7 +261,9 @@ static pid_t start_worker(const char *build, const char *listen, char *addr, siz
     for (char *p = ready + 5; *p; p++)
         if (*p == '/' || *p == ':') *p = '_';
     unlink(ready);
-    snprintf(drv, sizeof drv, "%s/lib/sim/libcuda.so.1", build);
+    const char *real = getenv("GPUFUSE_BENCH_DRIVER"); /* a real driver, from tests/gpu/run */
+    if (real && *real) snprintf(drv, sizeof drv, "%s", real);
+    else snprintf(drv, sizeof drv, "%s/lib/sim/libcuda.so.1", build);
     snprintf(cmd, sizeof cmd, "exec %s/bin/gpufuse worker --listen %s --ready-file %s", build,
              listen, ready);
     pid_t p = fork();
@@ -327,7 +329,9 @@ int main(int argc, char **argv)
     }
     kill(w, SIGTERM);
     waitpid(w, NULL, 0);
-    printf("remote backend (worker on the sim, loopback), baselines measured in this run:\n");
+    const char *real = getenv("GPUFUSE_BENCH_DRIVER");
+    printf("remote backend (worker on %s, loopback), baselines measured in this run:\n",
+           real && *real ? real : "the sim");
     printf("  sync call RTT  tcp %.1f us / raw TCP ping-pong %.1f us = %.2fx (goal <= 1.2)\n", t[0],
            rtt_raw * 1e6, t[0] / (rtt_raw * 1e6));
     printf("  sync call RTT  shm %.1f us\n", s[0]);

@@ -91,7 +91,6 @@ typedef struct gf_rt_device {
     CUcontext ctx;             /* the retained primary context; NULL before use and after reset */
     atomic_uint epoch;         /* bumps at cudaDeviceReset: threads re-fetch the context */
     unsigned flags;            /* cudaSetDeviceFlags, applied at the next retain */
-    _Atomic cudaError_t sticky;/* an error that made the context unusable */
     int eager_done;            /* CUDA_MODULE_LOADING=EAGER: modules instantiated in ctx */
     /* launch limits, read once at the first retain */
     int max_threads, max_block[3], max_grid[3];
@@ -139,10 +138,8 @@ static inline cudaError_t gf_rt__ctx(void)
 {
     gf_rt_thread *t = &gf_rt_tls;
     if (__builtin_expect(t->cur != NULL, 1) &&
-        t->epoch == atomic_load_explicit(&gf_rt.dev[t->dev].epoch, memory_order_acquire)) {
-        cudaError_t s = atomic_load_explicit(&gf_rt.dev[t->dev].sticky, memory_order_relaxed);
-        return s;
-    }
+        t->epoch == atomic_load_explicit(&gf_rt.dev[t->dev].epoch, memory_order_acquire))
+        return cudaSuccess;
     return gf_rt__ctx_slow();
 }
 
@@ -155,7 +152,7 @@ cudaError_t gf_rt__device_reset(int dev);
 /* ---- errors -------------------------------------------------------------------------------- */
 
 /* The cudaError_t for a driver result (same numbers where CUDA has the code, else
- * cudaErrorUnknown); marks the thread's device sticky for the errors that poison a context. */
+ * cudaErrorUnknown). */
 cudaError_t gf_rt__err(CUresult rc);
 
 /* Records e as the thread's last error unless it is cudaSuccess or cudaErrorNotReady, and
@@ -210,7 +207,7 @@ typedef struct gf_rt_var {
 } gf_rt_var;
 
 /* The registered kernel for a host function address, or for a cudaKernel_t we handed out;
- * loads its module on first use. cudaErrorInvalidDeviceFunction when unknown; the module's
+ * loads its module on first use. cudaErrorInvalidResourceHandle when unknown; the module's
  * load error (cudaErrorNoKernelImageForDevice, cudaErrorInvalidPtx, ...) when it cannot load. */
 cudaError_t gf_rt__func(const void *host_or_kernel, gf_rt_func **out);
 

@@ -2,26 +2,17 @@
 /* cudaGetLastError / cudaPeekAtLastError and the names and strings of every cudaError_t. */
 #include "cudart.h"
 
+/* A fault that poisoned the process is not kept here: the driver answers every later call that
+ * needs the device with it, and that call records it again (as with NVIDIA's runtime). */
 GF_RT_API cudaError_t cudaGetLastError(void)
 {
     cudaError_t e = gf_rt_tls.last;
     gf_rt_tls.last = cudaSuccess;
-    int dev = gf_rt_tls.dev;
-    /* A sticky error cannot be cleared: it stays until cudaDeviceReset. */
-    if (dev >= 0 && dev < GF_RT_MAX_DEVICES) {
-        cudaError_t s = atomic_load(&gf_rt.dev[dev].sticky);
-        if (s != cudaSuccess) return s;
-    }
     return e;
 }
 
 GF_RT_API cudaError_t cudaPeekAtLastError(void)
 {
-    int dev = gf_rt_tls.dev;
-    if (dev >= 0 && dev < GF_RT_MAX_DEVICES) {
-        cudaError_t s = atomic_load(&gf_rt.dev[dev].sticky);
-        if (s != cudaSuccess) return s;
-    }
     return gf_rt_tls.last;
 }
 

@@ -78,6 +78,18 @@ static void read_limits(gf_rt_device *d, CUdevice dev)
     }
 }
 
+/* The kernel faults after which cuda.h says the process must be relaunched. */
+static int process_fatal(CUresult rc)
+{
+    switch (rc) {
+    case CUDA_ERROR_ILLEGAL_ADDRESS: case CUDA_ERROR_LAUNCH_TIMEOUT: case CUDA_ERROR_ASSERT:
+    case CUDA_ERROR_HARDWARE_STACK_ERROR: case CUDA_ERROR_ILLEGAL_INSTRUCTION:
+    case CUDA_ERROR_MISALIGNED_ADDRESS: case CUDA_ERROR_INVALID_ADDRESS_SPACE:
+    case CUDA_ERROR_INVALID_PC: case CUDA_ERROR_LAUNCH_FAILED: return 1;
+    default: return 0;
+    }
+}
+
 /* Retains device dev's primary context once per process (under its lock). */
 static cudaError_t retain_locked(int dev, gf_rt_device *d)
 {
@@ -92,8 +104,12 @@ static cudaError_t retain_locked(int dev, gf_rt_device *d)
     }
     CUcontext c;
     rc = gf_rt.drv.cuDevicePrimaryCtxRetain(&c, cudev);
-    if (rc != CUDA_SUCCESS) return rc == CUDA_ERROR_OUT_OF_MEMORY ? cudaErrorMemoryAllocation
-                                                                   : gf_rt__err(rc);
+    if (rc == CUDA_ERROR_OUT_OF_MEMORY) return cudaErrorMemoryAllocation;
+    /* A kernel fault poisoned the process: after cudaDeviceReset the context cannot be made
+     * again, which NVIDIA's runtime reports as cudaErrorDevicesUnavailable (seen on an H200). */
+    if (process_fatal(rc))
+        return cudaErrorDevicesUnavailable;
+    if (rc != CUDA_SUCCESS) return gf_rt__err(rc);
     read_limits(d, cudev);
     d->eager_done = 0;
     d->ctx = c;
@@ -136,7 +152,7 @@ cudaError_t gf_rt__ctx_slow(void)
     t->cur = c;
     t->epoch = epoch;
     if (eager) gf_rt__load_all();
-    return atomic_load(&d->sticky);
+    return cudaSuccess;
 }
 
 cudaError_t gf_rt__device_reset(int dev)
@@ -152,7 +168,6 @@ cudaError_t gf_rt__device_reset(int dev)
         if (rc != CUDA_SUCCESS) e = gf_rt__err(rc);
         d->ctx = NULL;
     }
-    atomic_store(&d->sticky, cudaSuccess);
     atomic_fetch_add(&d->epoch, 1);
     pthread_mutex_unlock(&d->lock);
     if (gf_rt_tls.dev == dev) {
@@ -183,27 +198,6 @@ cudaError_t gf_rt__err(CUresult rc)
     case CUDA_ERROR_NOT_INITIALIZED: e = cudaErrorInitializationError; break;
     case CUDA_ERROR_OUT_OF_MEMORY: e = cudaErrorMemoryAllocation; break;
     default: e = is_runtime_error((int)rc) ? (cudaError_t)rc : cudaErrorUnknown; break;
-    }
-    switch (rc) {
-    /* The errors after which a context cannot be used again (CUDA's "sticky" errors). */
-    case CUDA_ERROR_ILLEGAL_ADDRESS:
-    case CUDA_ERROR_LAUNCH_FAILED:
-    case CUDA_ERROR_ILLEGAL_INSTRUCTION:
-    case CUDA_ERROR_MISALIGNED_ADDRESS:
-    case CUDA_ERROR_INVALID_ADDRESS_SPACE:
-    case CUDA_ERROR_INVALID_PC:
-    case CUDA_ERROR_HARDWARE_STACK_ERROR:
-    case CUDA_ERROR_ASSERT:
-    case CUDA_ERROR_LAUNCH_TIMEOUT:
-    case CUDA_ERROR_ECC_UNCORRECTABLE: {
-        int dev = gf_rt_tls.dev;
-        if (dev >= 0 && dev < GF_RT_MAX_DEVICES) {
-            cudaError_t none = cudaSuccess;
-            atomic_compare_exchange_strong(&gf_rt.dev[dev].sticky, &none, e);
-        }
-        break;
-    }
-    default: break;
     }
     return e;
 }

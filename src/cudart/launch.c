@@ -33,20 +33,20 @@ GF_RT_API cudaError_t __cudaPopCallConfiguration(dim3 *gridDim, dim3 *blockDim, 
     return cudaSuccess;
 }
 
-/* CUDA's runtime answers a geometry the device cannot run with cudaErrorInvalidConfiguration
- * before the driver sees it. */
+/* A geometry the device cannot run: cudaErrorInvalidValue, as NVIDIA's CUDA 13 runtime answers
+ * (the driver's CUDA_ERROR_INVALID_VALUE; seen on an H200 by tests/gpu/run), without a call. */
 static inline cudaError_t check_geometry(dim3 g, dim3 b)
 {
     const gf_rt_device *d = &gf_rt.dev[gf_rt_tls.dev];
     if (__builtin_expect(!g.x || !g.y || !g.z || !b.x || !b.y || !b.z, 0))
-        return cudaErrorInvalidConfiguration;
+        return cudaErrorInvalidValue;
     if (__builtin_expect(b.x > (unsigned)d->max_block[0] || b.y > (unsigned)d->max_block[1] ||
                              b.z > (unsigned)d->max_block[2] ||
                              (uint64_t)b.x * b.y * b.z > (uint64_t)d->max_threads ||
                              g.x > (unsigned)d->max_grid[0] || g.y > (unsigned)d->max_grid[1] ||
                              g.z > (unsigned)d->max_grid[2],
                          0))
-        return cudaErrorInvalidConfiguration;
+        return cudaErrorInvalidValue;
     return cudaSuccess;
 }
 

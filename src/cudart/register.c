@@ -338,7 +338,7 @@ cudaError_t gf_rt__func(const void *host_or_kernel, gf_rt_func **out)
     gf_rt_func *f = ptrmap_get(&reg.funcs, host_or_kernel);
     if (!f) f = ptrmap_get(&reg.kernels, host_or_kernel);
     pthread_rwlock_unlock(&reg.lock);
-    if (!f) return cudaErrorInvalidDeviceFunction;
+    if (!f) return cudaErrorInvalidResourceHandle; /* not a kernel: as NVIDIA's CUDA 13 runtime */
     cudaError_t e = module_load(f->mod);
     if (e != cudaSuccess) return e;
     if (!f->kernel) return cudaErrorInvalidDeviceFunction;

@@ -324,6 +324,12 @@ typedef struct gf_drv_state {
     gf_alloc *allocs;         /* sorted by base */
     size_t nallocs, cap_allocs;
     atomic_ullong next_id;
+    /* The first kernel fault in this process (CUDA_ERROR_ILLEGAL_ADDRESS, ...). As on NVIDIA's
+     * driver it poisons the whole process, not only the faulting context: every call that does
+     * device work, in any context, returns it from then on, new contexts cannot be made, and
+     * cuDevicePrimaryCtxReset does not bring the device back (cuda.h: "the process must be
+     * terminated and relaunched"; measured on an H200 by tests/gpu/run). */
+    _Atomic CUresult fault;
 } gf_drv_state;
 
 extern gf_drv_state g_drv;
@@ -340,7 +346,7 @@ gf_ctx *gf_drv__current(void);
 CUresult gf_drv__ctx_enter(gf_ctx **out);
 /* Checks a context handle given explicitly (NULL means the current one). */
 CUresult gf_drv__ctx_arg(CUcontext h, gf_ctx **out);
-/* Marks the context unusable after a kernel fault. */
+/* Marks the context, and with it the process (g_drv.fault), unusable after a kernel fault. */
 void gf_drv__ctx_set_sticky(gf_ctx *c, CUresult rc);
 /* Frees everything a context owns after draining its streams; used by destroy and reset. */
 void gf_drv__ctx_teardown(gf_ctx *c);

@@ -23,7 +23,7 @@ static CUresult ctx_usable(gf_ctx *c)
     if (!c->h.live) return CUDA_ERROR_CONTEXT_IS_DESTROYED;
     if (c->primary && !c->active) return CUDA_ERROR_INVALID_CONTEXT;
     CUresult s = atomic_load(&c->sticky);
-    return s;
+    return s ? s : atomic_load(&g_drv.fault);
 }
 
 CUresult gf_drv__ctx_enter(gf_ctx **out)
@@ -52,6 +52,8 @@ void gf_drv__ctx_set_sticky(gf_ctx *c, CUresult rc)
 {
     CUresult expect = CUDA_SUCCESS;
     atomic_compare_exchange_strong(&c->sticky, &expect, rc);
+    expect = CUDA_SUCCESS;
+    atomic_compare_exchange_strong(&g_drv.fault, &expect, rc);
 }
 
 static CUresult check_ctx_flags(unsigned flags)
@@ -91,6 +93,7 @@ static CUresult ctx_create(CUcontext *pctx, unsigned flags, CUdevice dev)
     if (rc) return rc;
     if (!pctx) return CUDA_ERROR_INVALID_VALUE;
     if ((rc = check_ctx_flags(flags))) return rc;
+    if ((rc = atomic_load(&g_drv.fault))) return rc; /* a poisoned process makes no context */
     gf_ctx *c = gf_drv__obj_new(GF_DRV_CTX);
     if (!c) return CUDA_ERROR_OUT_OF_MEMORY;
     c->dev = dev;
@@ -475,6 +478,10 @@ GF_SIM_API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
     if (!pctx) return CUDA_ERROR_INVALID_VALUE;
     gf_device *d = &g_drv.dev[dev];
     GF_DRV_LOCK();
+    if (d->primary_refs == 0 && (rc = atomic_load(&g_drv.fault))) {
+        GF_DRV_UNLOCK(); /* nor (re)activates the primary context */
+        return rc;
+    }
     if (!d->primary) {
         gf_ctx *c = gf_drv__obj_new(GF_DRV_CTX);
         if (!c) {

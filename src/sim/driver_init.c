@@ -92,6 +92,7 @@ GF_SIM_API CUresult cuInit(unsigned int Flags)
         g_atfork_done = 1;
     }
     g_drv.init_pid = getpid();
+    atomic_store(&g_drv.fault, CUDA_SUCCESS);
     __atomic_store_n(&g_drv.initialized, 1, __ATOMIC_RELEASE);
     gf_log(GF_LOG_DEBUG, GF_SIM_LOG, "cuInit: %u simulated device(s)", g_drv.ndev);
 out:

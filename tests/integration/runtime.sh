@@ -132,14 +132,8 @@ has() { local x; for x in "${built[@]}"; do [ "$x" = "$1" ] && return 0; done; r
 programs=()
 for n in "${built[@]}"; do [ "$n" = vector_add_static ] || programs+=("$n"); done
 
-# What the remote backend cannot run yet (docs/remote.md, "Differences from a local GPU"), as
-# RT_SKIP="test=reason;..." per program; every other case must pass remotely too.
-remote_skips() { # program
-    case $1 in
-    api) echo "mapped_host_memory=remote: mapped host memory (cuMemHostGetDevicePointer) is not forwarded" ;;
-    managed) echo "managed_variable=remote: managed memory (cuLibraryGetManaged) is not emulated: no unified address space across the network (docs/remote.md);malloc_managed=remote: managed memory (cuMemAllocManaged) is not emulated: no unified address space across the network (docs/remote.md)" ;;
-    esac
-}
+# shellcheck source=../runtime/remote_skips.sh
+. "$root/tests/runtime/remote_skips.sh"
 
 column_sim() {
     local n

@@ -538,12 +538,41 @@ TEST(illegal_address_is_sticky)
     ASSERT_CU(cuStreamQuery(s), CUDA_ERROR_ILLEGAL_ADDRESS);
     ASSERT_CU(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL), CUDA_ERROR_ILLEGAL_ADDRESS);
     ASSERT_CU(cuMemcpyHtoD(a, &n, 4), CUDA_ERROR_ILLEGAL_ADDRESS);
-    /* a reset of the primary context makes the device usable again */
+    /* As on NVIDIA's driver (seen on an H200), the fault poisons the process: another context,
+     * made before it, cannot do device work, no context can be made, and a reset of the primary
+     * context succeeds but it cannot be made again. Queries that need no device work still
+     * answer. */
+    CUcontext prim, other, fresh;
+    CHECK_CU(cuCtxGetCurrent(&prim));
+    int sms;
+    CHECK_CU(cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 0));
+    ASSERT_CU(cuCtxCreate(&fresh, NULL, 0, 0), CUDA_ERROR_ILLEGAL_ADDRESS);
     CHECK_CU(cuDevicePrimaryCtxReset(0));
-    CUcontext ctx;
-    CHECK_CU(cuDevicePrimaryCtxRetain(&ctx, 0));
-    CHECK_CU(cuMemAlloc(&p, 16));
-    CHECK_CU(cuCtxSynchronize());
+    ASSERT_CU(cuDevicePrimaryCtxRetain(&other, 0), CUDA_ERROR_ILLEGAL_ADDRESS);
+    (void)prim;
+}
+
+TEST(a_fault_poisons_contexts_made_before_it)
+{
+    sim_setup();
+    CUcontext prim, other;
+    CHECK_CU(cuCtxGetCurrent(&prim));
+    CHECK_CU(cuCtxCreate(&other, NULL, 0, 0));
+    CUdeviceptr q;
+    CHECK_CU(cuMemAlloc(&q, 4096));
+    CHECK_CU(cuCtxSetCurrent(prim));
+    CUfunction f = sim_vector_add();
+    CUdeviceptr a, c;
+    CHECK_CU(cuMemAlloc(&a, 1000 * 4));
+    CHECK_CU(cuMemAlloc(&c, 1000 * 4));
+    int n = 1100;
+    void *args[] = {&a, &a, &c, &n};
+    CHECK_CU(cuLaunchKernel(f, 5, 1, 1, 256, 1, 1, 0, NULL, args, NULL));
+    ASSERT_CU(cuCtxSynchronize(), CUDA_ERROR_ILLEGAL_ADDRESS);
+    CHECK_CU(cuCtxSetCurrent(other));
+    ASSERT_CU(cuMemsetD32(q, 7, 1024), CUDA_ERROR_ILLEGAL_ADDRESS);
+    ASSERT_CU(cuCtxSynchronize(), CUDA_ERROR_ILLEGAL_ADDRESS);
+    CHECK_CU(cuCtxDestroy(other));
 }
 
 TEST(kernel_touching_unmapped_or_foreign_memory_faults)
