@@ -4,6 +4,8 @@
  * calls, bulk data both ways, and failing every call fast once the worker is gone. */
 #include "remote.h"
 
+#include "gpufuse/cuda_faults.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +114,7 @@ static CUresult wait_reply(uint64_t rid, CUresult *rc, gf_wire_reader *rep);
 
 CUresult gf_remote_dtoh_async(gf_rreq *q, void *dst, size_t n)
 {
+    if (gf_r.fault) return gf_r.fault;
     if (gf_r.nd2h == GF_REMOTE_MAX_D2H) return CUDA_ERROR_NOT_READY;
     if (gf_wire_writer_status(&q->w) != GF_OK) return CUDA_ERROR_INVALID_VALUE;
     char err[256];
@@ -160,6 +163,7 @@ static CUresult maybe_fence(void)
 
 CUresult gf_remote_async(gf_rreq *q)
 {
+    if (gf_r.fault) return gf_r.fault;
     char err[256];
     if (gf_wire_writer_status(&q->w) != GF_OK) return CUDA_ERROR_INVALID_VALUE;
     gf_remote_sync_ctx();
@@ -171,6 +175,7 @@ CUresult gf_remote_async(gf_rreq *q)
 
 CUresult gf_remote_queue_raw(uint32_t kind, const void *p, size_t n)
 {
+    if (gf_r.fault) return gf_r.fault;
     char err[256];
     gf_remote_sync_ctx();
     gf_status st = gf_wire_queue(gf_r.c, kind, GF_WIRE_F_NOREPLY, 0, p, n, err, sizeof err);
@@ -221,6 +226,7 @@ static CUresult wait_reply(uint64_t rid, CUresult *rc, gf_wire_reader *rep)
         gf_wire_reader_init_frame(rep, &f);
         *rc = (CUresult)gf_wire_get_u32(rep);
         if (gf_wire_reader_status(rep, 0, err, sizeof err) != GF_OK) return broken(GF_EPROTO, err);
+        if (!gf_r.fault && gf_cuda_process_fatal(*rc)) gf_r.fault = *rc;
         return CUDA_SUCCESS;
     }
 }

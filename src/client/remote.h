@@ -49,6 +49,10 @@ typedef struct gf_remote {
     int inited;            /* cuInit succeeded */
     int broken;            /* the worker is gone: every call fails with broken_rc */
     CUresult broken_rc;
+    /* A kernel fault the worker reported (gpufuse/cuda_faults.h): the session's process on the
+     * worker is poisoned, so calls answered here without a round trip (the asynchronous ones)
+     * fail with it too, as on a local driver. */
+    CUresult fault;
     int timeout_ms;
     uint64_t next_rid;
     atomic_ullong next_handle;

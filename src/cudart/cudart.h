@@ -93,7 +93,7 @@ typedef struct gf_rt_device {
     unsigned flags;            /* cudaSetDeviceFlags, applied at the next retain */
     int eager_done;            /* CUDA_MODULE_LOADING=EAGER: modules instantiated in ctx */
     /* launch limits, read once at the first retain */
-    int max_threads, max_block[3], max_grid[3];
+    int max_threads, max_block[3], max_grid[3], max_shmem; /* launch limits (check_geometry) */
 } gf_rt_device;
 
 typedef struct gf_rt_state {

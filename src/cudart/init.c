@@ -3,6 +3,8 @@
  * thread, and the mapping of driver results to runtime errors. */
 #include "cudart.h"
 
+#include "gpufuse/cuda_faults.h"
+
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,14 +62,14 @@ cudaError_t gf_rt__init(void)
 
 static void read_limits(gf_rt_device *d, CUdevice dev)
 {
-    static const CUdevice_attribute a[7] = {
+    static const CUdevice_attribute a[8] = {
         CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X,
         CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y,       CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z,
         CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X,        CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y,
-        CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z,
+        CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z,        CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
     };
-    int v[7] = {1024, 1024, 1024, 64, 2147483647, 65535, 65535};
-    for (int i = 0; i < 7; i++) {
+    int v[8] = {1024, 1024, 1024, 64, 2147483647, 65535, 65535, 48 * 1024};
+    for (int i = 0; i < 8; i++) {
         int x;
         if (CU(cuDeviceGetAttribute, &x, a[i], dev) == CUDA_SUCCESS && x > 0) v[i] = x;
     }
@@ -76,18 +78,7 @@ static void read_limits(gf_rt_device *d, CUdevice dev)
         d->max_block[i] = v[1 + i];
         d->max_grid[i] = v[4 + i];
     }
-}
-
-/* The kernel faults after which cuda.h says the process must be relaunched. */
-static int process_fatal(CUresult rc)
-{
-    switch (rc) {
-    case CUDA_ERROR_ILLEGAL_ADDRESS: case CUDA_ERROR_LAUNCH_TIMEOUT: case CUDA_ERROR_ASSERT:
-    case CUDA_ERROR_HARDWARE_STACK_ERROR: case CUDA_ERROR_ILLEGAL_INSTRUCTION:
-    case CUDA_ERROR_MISALIGNED_ADDRESS: case CUDA_ERROR_INVALID_ADDRESS_SPACE:
-    case CUDA_ERROR_INVALID_PC: case CUDA_ERROR_LAUNCH_FAILED: return 1;
-    default: return 0;
-    }
+    d->max_shmem = v[7];
 }
 
 /* Retains device dev's primary context once per process (under its lock). */
@@ -107,7 +98,7 @@ static cudaError_t retain_locked(int dev, gf_rt_device *d)
     if (rc == CUDA_ERROR_OUT_OF_MEMORY) return cudaErrorMemoryAllocation;
     /* A kernel fault poisoned the process: after cudaDeviceReset the context cannot be made
      * again, which NVIDIA's runtime reports as cudaErrorDevicesUnavailable (seen on an H200). */
-    if (process_fatal(rc))
+    if (gf_cuda_process_fatal(rc))
         return cudaErrorDevicesUnavailable;
     if (rc != CUDA_SUCCESS) return gf_rt__err(rc);
     read_limits(d, cudev);

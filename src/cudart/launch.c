@@ -35,7 +35,7 @@ GF_RT_API cudaError_t __cudaPopCallConfiguration(dim3 *gridDim, dim3 *blockDim, 
 
 /* A geometry the device cannot run: cudaErrorInvalidValue, as NVIDIA's CUDA 13 runtime answers
  * (the driver's CUDA_ERROR_INVALID_VALUE; seen on an H200 by tests/gpu/run), without a call. */
-static inline cudaError_t check_geometry(dim3 g, dim3 b)
+static inline cudaError_t check_geometry(dim3 g, dim3 b, size_t shmem)
 {
     const gf_rt_device *d = &gf_rt.dev[gf_rt_tls.dev];
     if (__builtin_expect(!g.x || !g.y || !g.z || !b.x || !b.y || !b.z, 0))
@@ -44,7 +44,7 @@ static inline cudaError_t check_geometry(dim3 g, dim3 b)
                              b.z > (unsigned)d->max_block[2] ||
                              (uint64_t)b.x * b.y * b.z > (uint64_t)d->max_threads ||
                              g.x > (unsigned)d->max_grid[0] || g.y > (unsigned)d->max_grid[1] ||
-                             g.z > (unsigned)d->max_grid[2],
+                             g.z > (unsigned)d->max_grid[2] || shmem > (size_t)d->max_shmem,
                          0))
         return cudaErrorInvalidValue;
     return cudaSuccess;
@@ -54,7 +54,7 @@ static inline cudaError_t launch(CUkernel k, dim3 g, dim3 b, void **args, size_t
                                  cudaStream_t stream, int ptsz)
 {
     GF_RT_ENTER();
-    cudaError_t e = check_geometry(g, b);
+    cudaError_t e = check_geometry(g, b, shmem);
     if (e != cudaSuccess) return gf_rt__ret(e);
     CUresult rc = CU(cuLaunchKernel, (CUfunction)k, g.x, g.y, g.z, b.x, b.y, b.z,
                      (unsigned)shmem, gf_rt__stream(stream, ptsz), args, NULL);
@@ -134,7 +134,7 @@ static cudaError_t launch_ex(const cudaLaunchConfig_t *config, const void *func,
     cudaError_t e = gf_rt__func(func, &f);
     if (e != cudaSuccess) return gf_rt__ret(e);
     GF_RT_ENTER();
-    e = check_geometry(config->gridDim, config->blockDim);
+    e = check_geometry(config->gridDim, config->blockDim, config->dynamicSmemBytes);
     if (e != cudaSuccess) return gf_rt__ret(e);
     CUlaunchConfig c = {
         .gridDimX = config->gridDim.x,

@@ -149,6 +149,7 @@ RT_TEST(illegal_address_poisons_the_process)
     CHECK_ERR(cudaStreamCreate(&s), cudaErrorIllegalAddress);
     size_t fr, tot;
     CHECK_ERR(cudaMemGetInfo(&fr, &tot), cudaErrorIllegalAddress);
+    CHECK_ERR(cudaGetLastError(), cudaErrorIllegalAddress); // each failing call records it
     int n = 0;
     CHECK(cudaGetDeviceCount(&n));
     CHECK(cudaGetDevice(&n));
