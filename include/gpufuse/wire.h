@@ -408,6 +408,12 @@ gf_status gf_wire_accept(gf_wire_listener *l, gf_wire_conn **out, char *err, siz
  * sockets the socket file is removed. */
 void gf_wire_listener_close(gf_wire_listener *l);
 
+/* The child's side of a fork per connection: frees this process's copy of l and closes its fd,
+ * without removing anything the other process still listens on (an shm:///PATH socket file
+ * stays; a tls:// listener's certificate context is only released here, conns made from it
+ * keep their own reference). The other process's listener is unaffected. NULL is a no-op. */
+void gf_wire_listener_release_after_fork(gf_wire_listener *l);
+
 /* Sends one frame: header + payload[0..len). Anything already queued goes first, in one
  * writev. With a timeout > 0 (or the default) it blocks until the whole frame is written or the
  * deadline passes (GF_ETIMEDOUT; the unsent rest stays queued). With timeout 0 it writes what
@@ -491,6 +497,16 @@ void gf_wire_conn_set_timeout(gf_wire_conn *c, int timeout_ms);
 /* Tries (briefly, without blocking) to flush, sends nothing else, closes the transport and
  * frees c and its buffers. The peer sees an orderly close. NULL is a no-op. */
 void gf_wire_close(gf_wire_conn *c);
+
+/* For a server that forks a process per connection (the worker): after fork() both processes
+ * hold c; the one that gives it up (the parent) calls this instead of gf_wire_close. It frees
+ * this process's copy of c and closes this process's fd, and does nothing the peer or the other
+ * process could see: no flush of queued bytes, no TLS close_notify (SSL_shutdown) — the TLS
+ * session lives on in the other process —, and for shm:// only this process's mapping of the
+ * rings goes (the region and its socket stay the other process's). The other process keeps a
+ * fully working conn. Only for a conn that no thread of this process uses any more; best right
+ * after fork, before any I/O here. NULL is a no-op. */
+void gf_wire_conn_release_after_fork(gf_wire_conn *c);
 
 /* ============================================================================================
  * Handshake

@@ -427,6 +427,17 @@ void gf_wire_close(gf_wire_conn *c)
     free(c);
 }
 
+void gf_wire_conn_release_after_fork(gf_wire_conn *c)
+{
+    if (!c) return;
+    c->released = 1; /* the transports' close does no I/O (tls_close: no close_notify) */
+    c->ops->close(c);
+    gf_wire_decoder_free(&c->dec);
+    free(c->rbuf);
+    free(c->qbuf);
+    free(c);
+}
+
 /* ---- connect / listen / accept ---------------------------------------------------------- */
 
 gf_status gf_wire_connect(const char *addr, const gf_wire_opts *opts, gf_wire_conn **out,
@@ -544,6 +555,13 @@ gf_status gf_wire_accept(gf_wire_listener *l, gf_wire_conn **out, char *err, siz
     }
     *out = c;
     return GF_OK;
+}
+
+void gf_wire_listener_release_after_fork(gf_wire_listener *l)
+{
+    if (!l) return;
+    l->unlink_path[0] = 0; /* the other process still serves it */
+    gf_wire_listener_close(l);
 }
 
 void gf_wire_listener_close(gf_wire_listener *l)

@@ -197,7 +197,9 @@ static short tls_events(const struct gf_wire_conn *c)
 static void tls_close(struct gf_wire_conn *c)
 {
     if (c->tls) {
-        if (!c->broken) SSL_shutdown(c->tls); /* best effort close_notify, non-blocking */
+        /* Best effort close_notify, non-blocking; none from a process that only gives up its
+         * copy of the conn after a fork (the session goes on in the other one). */
+        if (!c->broken && !c->released) SSL_shutdown(c->tls);
         SSL_free(c->tls);
         ERR_clear_error();
     }

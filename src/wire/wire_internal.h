@@ -89,6 +89,7 @@ struct gf_wire_conn {
     int broken;        /* a protocol error or EOF happened: every later call fails */
     gf_status broken_status;
     int eof;
+    int released;      /* gf_wire_conn_release_after_fork: close without any I/O */
     uint8_t peer_minor;
     uint64_t session_id;
 };

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The wire transports over real sockets and the shm ring: a small event-loop server (the way
  * the worker will use the API) serving tcp://, tls:// and shm:// clients; handshakes accepted and
- * refused, malformed peers, killed and stalled peers, 100 concurrent sessions, batching, bulk. */
+ * refused, malformed peers, killed and stalled peers, 100 concurrent sessions, batching, bulk,
+ * a process per connection (gf_wire_conn_release_after_fork). */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -914,4 +915,137 @@ TEST(wire_shm_stalled_reader_does_not_block_others)
     char addr[128];
     snprintf(addr, sizeof addr, "shm://stall-%d", (int)getpid());
     stalled_reader(addr);
+}
+
+/* ---- a process per connection (the worker's model) -------------------------------------------
+ * A server process accepts, forks a child per connection and gives up its copy of the conn with
+ * gf_wire_conn_release_after_fork right away, before the child has done any I/O on it; the child
+ * gives up its copy of the listener the same way and serves the client (the TLS handshake, the
+ * HELLO, echoes). The second connection is handshaken by the parent before it forks (a TLS
+ * session established in both processes). Nothing the parent does may reach the client (no
+ * close_notify, no EOF, no unmapped ring), and the listener keeps working for the next
+ * connection (an shm path socket stays). */
+
+/* The child: serves c until the client closes it. Its exit status: 0 when all went well. */
+static int forked_server_child(gf_wire_listener *l, gf_wire_conn *c, uint64_t id, int greeted)
+{
+    gf_wire_listener_release_after_fork(l);
+    char err[512];
+    gf_wire_hello h;
+    if (!greeted &&
+        gf_wire_server_handshake(c, TOKEN, id, "test", &h, 5000, err, sizeof err) != GF_OK) {
+        fprintf(stderr, "forked server: handshake: %s\n", err);
+        return 1;
+    }
+    for (;;) {
+        gf_wire_frame f;
+        gf_status st = gf_wire_recv(c, &f, 5000, err, sizeof err);
+        if (st == GF_ECLOSED) break;
+        if (st != GF_OK) {
+            fprintf(stderr, "forked server: recv: %s\n", err);
+            return 1;
+        }
+        if (f.hdr.kind == K_ECHO &&
+            gf_wire_send(c, K_ECHO, GF_WIRE_F_REPLY, f.hdr.request_id, f.payload,
+                         f.hdr.payload_len, 5000, err, sizeof err) != GF_OK) {
+            fprintf(stderr, "forked server: send: %s\n", err);
+            return 1;
+        }
+    }
+    gf_wire_close(c);
+    return 0;
+}
+
+/* The server process: accepts n connections, one child each; exits 0 when every child did. */
+static void forked_server(gf_wire_listener *l, int n)
+{
+    int bad = 0;
+    pid_t kids[8];
+    for (int i = 0; i < n; i++) {
+        gf_wire_conn *c = NULL;
+        char err[512];
+        gf_status st;
+        while ((st = gf_wire_accept(l, &c, err, sizeof err)) == GF_EBUSY) {
+            struct pollfd p = {.fd = gf_wire_listener_fd(l), .events = POLLIN};
+            poll(&p, 1, 5000);
+        }
+        if (st != GF_OK) {
+            fprintf(stderr, "forked server: accept: %s\n", err);
+            _exit(1);
+        }
+        int greeted = i == 1;
+        gf_wire_hello h;
+        if (greeted && gf_wire_server_handshake(c, TOKEN, 1000 + (uint64_t)i, "test", &h, 5000,
+                                                err, sizeof err) != GF_OK) {
+            fprintf(stderr, "forked server: handshake before the fork: %s\n", err);
+            _exit(1);
+        }
+        pid_t pid = fork();
+        if (pid == 0) _exit(forked_server_child(l, c, 1000 + (uint64_t)i, greeted));
+        gf_wire_conn_release_after_fork(c);
+        kids[i] = pid;
+    }
+    for (int i = 0; i < n; i++) {
+        int st = 0;
+        waitpid(kids[i], &st, 0);
+        bad |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+    }
+    gf_wire_listener_close(l);
+    _exit(bad);
+}
+
+static void release_after_fork(const char *addr, const gf_wire_opts *lo, const gf_wire_opts *co)
+{
+    gf_wire_listener *l;
+    char err[512], url[320];
+    ASSERT_MSG(gf_wire_listen(addr, lo, &l, err, sizeof err) == GF_OK, "%s: %s", addr, err);
+    gf_wire_listener_addr(l, url, sizeof url);
+    pid_t srv = fork();
+    ASSERT_TRUE(srv >= 0);
+    if (srv == 0) forked_server(l, 2);
+    gf_wire_listener_release_after_fork(l); /* the server process listens; nothing is removed */
+    for (uint64_t k = 1; k <= 2; k++) {
+        gf_wire_conn *c = client(url, co, TOKEN);
+        ASSERT_EQ_U64(gf_wire_conn_session_id(c), 1000 + k - 1);
+        echo_check(c, k, 10);
+        echo_check(c, k + 10, 300000); /* several TLS records, ring wraps */
+        echo_check(c, k + 20, 0);
+        gf_wire_close(c);
+    }
+    int st = 0;
+    waitpid(srv, &st, 0);
+    ASSERT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the forked server ended with 0x%x", st);
+}
+
+TEST(wire_tcp_release_after_fork)
+{
+    release_after_fork("tcp://127.0.0.1:0", NULL, NULL);
+}
+
+TEST(wire_tls_release_after_fork)
+{
+    char cert[256], key[256];
+    snprintf(cert, sizeof cert, "%s", gf_test_tmp_path("cert.pem"));
+    snprintf(key, sizeof key, "%s", gf_test_tmp_path("key.pem"));
+    make_cert(cert, key);
+    gf_wire_opts lo, co;
+    gf_wire_opts_init(&lo);
+    lo.tls_cert_file = cert;
+    lo.tls_key_file = key;
+    gf_wire_opts_init(&co);
+    co.tls_ca_file = cert;
+    release_after_fork("tls://127.0.0.1:0", &lo, &co);
+}
+
+TEST(wire_shm_release_after_fork)
+{
+    char addr[128];
+    snprintf(addr, sizeof addr, "shm://test-fork-%d", (int)getpid());
+    gf_wire_opts o;
+    gf_wire_opts_init(&o);
+    o.shm_ring_bytes = 64u << 10;
+    release_after_fork(addr, &o, NULL);
+    char path[300];
+    snprintf(path, sizeof path, "shm://%s", gf_test_tmp_path("sock"));
+    release_after_fork(path, &o, NULL); /* the socket file outlives the children's release */
 }
