@@ -44,6 +44,9 @@ gf_wk_nvml gf_wk_nv = {.rc = 12};
 
 void gf_wk_nvml_load(void)
 {
+    static int tried;
+    if (tried) return;
+    tried = 1;
     char why[1024];
     void *h = gf_findlib_load("GPUFUSE_NVML", "libnvidia-ml.so.1", "gpufuse_nvml_marker",
                               RTLD_NOW | RTLD_LOCAL, gf_wk_nv.path, sizeof gf_wk_nv.path, why,

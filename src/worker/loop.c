@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The worker's event loop: one thread that accepts, handshakes and reaps sessions, while each
- * session's own thread reads its requests, makes its driver calls and writes its replies, so a
- * blocking call, a slow reader or a dead client never stalls the other sessions and a
- * synchronous call crosses no thread hand-off. While a session's call runs long (LONG_CALL_MS),
- * the loop watches its connection: it answers PINGs (a long kernel is not a dead worker), queues
- * what else arrives for the thread, and notices a client that went away. */
+/* A session process's event loop: one thread that handshakes and reaps the process's one
+ * session (the supervisor, supervisor.c, accepted its connection and forked this process for
+ * it), while the session's own thread reads its requests, makes its driver calls and writes its
+ * replies, so a synchronous call crosses no thread hand-off. While the session's call runs long
+ * (LONG_CALL_MS), the loop watches its connection: it answers PINGs (a long kernel is not a dead
+ * worker), queues what else arrives for the thread, and notices a client that went away. */
 #include "worker.h"
 
 #include <errno.h>
@@ -155,10 +155,9 @@ static int handshake(gf_wk_worker *w, gf_wk_session *s, const gf_wire_frame *f)
     }
     snprintf(s->client_name, sizeof s->client_name, "%s", h.client_name);
     gf_status st = gf_wire_check_hello(&h, w->opts.token, reason, sizeof reason);
-    if (st == GF_OK && w->opts.max_sessions && w->nsessions > (unsigned)w->opts.max_sessions) {
-        snprintf(reason, sizeof reason, "the worker serves at most %d sessions; try later or "
-                                        "another worker", w->opts.max_sessions);
-        st = GF_ENOSPC;
+    if (st == GF_OK && w->refuse != GF_OK) {
+        snprintf(reason, sizeof reason, "%s", w->refuse_reason);
+        st = w->refuse;
     }
     if (st == GF_OK) st = gf_wk_session_setup(s, &h, reason, sizeof reason);
     if (st == GF_OK && start_thread_prepare(s) != 0) {
@@ -262,38 +261,26 @@ static void service(gf_wk_worker *w, gf_wk_session *s)
     if (why) begin_close(w, s, why);
 }
 
-static void accept_all(gf_wk_worker *w, gf_wire_listener *l)
+/* The session of conn c, in the loop's list and epoll set. NULL when memory is short. */
+static gf_wk_session *session_new(gf_wk_worker *w, gf_wire_conn *c, uint64_t id)
 {
-    for (;;) {
-        gf_wire_conn *c = NULL;
-        char err[512];
-        gf_status st = gf_wire_accept(l, &c, err, sizeof err);
-        if (st == GF_EBUSY) return;
-        if (st != GF_OK) {
-            gf_log(GF_LOG_WARN, GF_WK_LOG, "accept: %s", err);
-            return;
-        }
-        gf_wk_session *s = calloc(1, sizeof *s);
-        if (!s) {
-            gf_wire_close(c);
-            return;
-        }
-        s->w = w;
-        s->c = c;
-        s->id = ++w->next_session_id;
-        snprintf(s->peer, sizeof s->peer, "%s", gf_wire_conn_peer(c));
-        pthread_mutex_init(&s->io, NULL);
-        pthread_mutex_init(&s->qlk, NULL);
-        pthread_cond_init(&s->qcv, NULL);
-        pthread_cond_init(&s->outcv, NULL);
-        s->next = w->sessions;
-        w->sessions = s;
-        w->nsessions++;
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
-        epoll_ctl(w->epfd, EPOLL_CTL_ADD, gf_wire_conn_fd(c), &ev);
-        s->registered_events = EPOLLIN;
-        service(w, s); /* TLS and shm may already hold bytes */
-    }
+    gf_wk_session *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->w = w;
+    s->c = c;
+    s->id = id;
+    snprintf(s->peer, sizeof s->peer, "%s", gf_wire_conn_peer(c));
+    pthread_mutex_init(&s->io, NULL);
+    pthread_mutex_init(&s->qlk, NULL);
+    pthread_cond_init(&s->qcv, NULL);
+    pthread_cond_init(&s->outcv, NULL);
+    s->next = w->sessions;
+    w->sessions = s;
+    w->nsessions++;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, gf_wire_conn_fd(c), &ev);
+    s->registered_events = EPOLLIN;
+    return s;
 }
 
 /* Reaps finished sessions, closes those whose thread gave up, refreshes the others' events. */
@@ -363,124 +350,69 @@ static int loop_buffered(gf_wk_session *s)
     return b;
 }
 
-static int write_ready_file(gf_wk_worker *w)
+int gf_wk_session_process(gf_wk_worker *w, gf_wire_conn *c, uint64_t id)
 {
-    if (!w->opts.ready_file) return 0;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", w->opts.ready_file);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return -1;
-    for (int i = 0; i < w->nls; i++) {
-        char a[512];
-        gf_wire_listener_addr(w->ls[i], a, sizeof a);
-        fprintf(f, "%s\n", a);
+    int status = w->refuse == GF_EIO ? 1 : 0;
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    gf_wk_session *s = NULL;
+    if (w->epfd < 0 || w->wakefd < 0 || !(s = session_new(w, c, id))) {
+        gf_log(GF_LOG_ERROR, GF_WK_LOG, "session %" PRIu64 " (%s): cannot set up its event "
+               "loop: %s", id, gf_wire_conn_peer(c), strerror(errno ? errno : ENOMEM));
+        gf_wire_close(c);
+        status = 1;
+        goto out;
     }
-    fclose(f);
-    return rename(tmp, w->opts.ready_file);
-}
-
-int gf_wk_run(const gf_wk_opts *o)
-{
-    static gf_wk_worker w;
-    memset(&w, 0, sizeof w);
-    w.opts = *o;
-    char err[1024];
-    if (gf_wk_driver_load(w.driver_path, sizeof w.driver_path, err, sizeof err) != GF_OK) {
-        fprintf(stderr, "gpufuse worker: %s\n", err);
-        return 1;
-    }
-    gf_wk_nvml_load();
-    int n = 0;
-    gf_wk_drv.cuDeviceGetCount(&n);
-    if (o->ngpus) {
-        for (int i = 0; i < o->ngpus; i++) {
-            if (o->gpus[i] < 0 || o->gpus[i] >= n) {
-                fprintf(stderr, "gpufuse worker: --gpu %d: the driver (%s) has %d GPU(s), "
-                                "0 to %d\n", o->gpus[i], w.driver_path, n, n - 1);
-                return 2;
-            }
-            w.real_devs[w.nreal++] = o->gpus[i];
-        }
-    } else {
-        for (int i = 0; i < n && i < GF_WK_MAX_DEVS; i++) w.real_devs[w.nreal++] = i;
-    }
-    if (!w.nreal) {
-        fprintf(stderr, "gpufuse worker: the driver (%s) reports no GPU\n", w.driver_path);
-        return 1;
-    }
-    gf_wire_opts wo;
-    gf_wire_opts_init(&wo);
-    wo.tls_cert_file = o->tls_cert;
-    wo.tls_key_file = o->tls_key;
-    for (int i = 0; i < o->nlisten; i++) {
-        if (gf_wire_listen(o->listen[i], &wo, &w.ls[w.nls], err, sizeof err) != GF_OK) {
-            fprintf(stderr, "gpufuse worker: --listen %s: %s\n", o->listen[i], err);
-            for (int k = 0; k < w.nls; k++) gf_wire_listener_close(w.ls[k]);
-            return 1;
-        }
-        w.nls++;
-    }
-    w.epfd = epoll_create1(EPOLL_CLOEXEC);
-    w.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.wakefd, &ev);
-    for (int i = 0; i < w.nls; i++) {
-        struct epoll_event le = {.events = EPOLLIN, .data.ptr = w.ls[i]};
-        epoll_ctl(w.epfd, EPOLL_CTL_ADD, gf_wire_listener_fd(w.ls[i]), &le);
-    }
-    the_worker = &w;
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
+    the_worker = w;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    for (int i = 0; i < w.nls; i++) {
-        char a[512];
-        gf_wire_listener_addr(w.ls[i], a, sizeof a);
-        gf_log(GF_LOG_INFO, GF_WK_LOG, "listening on %s (driver %s, %d GPU(s))", a,
-               w.driver_path, w.nreal);
-    }
-    if (write_ready_file(&w) != 0)
-        fprintf(stderr, "gpufuse worker: cannot write %s: %s\n", o->ready_file, strerror(errno));
+    sigset_t mine;
+    sigemptyset(&mine);
+    sigaddset(&mine, SIGINT);
+    sigaddset(&mine, SIGTERM);
+    sigaddset(&mine, SIGCHLD);
+    pthread_sigmask(SIG_UNBLOCK, &mine, NULL); /* blocked by the supervisor around fork */
+    service(w, s); /* TLS and shm may already hold bytes */
 
-    struct epoll_event evs[64];
-    while (!w.stop) {
-        int timeout = w.sessions ? TICK_MS : -1;
-        for (gf_wk_session *s = w.sessions; s; s = s->next)
-            if (loop_buffered(s)) timeout = 0;
-        int k = epoll_wait(w.epfd, evs, 64, timeout);
+    struct epoll_event evs[8];
+    while (!w->stop && w->sessions) {
+        int timeout = TICK_MS;
+        for (gf_wk_session *t = w->sessions; t; t = t->next)
+            if (loop_buffered(t)) timeout = 0;
+        int k = epoll_wait(w->epfd, evs, 8, timeout);
         if (k < 0 && errno != EINTR) break;
         int wake = 0;
         for (int i = 0; i < k; i++) {
             void *p = evs[i].data.ptr;
             if (!p) {
                 uint64_t v;
-                ssize_t r = read(w.wakefd, &v, sizeof v);
+                ssize_t r = read(w->wakefd, &v, sizeof v);
                 (void)r;
                 wake = 1;
                 continue;
             }
-            int is_listener = 0;
-            for (int j = 0; j < w.nls; j++)
-                if (p == (void *)w.ls[j]) {
-                    accept_all(&w, w.ls[j]);
-                    is_listener = 1;
-                }
-            if (!is_listener) service(&w, p);
+            service(w, p);
         }
         /* Bytes a conn holds that its fd cannot announce (docs/wire.md's event-loop rule). */
-        for (gf_wk_session *s = w.sessions; s; s = s->next)
-            if (loop_buffered(s)) service(&w, s);
-        if (wake) housekeeping(&w);
-        watch_long_calls(&w);
+        for (gf_wk_session *t = w->sessions; t; t = t->next)
+            if (loop_buffered(t)) service(w, t);
+        if (wake) housekeeping(w);
+        watch_long_calls(w);
     }
-    gf_log(GF_LOG_INFO, GF_WK_LOG, "stopping: closing %u session(s)", w.nsessions);
-    for (gf_wk_session *s = w.sessions; s; s = s->next) begin_close(&w, s, NULL);
-    while (w.sessions) session_free(&w, w.sessions);
-    for (int i = 0; i < w.nls; i++) gf_wire_listener_close(w.ls[i]);
-    close(w.epfd);
-    close(w.wakefd);
+    if (w->sessions && w->stop)
+        gf_log(GF_LOG_INFO, GF_WK_LOG, "session %" PRIu64 ": the worker stops; closing it", id);
+    for (gf_wk_session *t = w->sessions; t; t = t->next) begin_close(w, t, NULL);
+    while (w->sessions) session_free(w, w->sessions);
+out:
+    if (w->epfd >= 0) close(w->epfd);
+    if (w->wakefd >= 0) close(w->wakefd);
+    w->epfd = w->wakefd = -1;
     the_worker = NULL;
-    return 0;
+    return status;
 }

@@ -322,7 +322,7 @@ gf_status gf_wk_session_setup(gf_wk_session *s, const gf_wire_hello *h, char *re
     }
     s->vram_limit = h->vram_bytes;
     if (!h->vram_bytes && s->compute_frac <= 0) return GF_OK;
-    snprintf(s->lim_name, sizeof s->lim_name, "worker-%d-%" PRIu64, (int)getpid(), s->id);
+    gf_wk_lim_name(s->lim_name, sizeof s->lim_name, (long)getpid(), s->id);
     if (gf_limiter_create(s->lim_name, &cfg, 1, err, sizeof err) != GF_OK ||
         gf_limiter_open(s->lim_name, &s->lim, err, sizeof err) != GF_OK) {
         gf_limiter_unlink(s->lim_name);
@@ -1718,6 +1718,7 @@ static CUresult op_nvml_snapshot(call *c)
     gf_wk_session *s = c->s;
     uint32_t pid = gf_wire_get_u32(&c->r);
     if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_nvml_load(); /* once per session process, when its client first asks */
     char drv[80] = "";
     if (!gf_wk_nv.rc && gf_wk_nv.driver_version) gf_wk_nv.driver_version(drv, sizeof drv);
     gf_wire_put_u32(&c->out, (uint32_t)gf_wk_nv.rc);

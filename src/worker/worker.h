@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Internal contract of gpufuse worker (src/worker/): the real driver's table, the worker (one
- * event loop doing only I/O), sessions (one per client connection, each with a thread that makes
- * its driver calls) and the per-session object tables that isolation is checked against.
- * docs/worker.md describes the behaviour; src/client/remote_proto.h the calls. */
+/* Internal contract of gpufuse worker (src/worker/): the real driver's table, the worker's
+ * first process (supervisor.c: listens, forks one process per client connection, reaps them;
+ * it never loads the driver), the session process (loop.c: one event loop doing only I/O for
+ * its one connection), the session (session.c: a thread that makes its driver calls) and the
+ * per-session object tables that isolation is checked against. docs/worker.md describes the
+ * behaviour; src/client/remote_proto.h the calls. */
 #ifndef GF_WORKER_H
 #define GF_WORKER_H
 
 #define __CUDA_API_VERSION_INTERNAL 1
 #include <cuda.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -48,7 +52,8 @@ typedef struct gf_wk_nvml {
 extern gf_wk_nvml gf_wk_nv;
 
 /* Loads NVML (GPUFUSE_NVML, else the usual places; never gpufuse's shim) and calls nvmlInit_v2.
- * Never fails: gf_wk_nv.rc says what happened (logged once). */
+ * Never fails: gf_wk_nv.rc says what happened (logged once). Only the first call does anything
+ * (a session process loads NVML when its client first asks an NVML question). */
 void gf_wk_nvml_load(void);
 
 /* ---- options --------------------------------------------------------------------------------- */
@@ -167,20 +172,30 @@ typedef struct gf_wk_session {
     uint8_t *params;  /* GF_RPC_MAX_PARAM_BYTES, aligned */
 } gf_wk_session;
 
+/* A session process's worker: its event loop and its one session. The supervisor fills opts,
+ * real_devs, nreal and driver_path before it forks; the session process the rest. */
 typedef struct gf_wk_worker {
     gf_wk_opts opts;
-    gf_wire_listener *ls[8];
-    int nls;
     int epfd;
-    int wakefd; /* eventfd: session threads ask the loop to look at them */
-    gf_wk_session *sessions;
+    int wakefd; /* eventfd: the session thread and signals ask the loop to look */
+    gf_wk_session *sessions; /* the process's session (a list for the loop's sake) */
     unsigned nsessions;
-    uint64_t next_session_id;
     int real_devs[GF_WK_MAX_DEVS];
     int nreal;
     char driver_path[512];
-    volatile int stop;
+    /* Not GF_OK: the HELLO is refused with this status and reason (the supervisor's
+     * --max-sessions, or the driver that could not be loaded in this process). */
+    gf_status refuse;
+    char refuse_reason[400];
+    volatile sig_atomic_t stop;
 } gf_wk_worker;
+
+/* The name of the private limiter region of session id in process pid (session.c makes it,
+ * the supervisor removes it when that process died without doing so). */
+static inline void gf_wk_lim_name(char *buf, size_t len, long pid, uint64_t id)
+{
+    snprintf(buf, len, "worker-%ld-%llu", pid, (unsigned long long)id);
+}
 
 /* session.c: sets up what a session needs to run calls after its HELLO was accepted (devices,
  * the vGPU's limiter region); GF_OK or a refusal status with reason. */
@@ -194,7 +209,18 @@ void gf_wk_session_release(gf_wk_session *s);
 /* loop.c: asks the loop to look at s (its output queue, its end). Any thread. */
 void gf_wk_wake(gf_wk_worker *w);
 
-/* loop.c */
+/* loop.c, in a session process: serves connection c (accepted by the supervisor, owned from
+ * now on) as session id until the session ends or SIGTERM/SIGINT arrives: the handshake, the
+ * session's thread, PINGs during long calls. Installs this process's SIGTERM/SIGINT handlers
+ * and unblocks them. Frees everything it made. Returns the process's exit status: 0 when the
+ * session ended cleanly (a refused HELLO and a vanished client included), 1 when this process
+ * could not serve it (w->refuse GF_EIO: no driver; out of memory). */
+int gf_wk_session_process(gf_wk_worker *w, gf_wire_conn *c, uint64_t id);
+
+/* supervisor.c: gpufuse worker. Finds the GPUs (in a short-lived child), listens, and forks a
+ * session process per connection; returns the exit status when SIGTERM/SIGINT stopped it (0,
+ * or 1 when a session process failed), or a start-up failure (1, 2 for a bad --gpu). In a
+ * session process it returns that process's status instead (the caller just exits with it). */
 int gf_wk_run(const gf_wk_opts *o);
 
 #endif

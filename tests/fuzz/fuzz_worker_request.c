@@ -621,6 +621,10 @@ static void check_nothing_left(void)
 gf_wk_driver gf_wk_drv;
 gf_wk_nvml gf_wk_nv = {.rc = 12};
 
+void gf_wk_nvml_load(void)
+{
+}
+
 void gf_wk_wake(gf_wk_worker *w)
 {
     uint64_t v;

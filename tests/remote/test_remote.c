@@ -4,11 +4,14 @@
  * tcp://, tls:// and shm://; limits holding remotely; forged pointers and handles refused with
  * the other session's data intact; a malformed frame closing only its session; a killed worker
  * failing the client in time; a killed client's memory back within a second; a bad token;
- * two network namespaces joined by a veth pair (skipped without root / ip netns).
+ * a process per session: a kernel fault or a killed session process ending only its own
+ * session, --max-sessions counting session processes; two network namespaces joined by a veth
+ * pair (skipped without root / ip netns).
  *
  * The client side runs with GPUFUSE_DRIVER pointing nowhere: remote mode needs no driver. */
 #include "test.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -556,6 +559,238 @@ TEST(gpufuse_run_remote)
                         getenv("GPUFUSE_TEST_DIR") ? getenv("GPUFUSE_TEST_DIR") : ".", build_dir(),
                         worker_addr, build_dir());
     ASSERT_MSG(st == 0 && strstr(o, "total=536870912 "), "gpufuse run --remote:\n%s", o);
+    stop_worker();
+}
+
+/* ---- a process per session ----------------------------------------------------------------------
+ * On NVIDIA's driver a kernel fault poisons the process that made it: every later call that needs
+ * the device fails in every context, and no context can be made again. The worker therefore runs
+ * each session in a process of its own; the sim models the poisoning, so these hold on the CPU. */
+
+/* A remote-mode client driven one command at a time: `rprobe serve`, stdin and stdout on pipes. */
+typedef struct probe {
+    pid_t pid;
+    FILE *in, *out;
+    char last[4096]; /* what it printed for the last command (its messages included) */
+} probe;
+
+static void probe_start(probe *p)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s exec %s/tests/remote/helpers/rprobe serve 2>&1", client_env(),
+             build_dir());
+    int in[2], out[2];
+    ASSERT_TRUE(pipe(in) == 0 && pipe(out) == 0);
+    pid_t pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        setenv("ASAN_OPTIONS", "detect_leaks=0", 1); /* its session may be killed under it */
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    p->pid = pid;
+    p->in = fdopen(in[1], "w");
+    p->out = fdopen(out[0], "r");
+    ASSERT_TRUE(p->in && p->out);
+    setvbuf(p->in, NULL, _IOLBF, 0);
+    char line[512] = "";
+    ASSERT_MSG(fgets(line, sizeof line, p->out) && !strncmp(line, "ready", 5),
+               "rprobe serve over %s did not come up: %s", worker_addr, line);
+}
+
+/* Sends one command and returns its answer: the first line that starts with cmd and '='
+ * (other lines, the client library's messages, are kept in p->last for failure messages). */
+static const char *probe_ask(probe *p, const char *cmd)
+{
+    fprintf(p->in, "%s\n", cmd);
+    fflush(p->in);
+    p->last[0] = 0;
+    size_t n = strlen(cmd);
+    char line[1024];
+    while (fgets(line, sizeof line, p->out)) {
+        size_t have = strlen(p->last);
+        snprintf(p->last + have, sizeof p->last - have, "%s", line);
+        if (!strncmp(line, cmd, n) && line[n] == '=') {
+            line[strcspn(line, "\n")] = 0;
+            static char answer[1024];
+            snprintf(answer, sizeof answer, "%s", line);
+            return answer;
+        }
+    }
+    ASSERT_MSG(0, "rprobe serve ended without answering \"%s\":\n%s", cmd, p->last);
+    return NULL;
+}
+
+/* EOF on its stdin ends it (its session says goodbye); returns its exit status. */
+static int probe_end(probe *p)
+{
+    fclose(p->in);
+    char rest[4096];
+    size_t n = fread(rest, 1, sizeof rest - 1, p->out);
+    (void)n;
+    fclose(p->out);
+    int st = 0;
+    waitpid(p->pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The worker's session processes that are running (its children, zombies left out). */
+static unsigned session_pids(pid_t *out, unsigned max)
+{
+    unsigned n = 0;
+    DIR *d = opendir("/proc");
+    ASSERT_TRUE(d != NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0) continue;
+        char path[64], buf[1024];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t k = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[k] = 0;
+        char *rp = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+        char state;
+        long ppid;
+        if (rp && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 && ppid == worker_pid &&
+            state != 'Z')
+            out[n++] = (pid_t)pid;
+    }
+    closedir(d);
+    return n;
+}
+
+/* The process in now[] that is not in before[]. */
+static pid_t new_pid(const pid_t *before, unsigned nb, const pid_t *now, unsigned nn)
+{
+    for (unsigned i = 0; i < nn; i++) {
+        unsigned j = 0;
+        while (j < nb && before[j] != now[i]) j++;
+        if (j == nb) return now[i];
+    }
+    return 0;
+}
+
+/* Sessions A and B at the same time: A's kernel faults (CUDA_ERROR_ILLEGAL_ADDRESS, and A stays
+ * poisoned, as a process on a driver does) while B goes on computing right results; C, a new
+ * session after the fault, works;
+ * the worker stops cleanly (exit 0) with A and B still connected, and their next call fails. */
+static void fault_stays_in_its_session(const char *listen)
+{
+    start_worker(listen, NULL);
+    probe a, b;
+    probe_start(&b);
+    ASSERT_EQ_STR(probe_ask(&b, "vecadd"), "vecadd=CUDA_SUCCESS bad=0");
+    probe_start(&a);
+    ASSERT_EQ_STR(probe_ask(&a, "vecadd"), "vecadd=CUDA_SUCCESS bad=0");
+    ASSERT_EQ_STR(probe_ask(&a, "fault"),
+                  "fault=CUDA_ERROR_ILLEGAL_ADDRESS after=CUDA_ERROR_ILLEGAL_ADDRESS");
+    const char *o = probe_ask(&a, "vecadd");
+    ASSERT_MSG(strstr(o, "vecadd=CUDA_ERROR_ILLEGAL_ADDRESS"), "A after its fault: %s", a.last);
+    ASSERT_EQ_STR(probe_ask(&b, "vecadd"), "vecadd=CUDA_SUCCESS bad=0");
+    int st;
+    o = run(&st, "%s %s/tests/client/helpers/cuprobe vecadd 2>&1", client_env(), build_dir());
+    ASSERT_MSG(st == 0 && strstr(o, "vecadd_bad=0"), "session C after A's fault over %s:\n%s",
+               listen, o);
+    ASSERT_EQ_STR(probe_ask(&b, "vecadd"), "vecadd=CUDA_SUCCESS bad=0");
+    printf("  %s: A faulted, B and C went on\n", listen);
+    stop_worker(); /* with A and B connected */
+    o = probe_ask(&b, "vecadd");
+    ASSERT_MSG(strncmp(o, "vecadd=CUDA_SUCCESS", 19) != 0, "B after the worker stopped: %s", o);
+    probe_end(&a);
+    probe_end(&b);
+}
+
+TEST(a_kernel_fault_stays_in_its_session_tcp)
+{
+    fault_stays_in_its_session("tcp://127.0.0.1:0");
+}
+
+TEST(a_kernel_fault_stays_in_its_session_tls)
+{
+    fault_stays_in_its_session("tls://127.0.0.1:0");
+}
+
+TEST(a_kernel_fault_stays_in_its_session_shm)
+{
+    char a[128];
+    snprintf(a, sizeof a, "shm://gf-test-fault-%d", (int)getpid());
+    fault_stays_in_its_session(a);
+}
+
+/* SIGKILL of one session's process (found as the worker's new child when A connected): A's
+ * client gets an error, not a hang; B and a new session C go on; the worker still exits 0. */
+TEST(a_killed_session_process_ends_only_its_session)
+{
+    start_worker("tcp://127.0.0.1:0", NULL);
+    probe a, b;
+    probe_start(&b);
+    ASSERT_EQ_STR(probe_ask(&b, "vecadd"), "vecadd=CUDA_SUCCESS bad=0");
+    pid_t before[16], now[16];
+    unsigned nb = session_pids(before, 16);
+    ASSERT_EQ_INT(nb, 1);
+    probe_start(&a);
+    ASSERT_EQ_STR(probe_ask(&a, "vecadd"), "vecadd=CUDA_SUCCESS bad=0");
+    unsigned nn = session_pids(now, 16);
+    ASSERT_EQ_INT(nn, 2);
+    pid_t victim = new_pid(before, nb, now, nn);
+    ASSERT_TRUE(victim > 0);
+    char path[64], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)victim);
+    FILE *f = fopen(path, "r");
+    ASSERT_TRUE(f && fgets(comm, sizeof comm, f));
+    fclose(f);
+    ASSERT_MSG(!strncmp(comm, "gpufuse-s", 9), "session process %d is named \"%s\"", (int)victim,
+               comm);
+    ASSERT_TRUE(kill(victim, SIGKILL) == 0);
+    const char *o = probe_ask(&a, "vecadd");
+    ASSERT_MSG(strncmp(o, "vecadd=CUDA_SUCCESS", 19) != 0, "A after its process was killed: %s",
+               a.last);
+    printf("  A after its session process was killed: %s\n", o);
+    ASSERT_EQ_STR(probe_ask(&b, "vecadd"), "vecadd=CUDA_SUCCESS bad=0");
+    int st;
+    o = run(&st, "%s %s/tests/client/helpers/cuprobe vecadd 2>&1", client_env(), build_dir());
+    ASSERT_MSG(st == 0 && strstr(o, "vecadd_bad=0"), "session C after the kill:\n%s", o);
+    ASSERT_EQ_STR(probe_ask(&b, "vecadd"), "vecadd=CUDA_SUCCESS bad=0");
+    stop_worker(); /* a killed session process is logged, it is no failure of the worker */
+    probe_end(&a);
+    probe_end(&b);
+}
+
+/* --max-sessions counts session processes: a second client is refused with the reason while
+ * the first is connected, and accepted once the first one's process has ended. */
+TEST(max_sessions_counts_session_processes)
+{
+    start_worker("tcp://127.0.0.1:0", "--max-sessions 1");
+    probe a;
+    probe_start(&a);
+    pid_t pids[16];
+    ASSERT_EQ_INT(session_pids(pids, 16), 1);
+    pid_t first = pids[0];
+    int st;
+    const char *o = run(&st, "%s %s/tests/client/helpers/cuprobe vecadd 2>&1", client_env(),
+                        build_dir());
+    ASSERT_MSG(st != 0 && strstr(o, "at most 1 sessions"), "a second session:\n%s", o);
+    ASSERT_EQ_INT(probe_end(&a), 0);
+    /* The first session's process is gone once the worker reaped it. */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d", (int)first);
+    struct stat sb;
+    for (int i = 0; i < 1000 && stat(path, &sb) == 0; i++) usleep(10000);
+    ASSERT_MSG(stat(path, &sb) != 0, "session process %d was not reaped", (int)first);
+    o = run(&st, "%s %s/tests/client/helpers/cuprobe vecadd 2>&1", client_env(), build_dir());
+    ASSERT_MSG(st == 0 && strstr(o, "vecadd_bad=0"), "a session after the first ended:\n%s", o);
     stop_worker();
 }
 

@@ -5,12 +5,21 @@
  *                        "error=NAME after_ms=T" (T: ms since the last call that succeeded)
  *   rprobe hold MIB      allocates MIB, fills it, prints "ready ptr=0x..." and sleeps
  *   rprobe forge PTR     copies from, memsets, frees a pointer it does not own (another
- *                        session's) and offsets past its own allocation; prints one
- *                        "refused=NAME" line per attempt
+ *                        session's; its own allocation is kept away from it) and offsets
+ *                        past its own allocation; prints one "refused=NAME" line per attempt
  *   rprobe nvml MIB      allocates MIB and prints what NVML (dlopen'ed: the NVML shim, remote
  *                        mode) says about the device next to what CUDA says:
  *                        "nvml count=.. name_match=.. uuid_match=.. total=.. used=..
  *                        procs=.. mine=BYTES util_rc=.. unsupported_rc=.."
+ *   rprobe serve         a session driven from stdin, one command a line, one answer a line
+ *                        (prints "ready" first; EOF or "quit" ends it):
+ *                          vecadd  c = a + b over 4096 floats (alloc, copy in, launch, copy
+ *                                  back, check, free): "vecadd=NAME bad=N" (NAME of the first
+ *                                  failing call, CUDA_SUCCESS when all worked)
+ *                          fault   an out-of-bounds vector_add (n 1100 over 1000 elements):
+ *                                  "fault=NAME after=NAME" (its synchronize, then a cuMemAlloc)
+ *                          reset   cuDevicePrimaryCtxReset then cuDevicePrimaryCtxRetain:
+ *                                  "reset=NAME retain=NAME"
  *   rprobe reset         loads one PTX image as a library and as a module, resets the primary
  *                        context, and prints what still works, as on a driver: the library,
  *                        its kernels and globals (loaded again, globals initialized again) but
@@ -74,6 +83,99 @@ static int fill_ok(CUfunction f, unsigned v)
         }                                                                                     \
     } while (0)
 
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
+    if (b) b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+/* serve's vecadd: NULL when every call worked, else the name of the call that failed. */
+static const char *vecadd_round(CUfunction f, CUresult *rc, int *bad)
+{
+    enum { N = 4096 };
+    static float a[N], b[N], c[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (float)i;
+        b[i] = (float)(2 * i);
+        c[i] = -1;
+    }
+    CUdeviceptr da = 0, db = 0, dc = 0;
+    int n = N;
+    void *args[] = {&da, &db, &dc, &n};
+    const char *at = NULL;
+#define STEP(call)                                                                                if (!at && (*rc = (call)) != CUDA_SUCCESS) at = #call
+    STEP(cuMemAlloc(&da, sizeof a));
+    STEP(cuMemAlloc(&db, sizeof b));
+    STEP(cuMemAlloc(&dc, sizeof c));
+    STEP(cuMemcpyHtoD(da, a, sizeof a));
+    STEP(cuMemcpyHtoD(db, b, sizeof b));
+    STEP(cuLaunchKernel(f, N / 256, 1, 1, 256, 1, 1, 0, NULL, args, NULL));
+    STEP(cuCtxSynchronize());
+    STEP(cuMemcpyDtoH(c, dc, sizeof c));
+    STEP(cuMemFree(da));
+    STEP(cuMemFree(db));
+    STEP(cuMemFree(dc));
+#undef STEP
+    *bad = 0;
+    for (int i = 0; i < N; i++) *bad += c[i] != (float)(3 * i);
+    return at;
+}
+
+static int serve(CUdevice dev)
+{
+    const char *dir = getenv("GPUFUSE_TEST_DIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/kernels/vector_add.ptx", dir ? dir : ".");
+    char *ptx = read_file(path);
+    if (!ptx) {
+        printf("error=no %s (set GPUFUSE_TEST_DIR)\n", path);
+        return 1;
+    }
+    CUmodule mod;
+    CUfunction f;
+    CK(cuModuleLoadData(&mod, ptx));
+    free(ptx);
+    CK(cuModuleGetFunction(&f, mod, "vector_add"));
+    printf("ready\n");
+    char line[256];
+    while (fgets(line, sizeof line, stdin)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (!strcmp(line, "quit")) break;
+        if (!strcmp(line, "vecadd")) {
+            CUresult r = CUDA_SUCCESS;
+            int bad = -1;
+            const char *at = vecadd_round(f, &r, &bad);
+            printf("vecadd=%s bad=%d%s%s\n", ename(r), bad, at ? " at=" : "", at ? at : "");
+        } else if (!strcmp(line, "fault")) {
+            CUdeviceptr a = 0, c = 0, p = 0;
+            int n = 1100; /* 100 elements past the end of both */
+            void *args[] = {&a, &a, &c, &n};
+            CUresult r = cuMemAlloc(&a, 1000 * 4);
+            if (r == CUDA_SUCCESS) r = cuMemAlloc(&c, 1000 * 4);
+            if (r == CUDA_SUCCESS) r = cuLaunchKernel(f, 5, 1, 1, 256, 1, 1, 0, NULL, args, NULL);
+            if (r == CUDA_SUCCESS) r = cuCtxSynchronize();
+            printf("fault=%s after=%s\n", ename(r), ename(cuMemAlloc(&p, 16)));
+        } else if (!strcmp(line, "reset")) {
+            CUresult r = cuDevicePrimaryCtxReset(dev);
+            CUcontext ctx = NULL;
+            CUresult q = cuDevicePrimaryCtxRetain(&ctx, dev);
+            if (q == CUDA_SUCCESS) cuCtxSetCurrent(ctx);
+            printf("reset=%s retain=%s\n", ename(r), ename(q));
+        } else {
+            printf("error=unknown command \"%s\"\n", line);
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -84,6 +186,7 @@ int main(int argc, char **argv)
     CK(cuDeviceGet(&dev, 0));
     CK(cuDevicePrimaryCtxRetain(&ctx, dev));
     CK(cuCtxSetCurrent(ctx));
+    if (!strcmp(argv[1], "serve")) return serve(dev);
     if (!strcmp(argv[1], "loop")) {
         uint64_t last = now_ms();
         int ready = 0;
@@ -113,9 +216,18 @@ int main(int argc, char **argv)
         for (;;) pause();
     }
     if (!strcmp(argv[1], "forge") && argc > 2) {
-        CUdeviceptr other = (CUdeviceptr)strtoull(argv[2], NULL, 0), mine;
+        CUdeviceptr other = (CUdeviceptr)strtoull(argv[2], NULL, 0), mine, spare[8];
         char buf[256];
+        /* Each session has a process of its own on the worker, and two processes' device
+         * addresses may coincide (as two local processes' do): this session must hold nothing
+         * where it probes the other's, or the attempts below would touch its own memory. */
+        unsigned nspare = 0;
         CK(cuMemAlloc(&mine, 4096));
+        while (mine < other + 8192 && other < mine + 4096 && nspare < 8) {
+            spare[nspare++] = mine;
+            CK(cuMemAlloc(&mine, 4096));
+        }
+        for (unsigned i = 0; i < nspare; i++) CK(cuMemFree(spare[i]));
         printf("refused=%s\n", ename(cuMemcpyDtoH(buf, other, sizeof buf)));
         printf("refused=%s\n", ename(cuMemcpyDtoH(buf, other + 4096, 16)));
         printf("refused=%s\n", ename(cuMemcpyHtoD(other, buf, sizeof buf)));
