@@ -25,6 +25,10 @@ typedef struct gf_rdev {
     uint64_t primary;
     unsigned primary_refs;
     unsigned primary_flags;
+    /* cuDevicePrimaryCtxReset since the last PRIMARY_RETAIN: the worker made the context again
+     * under the same handle, or could not (a kernel fault poisoned the session's process), so
+     * the next retain asks it again with that handle. */
+    int primary_reset;
 } gf_rdev;
 
 /* A CUfunction / CUkernel handed to the program: its worker handle and parameter layout. */

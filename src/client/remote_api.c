@@ -303,8 +303,8 @@ static CUresult r_cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice d)
     if (!pctx) return CUDA_ERROR_INVALID_VALUE;
     LOCK();
     gf_rdev *dv = &gf_r.dev[d];
-    if (!dv->primary) {
-        uint64_t id = gf_remote_handle(GF_RPC_H_CTX, (uint64_t)d);
+    if (!dv->primary || dv->primary_reset) {
+        uint64_t id = dv->primary ? dv->primary : gf_remote_handle(GF_RPC_H_CTX, (uint64_t)d);
         gf_rreq q;
         gf_rreq_init(&q, GF_RPC_PRIMARY_RETAIN);
         gf_wire_put_handle(&q.w, id);
@@ -317,6 +317,7 @@ static CUresult r_cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice d)
             return t != CUDA_SUCCESS ? t : rc;
         }
         dv->primary = id;
+        dv->primary_reset = 0;
     }
     dv->primary_refs++;
     *pctx = (CUcontext)(uintptr_t)dv->primary;
@@ -343,7 +344,12 @@ static CUresult r_cuDevicePrimaryCtxReset(CUdevice d)
     gf_rreq_init(&q, GF_RPC_PRIMARY_RESET);
     gf_wire_put_i32(&q.w, d);
     r = call_plain(&q);
-    if (r == CUDA_SUCCESS && gf_r.dev[d].primary) at_del(0, gf_r.dev[d].primary, 0);
+    if (r == CUDA_SUCCESS && gf_r.dev[d].primary) {
+        at_del(0, gf_r.dev[d].primary, 0);
+        LOCK();
+        gf_r.dev[d].primary_reset = 1;
+        gf_remote_unlock();
+    }
     return r;
 }
 

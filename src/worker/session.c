@@ -797,9 +797,21 @@ static CUresult op_primary_reset(call *c)
         uint64_t id = o->id;
         int was_current = c->s->cur_ctx == id;
         drop_ctx(c->s, o, 1);
+        /* Made again at once under the same handle, so that the client's handle stays good.
+         * As on NVIDIA's driver the reset succeeds even when that fails (a kernel fault
+         * poisoned this process: no context can be made): the primary stays unset, and the
+         * client's next cuDevicePrimaryCtxRetain asks for it and gets the driver's error. */
         CUresult r = make_ctx(c, id, dev, 0, 1);
-        if (r != CUDA_SUCCESS) return r;
+        if (r != CUDA_SUCCESS) {
+            c->s->primary[dev] = 0;
+            const char *n = "?";
+            if (D.cuGetErrorName) D.cuGetErrorName(r, &n);
+            gf_log(GF_LOG_INFO, GF_WK_LOG, "session %" PRIu64 ": the primary context of device "
+                   "%d was reset and cannot be made again (%s); its next retain gets that",
+                   c->s->id, (int)dev, n);
+        }
         if (was_current) {
+            /* Current again once it exists (make_ctx through PRIMARY_RETAIN: set_current). */
             c->s->cur_ctx = id;
             set_current(c->s);
         }

@@ -683,8 +683,8 @@ static pid_t new_pid(const pid_t *before, unsigned nb, const pid_t *now, unsigne
 }
 
 /* Sessions A and B at the same time: A's kernel faults (CUDA_ERROR_ILLEGAL_ADDRESS, and A stays
- * poisoned, as a process on a driver does) while B goes on computing right results; C, a new
- * session after the fault, works;
+ * poisoned, as a process on a driver does: its reset succeeds, its primary context cannot be
+ * made again) while B goes on computing right results; C, a new session after the fault, works;
  * the worker stops cleanly (exit 0) with A and B still connected, and their next call fails. */
 static void fault_stays_in_its_session(const char *listen)
 {
@@ -698,6 +698,7 @@ static void fault_stays_in_its_session(const char *listen)
                   "fault=CUDA_ERROR_ILLEGAL_ADDRESS after=CUDA_ERROR_ILLEGAL_ADDRESS");
     const char *o = probe_ask(&a, "vecadd");
     ASSERT_MSG(strstr(o, "vecadd=CUDA_ERROR_ILLEGAL_ADDRESS"), "A after its fault: %s", a.last);
+    ASSERT_EQ_STR(probe_ask(&a, "reset"), "reset=CUDA_SUCCESS retain=CUDA_ERROR_ILLEGAL_ADDRESS");
     ASSERT_EQ_STR(probe_ask(&b, "vecadd"), "vecadd=CUDA_SUCCESS bad=0");
     int st;
     o = run(&st, "%s %s/tests/client/helpers/cuprobe vecadd 2>&1", client_env(), build_dir());
