@@ -301,17 +301,25 @@ gf_status gf_wire_recv(gf_wire_conn *c, gf_wire_frame *f, int timeout_ms, char *
         long n;
         int direct = wl >= DIRECT_READ_MIN;
         size_t want = direct ? wl : GF_WIRE__RBUF;
+        int waited = 0;
         if (c->drained && tmo != 0 && c->scheme == GF_WIRE_TCP) {
             /* The last read emptied the socket: wait first rather than make a read that is
-             * sure to fail (one system call less per message). */
+             * sure to fail (one system call less per message). With nothing to send, the read
+             * itself waits (one more less: the raw ping-pong's single recv). */
             c->drained = 0;
             int left = gf_wire__left_ms(deadline);
             if (left == 0) continue;
-            if (c->ops->wait(c, (short)(POLLIN | (gf_wire_queued(c) ? POLLOUT : 0)), left) ==
-                GF_WIRE__ERROR)
+            if (c->ops->read_wait && !gf_wire_queued(c)) {
+                n = c->ops->read_wait(c, direct ? w : c->rbuf, want, left);
+                waited = 1;
+            } else if (c->ops->wait(c, (short)(POLLIN | (gf_wire_queued(c) ? POLLOUT : 0)),
+                                    left) == GF_WIRE__ERROR) {
                 return broken(c, GF_EIO, err, errlen, "waiting on %s: %s", c->peer, c->ioerr);
+            }
         }
-        if (direct)
+        if (waited)
+            ;
+        else if (direct)
             n = c->ops->read(c, w, wl);
         else
             n = c->ops->read(c, c->rbuf, GF_WIRE__RBUF);
@@ -464,6 +472,7 @@ gf_status gf_wire_connect(const char *addr, const gf_wire_opts *opts, gf_wire_co
         close(fd);
         return gf_wire__err(err, errlen, GF_ENOMEM, "connecting to %s: out of memory", addr);
     }
+    if (a.scheme == GF_WIRE_TCP) gf_wire__tcp_blocking(c);
     if (a.scheme == GF_WIRE_TLS) {
         gf_wire_opts o2 = *opts;
         int spent = (int)(gf_wire__now_ms() - t0);
@@ -546,6 +555,7 @@ gf_status gf_wire_accept(gf_wire_listener *l, gf_wire_conn **out, char *err, siz
         close(fd);
         return gf_wire__err(err, errlen, GF_ENOMEM, "accept: out of memory");
     }
+    if (l->scheme == GF_WIRE_TCP) gf_wire__tcp_blocking(c);
     if (l->scheme == GF_WIRE_TLS) {
         st = gf_wire__tls_server(c, l->tls_ctx, err, errlen);
         if (st != GF_OK) {

@@ -279,7 +279,7 @@ static int shm_buffered(const struct gf_wire_conn *c)
 }
 
 static const gf_wire_ops shm_ops = {shm_read, shm_writev, shm_wait, shm_events, shm_close,
-                                    shm_buffered};
+                                    shm_buffered, NULL};
 
 /* ---- set-up -------------------------------------------------------------------------------- */
 

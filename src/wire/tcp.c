@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "wire/wire_internal.h"
@@ -46,13 +47,16 @@ static void tune(int fd, const gf_wire_opts *o)
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
 }
 
-static long tcp_read(struct gf_wire_conn *c, void *buf, size_t len)
+static long tcp_recv(struct gf_wire_conn *c, void *buf, size_t len, int flags, int retry_eintr)
 {
     for (;;) {
-        ssize_t n = recv(c->fd, buf, len, 0);
+        ssize_t n = recv(c->fd, buf, len, flags);
         if (n > 0) return n;
         if (n == 0) return GF_WIRE__CLOSED;
-        if (errno == EINTR) continue;
+        if (errno == EINTR) {
+            if (retry_eintr) continue;
+            return GF_WIRE__AGAIN; /* the caller looks at its deadline and waits again */
+        }
         if (errno == EAGAIN || errno == EWOULDBLOCK) return GF_WIRE__AGAIN;
         if (errno == ECONNRESET || errno == EPIPE || errno == ETIMEDOUT) return GF_WIRE__CLOSED;
         snprintf(c->ioerr, sizeof c->ioerr, "recv: %s", strerror(errno));
@@ -60,11 +64,33 @@ static long tcp_read(struct gf_wire_conn *c, void *buf, size_t len)
     }
 }
 
+static long tcp_read(struct gf_wire_conn *c, void *buf, size_t len)
+{
+    return tcp_recv(c, buf, len, MSG_DONTWAIT, 1);
+}
+
+static long tcp_read_wait(struct gf_wire_conn *c, void *buf, size_t len, int ms)
+{
+    if (!c->fd_blocking) return tcp_read(c, buf, len);
+    if (ms != c->rcvtimeo_ms) {
+        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+        if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) return tcp_read(c, buf, len);
+        c->rcvtimeo_ms = ms;
+    }
+    return tcp_recv(c, buf, len, 0, 0);
+}
+
+void gf_wire__tcp_blocking(struct gf_wire_conn *c)
+{
+    int fl = fcntl(c->fd, F_GETFL);
+    if (fl >= 0 && fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK) == 0) c->fd_blocking = 1;
+}
+
 static long tcp_writev(struct gf_wire_conn *c, const struct iovec *iov, int iovcnt)
 {
     struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
     for (;;) {
-        ssize_t n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        ssize_t n = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0) return n > 0 ? n : GF_WIRE__AGAIN;
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return GF_WIRE__AGAIN;
@@ -95,7 +121,8 @@ static void tcp_close(struct gf_wire_conn *c)
     c->fd = -1;
 }
 
-const gf_wire_ops gf_wire__tcp_ops = {tcp_read, tcp_writev, tcp_wait, tcp_events, tcp_close, NULL};
+const gf_wire_ops gf_wire__tcp_ops = {tcp_read,  tcp_writev, tcp_wait,     tcp_events,
+                                      tcp_close, NULL,       tcp_read_wait};
 
 static gf_status resolve(const gf_wire_addr *a, int passive, struct addrinfo **res, char *err,
                          size_t errlen)

@@ -211,7 +211,7 @@ static void tls_close(struct gf_wire_conn *c)
 static int tls_buffered(const struct gf_wire_conn *c) { return SSL_pending(c->tls) > 0; }
 
 const gf_wire_ops gf_wire__tls_ops_ = {tls_read, tls_writev, tls_wait, tls_events, tls_close,
-                                       tls_buffered};
+                                       tls_buffered, NULL};
 
 /* ---- contexts and handshakes --------------------------------------------------------------- */
 

@@ -64,6 +64,10 @@ typedef struct gf_wire_ops {
     void (*close)(struct gf_wire_conn *c);
     /* Received bytes held below the conn (TLS records, the shm ring); NULL = none. */
     int (*buffered)(const struct gf_wire_conn *c);
+    /* Optional: like read, but waits up to ms (> 0) for the first byte in the read itself, so
+     * that a blocking receive on an empty socket costs one system call, not a poll and a read
+     * (the sync-call round trip). GF_WIRE__AGAIN when nothing came in time. */
+    long (*read_wait)(struct gf_wire_conn *c, void *buf, size_t len, int ms);
 } gf_wire_ops;
 
 #define GF_WIRE__RBUF 65536u
@@ -77,6 +81,9 @@ struct gf_wire_conn {
     int tls_want_write; /* last SSL op asked for POLLOUT */
     int blocking;      /* inside a call with a deadline (shm: spin, then sleep in wait) */
     int drained;       /* the last read returned less than asked: the socket is empty */
+    int fd_blocking;   /* tcp: the socket itself blocks (gf_wire__tcp_blocking); every other
+                        * operation on it passes MSG_DONTWAIT */
+    int rcvtimeo_ms;   /* SO_RCVTIMEO last set on it (0: none yet) */
     int timeout_ms;
     uint64_t max_queue;
     char peer[300];
@@ -106,6 +113,9 @@ void gf_wire__conn_set_route(struct gf_wire_conn *c, gf_wire_route_fn fn, void *
 
 /* Socket helpers (tcp.c). */
 int gf_wire__set_nonblock(int fd);
+/* A plain tcp:// conn: clears O_NONBLOCK so that read_wait can block in recv (non-blocking
+ * reads and writes pass MSG_DONTWAIT). Not for tls:// (OpenSSL reads the socket itself). */
+void gf_wire__tcp_blocking(struct gf_wire_conn *c);
 gf_status gf_wire__wait_fd(int fd, short events, int ms, char *err, size_t errlen);
 
 /* Scheme entry points. */
