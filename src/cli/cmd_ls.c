@@ -33,6 +33,12 @@ int gf_cli_conn_flag(struct gf_cli_conn *cc, int argc, char **argv, int *i)
 
 gf_http_client *gf_cli_connect(const char *cmd, const struct gf_cli_conn *cc)
 {
+    return gf_cli_connect_timeout(cmd, cc, 15000);
+}
+
+gf_http_client *gf_cli_connect_timeout(const char *cmd, const struct gf_cli_conn *cc,
+                                       long timeout_ms)
+{
     char err[1024], token[512] = "";
     const char *server = cc->server ? cc->server : getenv("GPUFUSE_SERVER");
     const char *ca = cc->ca_file ? cc->ca_file : getenv("GPUFUSE_CA_FILE");
@@ -48,7 +54,7 @@ gf_http_client *gf_cli_connect(const char *cmd, const struct gf_cli_conn *cc)
         snprintf(token, sizeof token, "%s", tok);
     }
     gf_http_options o = {.base_url = server, .token = token[0] ? token : NULL,
-                         .ca_file = ca && *ca ? ca : NULL, .timeout_ms = 15000};
+                         .ca_file = ca && *ca ? ca : NULL, .timeout_ms = timeout_ms};
     gf_http_client *c = NULL;
     if (gf_http_client_new(&o, &c, err, sizeof err) != GF_OK) {
         fprintf(stderr, "gpufuse %s: %s\n", cmd, err);
