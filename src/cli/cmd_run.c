@@ -979,8 +979,12 @@ static int pool_probe_worker(const char *addr, const char *name, const char *gpu
         if (mono_s() > deadline || renew_gone()) break;
         usleep(100000);
     }
-    fprintf(stderr, "gpufuse run: the worker at %s did not serve workload %s: %s\n", addr, name,
-            err);
+    fprintf(stderr, "gpufuse run: the worker at %s did not serve workload %s: %s%s\n", addr,
+            name, err,
+            !strncmp(addr, "tls://", 6) && !ca
+                ? " (the pool's workers use TLS: give their CA with --ca-file, GPUFUSE_CA_FILE "
+                  "or GPUFUSE_REMOTE_CA)"
+                : "");
     return 1;
 }
 
