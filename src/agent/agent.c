@@ -357,7 +357,7 @@ static int tokens_init(agent *a, char *err, size_t errlen)
     if (fd >= 0) close(fd);
     old[n] = 0;
     if (tokens_write(a, old) == 0) return 0;
-    snprintf(err, errlen, "cannot write the worker's token table %s: %s", path, strerror(errno));
+    snprintf(err, errlen, "cannot write the worker's token table %.900s: %s", path, strerror(errno));
     return -1;
 }
 
