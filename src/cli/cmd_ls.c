@@ -239,17 +239,34 @@ static void print_gpus(json_t *items)
     table_print(&t);
 }
 
+/* A lease as the time left ("28s", "expired"), "-" for a workload without one. */
+static void fmt_lease(json_t *r, char *out, size_t len)
+{
+    json_t *e = json_object_get(r, "lease_expires_ms");
+    if (!json_is_integer(e)) {
+        snprintf(out, len, "-");
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long left = (long long)json_integer_value(e) - now;
+    if (left <= 0) snprintf(out, len, "expired");
+    else snprintf(out, len, "%llds", (left + 999) / 1000);
+}
+
 static void print_workloads(json_t *items)
 {
-    table t = {.ncol = 7};
+    table t = {.ncol = 8};
     table_add(&t, (const char *[]){"NAME", "POOL", "STATUS", "QOS", "VRAM", "TFLOPS",
-                                   "PLACEMENT"});
+                                   "LEASE", "PLACEMENT"});
     size_t i;
     json_t *r;
     json_array_foreach(items, i, r) {
         json_t *spec = json_object_get(r, "spec");
         json_t *allocs = json_object_get(r, "allocations");
-        char vram[32] = "-", tf[32] = "-", place[512] = "";
+        char vram[32] = "-", tf[32] = "-", place[512] = "", lease[32];
+        fmt_lease(r, lease, sizeof lease);
         if (json_object_get(spec, "vram_request")) fmt_size(jn(spec, "vram_request"), vram, sizeof vram);
         if (json_object_get(spec, "tflops_request"))
             snprintf(tf, sizeof tf, "%g", jn(spec, "tflops_request"));
@@ -267,7 +284,7 @@ static void print_workloads(json_t *items)
         }
         if (!place[0]) snprintf(place, sizeof place, "-");
         table_add(&t, (const char *[]){js(r, "name"), js(r, "pool"), js(r, "status"),
-                                       js(spec, "qos"), vram, tf, place});
+                                       js(spec, "qos"), vram, tf, lease, place});
     }
     table_print(&t);
 }

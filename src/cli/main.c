@@ -17,10 +17,11 @@ static const struct gf_cli_command commands[] = {
      "(no GPU or driver needed here; docs/remote.md). See docs/run.md.\n"
      "       gpufuse run --server URL [--pool P] [--vram SIZE] [--tflops N | --compute-percent P]\n"
      "                   [--gpus N] [--remote] [--qos Q] [--model M] [--node N] [--name NAME]\n"
-     "                   [--runtime gpufuse|nvidia]\n"
+     "                   [--runtime gpufuse|nvidia] [--lease 30s]\n"
      "                   [--token-file F] [--ca-file F] -- CMD ARGS...\n"
      "Asks the server for the vGPU, runs CMD on it (here when its GPUs are on this machine,\n"
-     "else through its node's worker), and releases it when CMD exits.\n"},
+     "else through its node's worker), and releases it when CMD exits. The workload's lease is\n"
+     "renewed while CMD runs: if gpufuse run is killed, the server frees it when it runs out.\n"},
     {"worker", "serve remote vGPUs on this machine's GPUs (tcp://, tls://, shm://)", gf_cmd_worker,
      "usage: gpufuse worker --listen ADDR [--listen ADDR...] [--tls-cert F --tls-key F]\n"
      "                      [--token-file F] [--allocation-tokens F] [--gpu N[,N...]]\n"
