@@ -305,8 +305,9 @@ static void sync_regions(agent *a, json_t *allocs)
 
 /* $GPUFUSE_SHM_DIR/gpufuse-agent-<node>.worker-tokens: "WORKLOAD SHA256" per workload placed
  * here ("-" for one made before worker tokens), from the server's heartbeat answer. The worker
- * (--allocation-tokens) reads it at every HELLO: a client must show the token whose hash is its
- * workload's line. Hashes only, written 0600 all the same. */
+ * (--allocation-tokens: the agent's own, or one the operator runs next to it) reads it at every
+ * HELLO: a client must show the token whose hash is its workload's line. Hashes only, written
+ * 0600 all the same. Kept with or without --worker-listen. */
 static void tokens_path(agent *a, char *buf, size_t len)
 {
     const char *dir = getenv("GPUFUSE_SHM_DIR");
@@ -364,7 +365,6 @@ static int tokens_init(agent *a, char *err, size_t errlen)
 /* Rewrites the table from a heartbeat answer's allocations when it changed. */
 static void tokens_sync(agent *a, json_t *allocs)
 {
-    if (!a->cfg->worker_listen) return;
     size_t cap = json_array_size(allocs) * (GF_LIMITER_NAME_MAX + 70) + 1, len = 0;
     char *text = malloc(cap);
     if (!text) return;
@@ -858,7 +858,7 @@ int gf_agent_run(const gf_agent_config *cfg, volatile sig_atomic_t *stop)
     memcpy(a->snap, a->gpus, sizeof a->gpus);
     a->n_snap = a->n_gpus;
     regions_load(a);
-    if (cfg->worker_listen && tokens_init(a, err, sizeof err) != 0) {
+    if (tokens_init(a, err, sizeof err) != 0) {
         fprintf(stderr, "gpufuse agent: %s\n", err);
         goto out;
     }

@@ -730,7 +730,11 @@ static void *renew_main(void *arg)
             wait = period;
             continue;
         }
-        if (hs == GF_OK && (st == 404 || st == 409)) {
+        if (hs == GF_OK && st == 409) { /* it has no lease (made so by hand): cannot expire */
+            fprintf(stderr, "gpufuse run: workload %s has no lease to renew\n", r->name);
+            break;
+        }
+        if (hs == GF_OK && st == 404) {
             fprintf(stderr, "gpufuse run: workload %s is gone from the server (its lease of "
                     "%llu ms ran out, or it was deleted); stopping the command\n", r->name,
                     (unsigned long long)r->lease_ms);

@@ -44,6 +44,10 @@ wait_for 30 exists live || { fail lease/created "$(cat "$tmp/live.out")"; finish
 [ "$(jget "$BODY" 'd["lease_ms"]')" = 2000 ] && pass lease/shown_in_api ||
     fail lease/shown_in_api "$BODY"
 first_expiry=$(jget "$BODY" 'd["lease_expires_ms"]')
+# The agent keeps its token table even without a worker of its own (for one run beside it).
+in_table() { grep -q "^live [0-9a-f]\{64\}$" "$GPUFUSE_SHM_DIR/gpufuse-agent-n1.worker-tokens"; }
+wait_for 30 in_table && pass lease/agent_token_table_without_worker ||
+    fail lease/agent_token_table_without_worker "$(ls -l "$GPUFUSE_SHM_DIR")"
 child() { sleeppid=$(ps -o pid= --ppid "$runpid" | tr -d ' ' | head -1); [ -n "$sleeppid" ]; }
 wait_for 30 child || fail lease/command_started "$(cat "$tmp/live.out")"
 api POST /api/v1/workloads '{"name": "other", "node": "n1", "vram_request": "60Gi"}'
