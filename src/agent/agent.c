@@ -3,6 +3,7 @@
  * regions of the allocations the server placed here, and retry through server restarts. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <limits.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,6 +74,7 @@ typedef struct agent {
     char address[300];           /* what registration reports */
     char exe[PATH_MAX];          /* this binary, read at start (a rebuild leaves "(deleted)") */
     uint64_t worker_restarts, worker_next_ms, worker_backoff_ms;
+    char *tokens_written;        /* the worker's allocation token table as last written */
 } agent;
 
 static void sleep_ms(uint64_t ms, volatile sig_atomic_t *stop)
@@ -298,6 +301,102 @@ static void sync_regions(agent *a, json_t *allocs)
     if (changed) regions_save(a);
 }
 
+/* ---- the worker's allocation token table ------------------------------------------------------ */
+
+/* $GPUFUSE_SHM_DIR/gpufuse-agent-<node>.worker-tokens: "WORKLOAD SHA256" per workload placed
+ * here ("-" for one made before worker tokens), from the server's heartbeat answer. The worker
+ * (--allocation-tokens: the agent's own, or one the operator runs next to it) reads it at every
+ * HELLO: a client must show the token whose hash is its workload's line. Hashes only, written
+ * 0600 all the same. Kept with or without --worker-listen. */
+static void tokens_path(agent *a, char *buf, size_t len)
+{
+    const char *dir = getenv("GPUFUSE_SHM_DIR");
+    snprintf(buf, len, "%s/gpufuse-agent-%s.worker-tokens", dir && *dir ? dir : "/dev/shm",
+             a->node);
+}
+
+/* Replaces the table with text (atomically: readers see the old or the new one). 0, or -1. */
+static int tokens_write(agent *a, const char *text)
+{
+    char path[4096], tmp[4200];
+    tokens_path(a, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    /* A fresh file of ours (the directory is shared, /dev/shm): never through a link. */
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    size_t n = strlen(text), off = 0;
+    int ok = 1;
+    while (ok && off < n) {
+        ssize_t w = write(fd, text + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        ok = w > 0;
+        if (ok) off += (size_t)w;
+    }
+    if (close(fd) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Before the worker starts: an empty table unless an earlier agent left one (kept until the
+ * first heartbeat answer, so that its sessions' clients can still connect meanwhile). */
+static int tokens_init(agent *a, char *err, size_t errlen)
+{
+    char path[4096], old[65536];
+    size_t n = 0;
+    tokens_path(a, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid()) {
+        ssize_t r;
+        while (n < sizeof old - 1 && (r = read(fd, old + n, sizeof old - 1 - n)) > 0)
+            n += (size_t)r;
+    }
+    if (fd >= 0) close(fd);
+    old[n] = 0;
+    if (tokens_write(a, old) == 0) return 0;
+    snprintf(err, errlen, "cannot write the worker's token table %.900s: %s", path, strerror(errno));
+    return -1;
+}
+
+/* Rewrites the table from a heartbeat answer's allocations when it changed. */
+static void tokens_sync(agent *a, json_t *allocs)
+{
+    size_t cap = json_array_size(allocs) * (GF_LIMITER_NAME_MAX + 70) + 1, len = 0;
+    char *text = malloc(cap);
+    if (!text) return;
+    text[0] = 0;
+    size_t i;
+    json_t *al;
+    json_array_foreach(allocs, i, al) {
+        const char *wl = json_string_value(json_object_get(al, "workload"));
+        const char *h = json_string_value(json_object_get(al, "worker_token_sha256"));
+        if (!wl || strlen(wl) >= GF_LIMITER_NAME_MAX || strchr(wl, ' ') || strchr(wl, '\n'))
+            continue;
+        if (!h || strlen(h) != 64 || strspn(h, "0123456789abcdef") != 64) h = "-";
+        size_t wn = strlen(wl);
+        int dup = 0; /* one line per workload (a workload may have several GPUs here) */
+        for (const char *p = text; *p && !dup; p = strchr(p, '\n') + 1)
+            dup = !strncmp(p, wl, wn) && p[wn] == ' ';
+        if (!dup) len += (size_t)snprintf(text + len, cap - len, "%s %s\n", wl, h);
+    }
+    if (a->tokens_written && !strcmp(a->tokens_written, text)) {
+        free(text);
+        return;
+    }
+    if (tokens_write(a, text) != 0) {
+        gf_log(GF_LOG_WARN, "agent", "cannot write the worker's token table: %s; will retry",
+               strerror(errno));
+        free(text);
+        return;
+    }
+    free(a->tokens_written);
+    a->tokens_written = text;
+}
+
 /* The per-vGPU usage the limiter's regions hold. */
 static json_t *vgpu_usage(agent *a)
 {
@@ -371,6 +470,7 @@ static int heartbeat(agent *a)
     int rc = -1;
     if (st == 200) {
         sync_regions(a, json_object_get(ans, "allocations"));
+        tokens_sync(a, json_object_get(ans, "allocations"));
         rc = 0;
     } else if (st == 404) {
         rc = 1;
@@ -441,11 +541,20 @@ static int worker_start(agent *a, char *err, size_t errlen)
     }
     const char *exe = a->exe;
     const char *listen = a->worker_addr[0] ? a->worker_addr : a->cfg->worker_listen;
-    const char *argv[10] = {"gpufuse", "worker", "--listen", listen, "--ready-file", ready};
-    unsigned k = 6;
+    char tokens[4096];
+    tokens_path(a, tokens, sizeof tokens);
+    const char *argv[16] = {"gpufuse", "worker", "--listen", listen, "--ready-file", ready,
+                            "--allocation-tokens", tokens};
+    unsigned k = 8;
     if (a->cfg->worker_token_file) {
         argv[k++] = "--token-file";
         argv[k++] = a->cfg->worker_token_file;
+    }
+    if (a->cfg->worker_tls_cert) {
+        argv[k++] = "--tls-cert";
+        argv[k++] = a->cfg->worker_tls_cert;
+        argv[k++] = "--tls-key";
+        argv[k++] = a->cfg->worker_tls_key;
     }
     argv[k] = NULL;
     pid_t parent = getpid();
@@ -749,6 +858,10 @@ int gf_agent_run(const gf_agent_config *cfg, volatile sig_atomic_t *stop)
     memcpy(a->snap, a->gpus, sizeof a->gpus);
     a->n_snap = a->n_gpus;
     regions_load(a);
+    if (tokens_init(a, err, sizeof err) != 0) {
+        fprintf(stderr, "gpufuse agent: %s\n", err);
+        goto out;
+    }
     if (cfg->worker_listen && worker_start(a, err, sizeof err) != 0) {
         fprintf(stderr, "gpufuse agent: --worker-listen %s: %s\n", cfg->worker_listen, err);
         goto out;
@@ -788,6 +901,7 @@ out:
     gf_agent_nvml_close(a->nvml);
     gf_http_client_free(a->http);
     pthread_mutex_destroy(&a->mlock);
+    free(a->tokens_written);
     free(a);
     return rc;
 }

@@ -24,6 +24,8 @@ typedef struct gf_agent_config {
                                 worker's bound address when worker_listen is set */
     const char *worker_listen;     /* ADDR: start and supervise a gpufuse worker there */
     const char *worker_token_file; /* the worker's shared secret (its --token-file), or NULL */
+    const char *worker_tls_cert;   /* PEM certificate and key for a tls:// worker_listen */
+    const char *worker_tls_key;
     const char *listen;      /* HOST:PORT for /metrics, or NULL for none */
     const char *labels[GF_AGENT_MAX_LABELS]; /* "key=value" */
     unsigned n_labels;

@@ -42,5 +42,8 @@ struct gf_http_client;
 int gf_cli_conn_flag(struct gf_cli_conn *cc, int argc, char **argv, int *i);
 /* A client for the server per cc and the environment; NULL after printing why. */
 struct gf_http_client *gf_cli_connect(const char *cmd, const struct gf_cli_conn *cc);
+/* The same with a request timeout of timeout_ms (gf_cli_connect: 15 s). */
+struct gf_http_client *gf_cli_connect_timeout(const char *cmd, const struct gf_cli_conn *cc,
+                                              long timeout_ms);
 
 #endif

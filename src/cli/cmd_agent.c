@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* gpufuse agent: the node agent (flags -> gf_agent_config, signals -> clean stop). */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "cli.h"
@@ -16,6 +18,31 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_flag = 1;
+}
+
+/* A tls:// worker needs both PEM files, and the files mean nothing without tls://. */
+static int check_worker_tls(const gf_agent_config *cfg)
+{
+    int tls = cfg->worker_listen && !strncmp(cfg->worker_listen, "tls://", 6);
+    const char *files[2] = {cfg->worker_tls_cert, cfg->worker_tls_key};
+    const char *flags[2] = {"--worker-tls-cert", "--worker-tls-key"};
+    for (int i = 0; i < 2; i++) {
+        if (tls && !files[i]) {
+            fprintf(stderr, "gpufuse agent: --worker-listen %s: a tls:// worker needs "
+                    "--worker-tls-cert F and --worker-tls-key F (PEM)\n", cfg->worker_listen);
+            return -1;
+        }
+        if (!tls && files[i]) {
+            fprintf(stderr, "gpufuse agent: %s: the worker serves TLS only on a tls:// address; "
+                    "use --worker-listen tls://HOST:PORT\n", flags[i]);
+            return -1;
+        }
+        if (files[i] && access(files[i], R_OK) != 0) {
+            fprintf(stderr, "gpufuse agent: %s %s: %s\n", flags[i], files[i], strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int gf_cmd_agent(int argc, char **argv)
@@ -36,14 +63,13 @@ int gf_cmd_agent(int argc, char **argv)
         else if (!strcmp(a, "--pool")) cfg.pool = v;
         else if (!strcmp(a, "--address")) cfg.address = v;
         else if (!strcmp(a, "--worker-token-file")) cfg.worker_token_file = v;
+        else if (!strcmp(a, "--worker-tls-cert")) cfg.worker_tls_cert = v;
+        else if (!strcmp(a, "--worker-tls-key")) cfg.worker_tls_key = v;
         else if (!strcmp(a, "--worker-listen")) {
             char err[512] = "";
             gf_wire_addr wa;
-            if (gf_wire_parse_addr("--worker-listen", v, &wa, err, sizeof err) != GF_OK ||
-                !strncmp(v, "tls://", 6)) {
-                fprintf(stderr, "gpufuse agent: %s\n", err[0] && strncmp(v, "tls://", 6) ? err :
-                        "--worker-listen: give tcp://HOST:PORT or shm://NAME (tls:// needs a "
-                        "certificate: run gpufuse worker yourself and pass --address)");
+            if (gf_wire_parse_addr("--worker-listen", v, &wa, err, sizeof err) != GF_OK) {
+                fprintf(stderr, "gpufuse agent: %s\n", err);
                 return 2;
             }
             cfg.worker_listen = v;
@@ -86,6 +112,7 @@ int gf_cmd_agent(int argc, char **argv)
         return 2;
     }
     if (cfg.ca_file && !*cfg.ca_file) cfg.ca_file = NULL;
+    if (check_worker_tls(&cfg) != 0) return 2;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);

@@ -33,6 +33,12 @@ int gf_cli_conn_flag(struct gf_cli_conn *cc, int argc, char **argv, int *i)
 
 gf_http_client *gf_cli_connect(const char *cmd, const struct gf_cli_conn *cc)
 {
+    return gf_cli_connect_timeout(cmd, cc, 15000);
+}
+
+gf_http_client *gf_cli_connect_timeout(const char *cmd, const struct gf_cli_conn *cc,
+                                       long timeout_ms)
+{
     char err[1024], token[512] = "";
     const char *server = cc->server ? cc->server : getenv("GPUFUSE_SERVER");
     const char *ca = cc->ca_file ? cc->ca_file : getenv("GPUFUSE_CA_FILE");
@@ -48,7 +54,7 @@ gf_http_client *gf_cli_connect(const char *cmd, const struct gf_cli_conn *cc)
         snprintf(token, sizeof token, "%s", tok);
     }
     gf_http_options o = {.base_url = server, .token = token[0] ? token : NULL,
-                         .ca_file = ca && *ca ? ca : NULL, .timeout_ms = 15000};
+                         .ca_file = ca && *ca ? ca : NULL, .timeout_ms = timeout_ms};
     gf_http_client *c = NULL;
     if (gf_http_client_new(&o, &c, err, sizeof err) != GF_OK) {
         fprintf(stderr, "gpufuse %s: %s\n", cmd, err);
@@ -233,17 +239,34 @@ static void print_gpus(json_t *items)
     table_print(&t);
 }
 
+/* A lease as the time left ("28s", "expired"), "-" for a workload without one. */
+static void fmt_lease(json_t *r, char *out, size_t len)
+{
+    json_t *e = json_object_get(r, "lease_expires_ms");
+    if (!json_is_integer(e)) {
+        snprintf(out, len, "-");
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long left = (long long)json_integer_value(e) - now;
+    if (left <= 0) snprintf(out, len, "expired");
+    else snprintf(out, len, "%llds", (left + 999) / 1000);
+}
+
 static void print_workloads(json_t *items)
 {
-    table t = {.ncol = 7};
+    table t = {.ncol = 8};
     table_add(&t, (const char *[]){"NAME", "POOL", "STATUS", "QOS", "VRAM", "TFLOPS",
-                                   "PLACEMENT"});
+                                   "LEASE", "PLACEMENT"});
     size_t i;
     json_t *r;
     json_array_foreach(items, i, r) {
         json_t *spec = json_object_get(r, "spec");
         json_t *allocs = json_object_get(r, "allocations");
-        char vram[32] = "-", tf[32] = "-", place[512] = "";
+        char vram[32] = "-", tf[32] = "-", place[512] = "", lease[32];
+        fmt_lease(r, lease, sizeof lease);
         if (json_object_get(spec, "vram_request")) fmt_size(jn(spec, "vram_request"), vram, sizeof vram);
         if (json_object_get(spec, "tflops_request"))
             snprintf(tf, sizeof tf, "%g", jn(spec, "tflops_request"));
@@ -261,7 +284,7 @@ static void print_workloads(json_t *items)
         }
         if (!place[0]) snprintf(place, sizeof place, "-");
         table_add(&t, (const char *[]){js(r, "name"), js(r, "pool"), js(r, "status"),
-                                       js(spec, "qos"), vram, tf, place});
+                                       js(spec, "qos"), vram, tf, lease, place});
     }
     table_print(&t);
 }

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <link.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -490,12 +491,17 @@ int gf_cmd_run(int argc, char **argv)
 
 #define POOL_MAX_GPUS 16
 
+#define POOL_LEASE_DEFAULT_MS 30000ull
+#define POOL_LEASE_MIN_MS 1000ull
+#define POOL_LEASE_MAX_MS (24ull * 3600 * 1000)
+
 struct pool_opts {
     struct gf_cli_conn cc;
     const char *pool, *qos, *name, *node;
     const char *models[16];
     unsigned n_models;
     uint64_t vram;
+    uint64_t lease_ms;     /* the workload's lease (--lease), renewed while CMD runs */
     double tflops, percent;
     long gpus;
     int remote;
@@ -515,7 +521,7 @@ static int pool_usage(const char *msg)
     fprintf(stderr, "usage: gpufuse run --server URL [--pool P] [--vram SIZE] [--tflops N | "
                     "--compute-percent P] [--gpus N] [--remote] [--qos low|medium|high|critical] "
                     "[--model M] [--node N] [--name NAME] [--runtime gpufuse|nvidia] "
-                    "[--token-file F] [--ca-file F] -- CMD ARGS...\n");
+                    "[--lease DURATION] [--token-file F] [--ca-file F] -- CMD ARGS...\n");
     return 2;
 }
 
@@ -524,6 +530,7 @@ static int pool_parse(int argc, char **argv, struct pool_opts *o)
     char err[512];
     memset(o, 0, sizeof *o);
     o->gpus = 1;
+    o->lease_ms = POOL_LEASE_DEFAULT_MS;
     int i = 1;
     for (; i < argc; i++) {
         char *a = argv[i];
@@ -550,7 +557,8 @@ static int pool_parse(int argc, char **argv, struct pool_opts *o)
             return pool_usage("--gpu: not with --server (the server picks the GPU); use "
                               "--model, --node or --gpus");
         const char *names[] = {"--pool", "--qos", "--name", "--node", "--model", "--vram",
-                               "--tflops", "--compute-percent", "--gpus", "--runtime"};
+                               "--tflops", "--compute-percent", "--gpus", "--runtime",
+                               "--lease"};
         const char *val = NULL, *flag = NULL;
         for (unsigned k = 0; k < sizeof names / sizeof names[0]; k++) {
             size_t n = strlen(names[k]);
@@ -599,6 +607,16 @@ static int pool_parse(int argc, char **argv, struct pool_opts *o)
             s = gf_parse_tflops("--tflops", val, &o->tflops, err, sizeof err);
         } else if (!strcmp(flag, "--compute-percent")) {
             s = gf_parse_percent("--compute-percent", val, &o->percent, err, sizeof err);
+        } else if (!strcmp(flag, "--lease")) {
+            uint64_t ns;
+            s = gf_parse_duration_ns("--lease", val, &ns, err, sizeof err);
+            if (s == GF_OK && (ns / 1000000u < POOL_LEASE_MIN_MS ||
+                               ns / 1000000u > POOL_LEASE_MAX_MS)) {
+                snprintf(err, sizeof err, "--lease: \"%s\": give from 1s to 24h (e.g. 30s, 5m)",
+                         val);
+                s = GF_EINVAL;
+            }
+            o->lease_ms = ns / 1000000u;
         } else {
             char *end;
             o->gpus = strtol(val, &end, 10);
@@ -631,6 +649,7 @@ static char *pool_body(const struct pool_opts *o, const char *name)
     if (o->qos) json_object_set_new(b, "qos", json_string(o->qos));
     if (o->node) json_object_set_new(b, "node", json_string(o->node));
     if (o->remote) json_object_set_new(b, "remote", json_true());
+    json_object_set_new(b, "lease_ms", json_integer((json_int_t)o->lease_ms));
     if (o->n_models) {
         json_t *m = json_array();
         for (unsigned i = 0; i < o->n_models; i++) json_array_append_new(m, json_string(o->models[i]));
@@ -656,6 +675,153 @@ static void pool_release(gf_http_client *c, const char *name)
     }
     fprintf(stderr, "gpufuse run: could not release workload %s: %s; release it with "
                     "\"gpufuse rm workload %s\"\n", name, err, name);
+}
+
+/* ---- the lease: renewed while the command runs --------------------------------------------------
+ * A thread renews the workload's lease every third of its term (retrying sooner after a failure:
+ * a restarting server, a lost packet), so that the workload outlives the lease only while this
+ * process lives. When the server says the workload is gone (its lease ran out, or someone deleted
+ * it), the command is stopped: its GPUs may already be someone else's. */
+
+struct renewer {
+    pthread_t thr;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;   /* CLOCK_MONOTONIC */
+    int stop;            /* under mu */
+    int gone;            /* under mu: the server no longer has the workload */
+    pid_t child;         /* under mu: the command, once started */
+    gf_http_client *c;   /* its own connection (the main thread has the other) */
+    char name[64], path[160];
+    uint64_t lease_ms;
+};
+
+static struct renewer *g_renew; /* NULL: no lease (or no thread) */
+
+static void *renew_main(void *arg)
+{
+    struct renewer *r = arg;
+    uint64_t period = r->lease_ms / 3, retry = r->lease_ms / 10, wait = period;
+    if (retry < 100) retry = 100;
+    int failing = 0;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_sec += (time_t)(wait / 1000);
+        dl.tv_nsec += (long)(wait % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+        while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &dl) != ETIMEDOUT) {
+        }
+        if (r->stop) break;
+        pthread_mutex_unlock(&r->mu);
+        char err[1024] = "";
+        long st = 0;
+        gf_status hs = gf_http_request(r->c, "POST", r->path, NULL, &st, NULL, err, sizeof err);
+        pthread_mutex_lock(&r->mu);
+        if (r->stop) break;
+        if (hs == GF_OK && st == 200) {
+            if (failing)
+                fprintf(stderr, "gpufuse run: the lease of workload %s is renewed again\n",
+                        r->name);
+            failing = 0;
+            wait = period;
+            continue;
+        }
+        if (hs == GF_OK && st == 409) { /* it has no lease (made so by hand): cannot expire */
+            fprintf(stderr, "gpufuse run: workload %s has no lease to renew\n", r->name);
+            break;
+        }
+        if (hs == GF_OK && st == 404) {
+            fprintf(stderr, "gpufuse run: workload %s is gone from the server (its lease of "
+                    "%llu ms ran out, or it was deleted); stopping the command\n", r->name,
+                    (unsigned long long)r->lease_ms);
+            r->gone = 1;
+            if (r->child > 0) kill(r->child, SIGTERM);
+            break;
+        }
+        if (hs == GF_OK) snprintf(err, sizeof err, "the server answered HTTP %ld", st);
+        if (!failing)
+            fprintf(stderr, "gpufuse run: could not renew the lease of workload %s (%s); "
+                    "retrying every %llu ms until it runs out\n", r->name, err,
+                    (unsigned long long)retry);
+        failing = 1;
+        wait = retry;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* Starts renewing name's lease; 0, or -1 after printing why. */
+static int renew_start(const struct pool_opts *o, const char *name)
+{
+    struct renewer *r = calloc(1, sizeof *r);
+    if (!r) return -1;
+    long timeout = (long)(o->lease_ms / 3);
+    r->c = gf_cli_connect_timeout("run", &o->cc, timeout < 1000 ? 1000 : timeout);
+    if (!r->c) {
+        free(r);
+        return -1;
+    }
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->path, sizeof r->path, "/api/v1/workloads/%s/renew", name);
+    r->lease_ms = o->lease_ms;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&r->mu, NULL);
+    if (pthread_create(&r->thr, NULL, renew_main, r) != 0) {
+        fprintf(stderr, "gpufuse run: cannot start the thread that renews the lease\n");
+        pthread_cond_destroy(&r->cv);
+        pthread_mutex_destroy(&r->mu);
+        gf_http_client_free(r->c);
+        free(r);
+        return -1;
+    }
+    g_renew = r;
+    return 0;
+}
+
+/* The command started (pid): stopped at once when the workload is already gone. */
+static void renew_set_child(pid_t pid)
+{
+    struct renewer *r = g_renew;
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    r->child = pid;
+    if (r->gone) kill(pid, SIGTERM);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Whether the server said the workload is gone. */
+static int renew_gone(void)
+{
+    struct renewer *r = g_renew;
+    if (!r) return 0;
+    pthread_mutex_lock(&r->mu);
+    int g = r->gone;
+    pthread_mutex_unlock(&r->mu);
+    return g;
+}
+
+static void renew_stop(void)
+{
+    struct renewer *r = g_renew;
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = 1;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->thr, NULL);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    gf_http_client_free(r->c);
+    free(r);
+    g_renew = NULL;
 }
 
 /* The UUIDs this machine's NVML lists (0 when there is no NVML here: a client without GPUs). */
@@ -743,6 +909,7 @@ static int pool_run_local(const struct pool_opts *o, const char *name, const cha
     gf_limiter *obs = NULL;
     double deadline = mono_s() + pool_wait_s();
     while (gf_limiter_open_observer(name, &obs, err, sizeof err) != GF_OK) {
+        if (renew_gone()) return 1;
         if (mono_s() > deadline) {
             fprintf(stderr, "gpufuse run: the vGPU region of workload %s did not appear within "
                             "%.0f s (%s); is \"gpufuse agent\" running on this machine (with the "
@@ -767,6 +934,7 @@ static int pool_run_local(const struct pool_opts *o, const char *name, const cha
         fprintf(stderr, "gpufuse run: %s: %s\n", o->cmd[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
     }
+    renew_set_child(child);
     int status = wait_child(child, set, obs);
     gf_limiter_close(obs);
     return exit_code(status);
@@ -774,15 +942,15 @@ static int pool_run_local(const struct pool_opts *o, const char *name, const cha
 
 /* Remote: waits until the node's worker accepts a session on the workload's region (the agent
  * makes it at its next heartbeat); 0, or 1 after printing why not. */
-static int pool_probe_worker(const char *addr, const char *name, const char *gpus)
+static int pool_probe_worker(const char *addr, const char *name, const char *gpus,
+                             const char *token, const char *ca)
 {
     char err[1024] = "";
     double deadline = mono_s() + pool_wait_s();
     gf_wire_opts wo;
     gf_wire_opts_init(&wo);
     wo.timeout_ms = 3000;
-    wo.tls_ca_file = getenv("GPUFUSE_REMOTE_CA");
-    if (wo.tls_ca_file && !*wo.tls_ca_file) wo.tls_ca_file = NULL;
+    wo.tls_ca_file = ca;
     wo.tls_server_name = getenv("GPUFUSE_REMOTE_SERVER_NAME");
     if (wo.tls_server_name && !*wo.tls_server_name) wo.tls_server_name = NULL;
     const char *ins = getenv("GPUFUSE_REMOTE_INSECURE");
@@ -793,8 +961,8 @@ static int pool_probe_worker(const char *addr, const char *name, const char *gpu
     snprintf(h.allocation_id, sizeof h.allocation_id, "%s", name);
     if (strlen(gpus) >= sizeof h.gpu) return 1; /* pool_remote_gpus made it fit */
     memcpy(h.gpu, gpus, strlen(gpus) + 1);
-    const char *tok = getenv("GPUFUSE_REMOTE_TOKEN");
-    const char *tokf = getenv("GPUFUSE_REMOTE_TOKEN_FILE");
+    const char *tok = token ? token : getenv("GPUFUSE_REMOTE_TOKEN");
+    const char *tokf = token ? NULL : getenv("GPUFUSE_REMOTE_TOKEN_FILE");
     if (tok && *tok) snprintf(h.token, sizeof h.token, "%s", tok);
     else if (tokf && *tokf &&
              gf_http_read_token_file(tokf, h.token, sizeof h.token, err, sizeof err) != GF_OK) {
@@ -812,11 +980,15 @@ static int pool_probe_worker(const char *addr, const char *name, const char *gpu
             /* A refusal other than "no such region yet" will not change by waiting. */
             if (st != GF_ENOENT) break;
         }
-        if (mono_s() > deadline) break;
+        if (mono_s() > deadline || renew_gone()) break;
         usleep(100000);
     }
-    fprintf(stderr, "gpufuse run: the worker at %s did not serve workload %s: %s\n", addr, name,
-            err);
+    fprintf(stderr, "gpufuse run: the worker at %s did not serve workload %s: %s%s\n", addr,
+            name, err,
+            !strncmp(addr, "tls://", 6) && !ca
+                ? " (the pool's workers use TLS: give their CA with --ca-file, GPUFUSE_CA_FILE "
+                  "or GPUFUSE_REMOTE_CA)"
+                : "");
     return 1;
 }
 
@@ -842,12 +1014,25 @@ indexes:
     }
 }
 
-/* Remote: the command in remote mode on the node's worker, joining the workload's region. */
-static int pool_run_remote(const struct pool_opts *o, const char *name, const char *addr,
-                           const char *uuids, const char *libdir, const sigset_t *set,
-                           const sigset_t *old)
+/* The CA that verifies a tls:// worker: GPUFUSE_REMOTE_CA, else the one that verifies the
+ * server (--ca-file, GPUFUSE_CA_FILE): a pool usually has one private CA. NULL: the system's. */
+static const char *pool_worker_ca(const struct pool_opts *o)
 {
-    if (pool_probe_worker(addr, name, uuids) != 0) return 1;
+    const char *ca = getenv("GPUFUSE_REMOTE_CA");
+    if (ca && *ca) return ca;
+    ca = o->cc.ca_file ? o->cc.ca_file : getenv("GPUFUSE_CA_FILE");
+    return ca && *ca ? ca : NULL;
+}
+
+/* Remote: the command in remote mode on the node's worker, joining the workload's region, with
+ * the workload's worker token (token: from the server's answer; NULL: the caller's
+ * GPUFUSE_REMOTE_TOKEN[_FILE], for a server without worker tokens). */
+static int pool_run_remote(const struct pool_opts *o, const char *name, const char *addr,
+                           const char *uuids, const char *token, const char *libdir,
+                           const sigset_t *set, const sigset_t *old)
+{
+    const char *ca = pool_worker_ca(o);
+    if (pool_probe_worker(addr, name, uuids, token, ca) != 0) return 1;
     fflush(NULL);
     pid_t child = fork();
     if (child < 0) {
@@ -860,6 +1045,11 @@ static int pool_run_remote(const struct pool_opts *o, const char *name, const ch
         setenv("GPUFUSE_REMOTE_ALLOCATION", name, 1);
         setenv("GPUFUSE_REMOTE_GPU", uuids, 1);
         setenv("GPUFUSE_WORKLOAD", name, 1);
+        if (token) {
+            setenv("GPUFUSE_REMOTE_TOKEN", token, 1);
+            unsetenv("GPUFUSE_REMOTE_TOKEN_FILE");
+        }
+        if (ca) setenv("GPUFUSE_REMOTE_CA", ca, 1);
         unsetenv("GPUFUSE_REMOTE_VRAM");
         unsetenv("GPUFUSE_REMOTE_COMPUTE_PERCENT");
         unsetenv("GPUFUSE_REMOTE_TFLOPS");
@@ -868,6 +1058,7 @@ static int pool_run_remote(const struct pool_opts *o, const char *name, const ch
         fprintf(stderr, "gpufuse run: %s: %s\n", o->cmd[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
     }
+    renew_set_child(child);
     return exit_code(wait_child(child, set, NULL));
 }
 
@@ -920,6 +1111,8 @@ static int run_pool(int argc, char **argv)
                     msg ? msg : resp ? resp : "no message");
         goto out;
     }
+    /* From here the lease is renewed until the workload is released. */
+    if (renew_start(&o, name) != 0) goto release;
     struct pool_alloc al[POOL_MAX_GPUS];
     int n = pool_allocs(wl, al, POOL_MAX_GPUS);
     if (n <= 0) {
@@ -952,8 +1145,10 @@ static int run_pool(int argc, char **argv)
     }
     char gpus[96];
     pool_remote_gpus(al, n, gpus, sizeof gpus);
-    rc = pool_run_remote(&o, name, al[0].addr, gpus, libdir, &set, &old);
+    const char *token = json_string_value(json_object_get(wl, "worker_token"));
+    rc = pool_run_remote(&o, name, al[0].addr, gpus, token, libdir, &set, &old);
 release:
+    renew_stop();
     pool_release(c, name);
 out:
     sigprocmask(SIG_SETMASK, &old, NULL);

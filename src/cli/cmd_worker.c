@@ -15,7 +15,8 @@ static int usage_error(const char *msg)
 {
     fprintf(stderr, "gpufuse worker: %s\n", msg);
     fprintf(stderr, "usage: gpufuse worker --listen ADDR [--listen ADDR...] [--tls-cert F "
-                    "--tls-key F] [--token-file F] [--gpu N[,N...]] [--max-sessions N]\n");
+                    "--tls-key F] [--token-file F] [--allocation-tokens F] [--gpu N[,N...]] "
+                    "[--max-sessions N]\n");
     return 2;
 }
 
@@ -60,7 +61,7 @@ int gf_cmd_worker(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *flags[] = {"--listen", "--tls-cert", "--tls-key", "--token-file", "--gpu",
-                               "--max-sessions", "--ready-file"};
+                               "--max-sessions", "--ready-file", "--allocation-tokens"};
         const char *flag = NULL, *val = NULL;
         for (unsigned k = 0; k < sizeof flags / sizeof flags[0]; k++) {
             size_t n = strlen(flags[k]);
@@ -91,6 +92,16 @@ int gf_cmd_worker(int argc, char **argv)
             o.tls_key = val;
         } else if (!strcmp(flag, "--token-file")) {
             if (read_token(val, o.token, sizeof o.token) != 0) return 2;
+        } else if (!strcmp(flag, "--allocation-tokens")) {
+            FILE *f = fopen(val, "r");
+            if (!f) {
+                fprintf(stderr, "gpufuse worker: --allocation-tokens %s: %s (the agent writes "
+                        "this table; create it empty to refuse every allocation)\n", val,
+                        strerror(errno));
+                return 2;
+            }
+            fclose(f);
+            o.alloc_tokens = val;
         } else if (!strcmp(flag, "--gpu")) {
             if (parse_gpus(val, &o) != 0) {
                 snprintf(msg, sizeof msg, "--gpu: \"%s\": give GPU indexes, e.g. 0 or 0,1", val);

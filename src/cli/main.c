@@ -17,13 +17,15 @@ static const struct gf_cli_command commands[] = {
      "(no GPU or driver needed here; docs/remote.md). See docs/run.md.\n"
      "       gpufuse run --server URL [--pool P] [--vram SIZE] [--tflops N | --compute-percent P]\n"
      "                   [--gpus N] [--remote] [--qos Q] [--model M] [--node N] [--name NAME]\n"
-     "                   [--runtime gpufuse|nvidia]\n"
+     "                   [--runtime gpufuse|nvidia] [--lease 30s]\n"
      "                   [--token-file F] [--ca-file F] -- CMD ARGS...\n"
      "Asks the server for the vGPU, runs CMD on it (here when its GPUs are on this machine,\n"
-     "else through its node's worker), and releases it when CMD exits.\n"},
+     "else through its node's worker), and releases it when CMD exits. The workload's lease is\n"
+     "renewed while CMD runs: if gpufuse run is killed, the server frees it when it runs out.\n"},
     {"worker", "serve remote vGPUs on this machine's GPUs (tcp://, tls://, shm://)", gf_cmd_worker,
      "usage: gpufuse worker --listen ADDR [--listen ADDR...] [--tls-cert F --tls-key F]\n"
-     "                      [--token-file F] [--gpu N[,N...]] [--max-sessions N] [--ready-file F]\n"
+     "                      [--token-file F] [--allocation-tokens F] [--gpu N[,N...]]\n"
+     "                      [--max-sessions N] [--ready-file F]\n"
      "ADDR: tcp://HOST:PORT, tls://HOST:PORT or shm://NAME. Clients reach it with\n"
      "GPUFUSE_REMOTE=ADDR or gpufuse run --remote ADDR. The real driver is found through\n"
      "GPUFUSE_DRIVER (the sim: build/lib/sim/libcuda.so.1). See docs/worker.md.\n"},
@@ -42,11 +44,12 @@ static const struct gf_cli_command commands[] = {
      "usage: gpufuse agent --server URL --token-file F [--node-name N] [--pool P]\n"
      "                     [--label K=V]... [--address HOST:PORT] [--listen HOST:PORT]\n"
      "                     [--ca-file F] [--interval 5s] [--worker-listen ADDR]\n"
-     "                     [--worker-token-file F]\n"
+     "                     [--worker-token-file F] [--worker-tls-cert F --worker-tls-key F]\n"
      "Discovers GPUs through NVML (GPUFUSE_NVML or the driver's libnvidia-ml.so.1), registers\n"
      "them, heartbeats, reports usage, and creates the vGPU shared regions of the\n"
      "allocations placed on this node. --listen serves /metrics. --worker-listen starts and\n"
-     "supervises a gpufuse worker for remote vGPUs and reports its address. See docs/agent.md.\n"},
+     "supervises a gpufuse worker for remote vGPUs and reports its address; clients need their\n"
+     "workload's worker token. See docs/agent.md.\n"},
     {"ls", "list pools, nodes, gpus, workloads, allocations or profiles", gf_cmd_ls,
      "usage: gpufuse ls pools|nodes|gpus|workloads|allocations|profiles [-o json]\n"
      "                  [--server URL] [--token-file F] [--ca-file F]\n"

@@ -253,8 +253,59 @@ static gf_status get_labels(const char *field, json_t *v, gf_api_label *labels, 
     return GF_OK;
 }
 
+gf_status gf_api_lease(const char *field, json_t *v, uint64_t *out_ms, char *err,
+                       size_t errlen)
+{
+    uint64_t ms;
+    if (json_is_integer(v)) {
+        json_int_t i = json_integer_value(v);
+        if (i < 0)
+            return fail(GF_EINVAL, err, errlen, "%s: %lld: a lease cannot be negative", field,
+                        (long long)i);
+        ms = (uint64_t)i;
+    } else if (json_is_string(v)) {
+        char e2[256];
+        uint64_t ns;
+        if (gf_parse_duration_ns(field, json_string_value(v), &ns, e2, sizeof e2) != GF_OK)
+            return fail(GF_EINVAL, err, errlen, "%s (milliseconds, or a string such as "
+                        "\"30s\")", e2);
+        ms = ns / 1000000u;
+    } else {
+        return fail(GF_EINVAL, err, errlen, "%s: expected milliseconds or a duration such as "
+                    "\"30s\", got %s", field, type_name(v));
+    }
+    if (ms < GF_API_LEASE_MIN_MS || ms > GF_API_LEASE_MAX_MS)
+        return fail(ms < GF_API_LEASE_MIN_MS ? GF_EINVAL : GF_ERANGE, err, errlen,
+                    "%s: %llu ms: a lease must be from 1 s to 24 h", field,
+                    (unsigned long long)ms);
+    *out_ms = ms;
+    return GF_OK;
+}
+
+gf_status gf_api_parse_renew(const char *body, size_t len, uint64_t *lease_ms, char *err,
+                             size_t errlen)
+{
+    static const char *const keys[] = {"lease_ms", NULL};
+    *lease_ms = 0;
+    if (!body || !len) return GF_OK;
+    json_t *root, *v;
+    gf_status st = load_object(body, len, &root, err, errlen);
+    if (st != GF_OK) return st;
+    st = check_keys("renew", root, keys, err, errlen);
+    if (st == GF_OK && (v = json_object_get(root, "lease_ms")))
+        st = gf_api_lease("lease_ms", v, lease_ms, err, errlen);
+    json_decref(root);
+    return st;
+}
+
+/* "lease_ms" last: profiles take every key after "profile" but this one (a lease belongs to
+ * the client that renews it, not to a kind of request). */
 static const char *const workload_keys[] = {
     "name", "profile", "pool", "tflops_request", "tflops_limit", "compute_percent_request",
+    "compute_percent_limit", "vram_request", "vram_limit", "gpu_count", "gpu_models", "qos",
+    "remote", "node", "node_labels", "lease_ms", NULL};
+static const char *const profile_keys[] = {
+    "pool", "tflops_request", "tflops_limit", "compute_percent_request",
     "compute_percent_limit", "vram_request", "vram_limit", "gpu_count", "gpu_models", "qos",
     "remote", "node", "node_labels", NULL};
 
@@ -262,7 +313,7 @@ static gf_status parse_workload_obj(json_t *root, int is_profile, gf_api_workloa
                                     char *err, size_t errlen)
 {
     gf_status st = check_keys(is_profile ? "profile" : "workload", root,
-                              workload_keys + (is_profile ? 2 : 0), err, errlen);
+                              is_profile ? profile_keys : workload_keys, err, errlen);
     if (st != GF_OK) return st;
     json_t *v;
     if (!is_profile && (v = json_object_get(root, "name")) &&
@@ -362,6 +413,9 @@ static gf_status parse_workload_obj(json_t *root, int is_profile, gf_api_workloa
             return st;
         w->set |= GF_API_F_LABELS;
     }
+    if (!is_profile && (v = json_object_get(root, "lease_ms")) &&
+        (st = gf_api_lease("lease_ms", v, &w->lease_ms, err, errlen)) != GF_OK)
+        return st;
     return GF_OK;
 }
 
@@ -455,6 +509,7 @@ char *gf_api_workload_to_json(const gf_api_workload *w, int with_name)
                                                                         : "medium"));
     json_object_set_new(o, "remote", json_boolean(w->remote));
     if (w->node[0]) json_object_set_new(o, "node", json_string(w->node));
+    if (w->lease_ms) json_object_set_new(o, "lease_ms", json_integer((json_int_t)w->lease_ms));
     if (w->n_labels) {
         json_t *l = json_object();
         for (unsigned i = 0; i < w->n_labels; i++)

@@ -19,6 +19,10 @@
 #define GF_API_MAX_GPUS 64    /* GPUs a node may register; GPUs a workload may ask for */
 #define GF_API_UUID_MAX 96
 #define GF_API_MAX_VGPUS 256  /* vGPU usage rows in one usage report */
+/* A workload's lease (lease_ms): gpufuse run renews it; the server deletes the workload when
+ * it expires. */
+#define GF_API_LEASE_MIN_MS 1000ull
+#define GF_API_LEASE_MAX_MS (24ull * 3600 * 1000)
 /* Sizes above this are refused as "huge" (1 EiB: far beyond any GPU, far below overflow). */
 #define GF_API_SIZE_MAX (1ull << 60)
 #define GF_API_TFLOPS_MAX 1.0e6
@@ -72,6 +76,7 @@ typedef struct gf_api_workload {
     char node[GF_API_NAME_MAX];            /* "" = any node */
     unsigned n_labels;
     gf_api_label labels[GF_API_MAX_LABELS]; /* node selector: every label must match */
+    uint64_t lease_ms;                     /* 0 = no lease (workloads only, not profiles) */
     unsigned set;                          /* GF_API_F_* of what the body gave */
 } gf_api_workload;
 
@@ -89,6 +94,17 @@ gf_status gf_api_workload_check(const gf_api_workload *w, char *err, size_t errl
 
 /* The canonical JSON of w's fields (what is stored and shown): malloc'ed, caller frees. */
 char *gf_api_workload_to_json(const gf_api_workload *w, int with_name);
+
+struct json_t;
+/* A lease duration (lease_ms): an integer of milliseconds or a duration string ("30s", "2m",
+ * "500ms"), from GF_API_LEASE_MIN_MS to GF_API_LEASE_MAX_MS. Exposed for the tests. */
+gf_status gf_api_lease(const char *field, struct json_t *v, uint64_t *out_ms, char *err,
+                       size_t errlen);
+
+/* POST /api/v1/workloads/NAME/renew: an empty body or {} (renew for the workload's own
+ * duration; *lease_ms = 0), or {"lease_ms": D} (renew for D from now on, and keep D). */
+gf_status gf_api_parse_renew(const char *body, size_t len, uint64_t *lease_ms, char *err,
+                             size_t errlen);
 
 typedef struct gf_api_gpu_info {
     char uuid[GF_API_UUID_MAX];

@@ -22,9 +22,9 @@ void gf_srv__sha256_hex(const char *text, char out[65])
     out[64] = 0;
 }
 
-/* "gf_" + 64 hex chars from the kernel's CSPRNG. */
-static gf_status random_token(char *out, size_t outlen)
+gf_status gf_srv__random_token(const char *prefix, char *out, size_t outlen)
 {
+    size_t pl = strlen(prefix);
     unsigned char r[32];
     size_t got = 0;
     while (got < sizeof r) {
@@ -35,9 +35,9 @@ static gf_status random_token(char *out, size_t outlen)
         }
         got += (size_t)n;
     }
-    if (outlen < 3 + 64 + 1) return GF_ERANGE;
-    memcpy(out, "gf_", 3);
-    for (unsigned i = 0; i < 32; i++) snprintf(out + 3 + 2 * i, 3, "%02x", r[i]);
+    if (outlen < pl + 64 + 1) return GF_ERANGE;
+    memcpy(out, prefix, pl);
+    for (unsigned i = 0; i < 32; i++) snprintf(out + pl + 2 * i, 3, "%02x", r[i]);
     return GF_OK;
 }
 
@@ -45,7 +45,7 @@ gf_status gf_srv__token_new(gf_server *srv, const char *kind, const char *node, 
                             size_t tokenlen)
 {
     char hash[65];
-    gf_status st = random_token(token, tokenlen);
+    gf_status st = gf_srv__random_token("gf_", token, tokenlen);
     if (st != GF_OK) return st;
     gf_srv__sha256_hex(token, hash);
     return gf_store_exec(srv->store,
@@ -80,7 +80,7 @@ gf_status gf_srv__admin_token_init(gf_server *srv, char *err, size_t errlen)
     char token[256], hash[65];
     gf_status st = read_token_file(srv->token_path, token, sizeof token, err, errlen);
     if (st == GF_ENOENT) {
-        if ((st = random_token(token, sizeof token)) != GF_OK) {
+        if ((st = gf_srv__random_token("gf_", token, sizeof token)) != GF_OK) {
             snprintf(err, errlen, "cannot get random bytes for the admin token");
             return st;
         }

@@ -122,11 +122,30 @@ static gf_status restore_allocations(gf_server *srv, char *err, size_t errlen)
     return st;
 }
 
+/* Leases get a full term after a (re)start: while the server was down no client could renew,
+ * so a lease that ran out meanwhile (or would in a moment) says nothing about its client. */
+static gf_status restore_leases(gf_server *srv)
+{
+    int n = 0;
+    gf_status st = gf_store_exec(srv->store,
+                                 "UPDATE workloads SET lease_expires_ms = ?1 + lease_ms "
+                                 "WHERE lease_ms IS NOT NULL AND "
+                                 "(lease_expires_ms IS NULL OR lease_expires_ms < ?1 + lease_ms)",
+                                 &n, "i", (int64_t)gf_srv_now_ms());
+    if (st == GF_OK && n > 0)
+        gf_log(GF_LOG_INFO, "server", "%d workload lease(s) extended by their full term after "
+               "the start", n);
+    return st;
+}
+
 gf_status gf_srv__restore(gf_server *srv, char *err, size_t errlen)
 {
     gf_status st = restore_pools(srv, err, errlen);
     if (st == GF_OK) st = restore_nodes(srv, err, errlen);
     if (st == GF_OK) st = restore_allocations(srv, err, errlen);
+    if (st == GF_OK && (st = restore_leases(srv)) != GF_OK)
+        snprintf(err, errlen, "cannot extend the workloads' leases: %s",
+                 gf_store_errmsg(srv->store));
     if (st == GF_OK)
         gf_log(GF_LOG_INFO, "server", "restored %zu workload allocation(s) from the store",
                gf_alloc_count(srv->alloc));
@@ -197,6 +216,36 @@ static void release_lost(gf_server *srv, const char *workload, uint64_t now)
            "period", workload);
 }
 
+/* A leased workload whose client stopped renewing (killed, its machine gone): deleted, as
+ * DELETE /api/v1/workloads/NAME would; the agents then remove its vGPU regions. */
+static void lease_expired(gf_server *srv, const char *workload, int64_t lease_ms, uint64_t now)
+{
+    int ch = 0;
+    gf_status st = gf_store_begin(srv->store);
+    if (st == GF_OK)
+        st = gf_store_exec(srv->store, "DELETE FROM allocations WHERE workload = ?", NULL, "t",
+                           workload);
+    if (st == GF_OK)
+        st = gf_store_exec(srv->store,
+                           "DELETE FROM workloads WHERE name = ? AND lease_expires_ms <= ?", &ch,
+                           "ti", workload, (int64_t)now);
+    if (st == GF_OK && !ch) { /* renewed meanwhile (cannot happen under the lock, but cheap) */
+        gf_store_rollback(srv->store);
+        return;
+    }
+    if (st == GF_OK) st = gf_store_commit(srv->store);
+    if (st != GF_OK) {
+        gf_store_rollback(srv->store);
+        gf_log(GF_LOG_ERROR, "server", "could not delete workload %s (lease expired); will "
+               "retry", workload);
+        return;
+    }
+    if (gf_alloc_release(srv->alloc, workload) == GF_OK)
+        gf_metrics_inc(&srv->metrics, GF_SRV_C_RELEASES_LEASE);
+    gf_log(GF_LOG_WARN, "server", "workload %s: lease expired (not renewed for %lld ms); "
+           "deleted and its GPUs released", workload, (long long)lease_ms);
+}
+
 void gf_srv_tick(gf_server *srv, uint64_t now_ms)
 {
     pthread_mutex_lock(&srv->lock);
@@ -215,6 +264,14 @@ void gf_srv_tick(gf_server *srv, uint64_t now_ms)
                           "lost_ms <= ? ORDER BY workload",
                           "i", (int64_t)now_ms - (int64_t)srv->cfg.lost_grace_ms);
     json_array_foreach(rows, i, r) release_lost(srv, jstr(r, "workload"), now_ms);
+    json_decref(rows);
+    rows = gf_store_query(srv->store,
+                          "SELECT name, lease_ms FROM workloads WHERE lease_expires_ms IS NOT "
+                          "NULL AND lease_expires_ms <= ? ORDER BY name",
+                          "i", (int64_t)now_ms);
+    json_array_foreach(rows, i, r)
+        lease_expired(srv, jstr(r, "name"), json_integer_value(json_object_get(r, "lease_ms")),
+                      now_ms);
     json_decref(rows);
     pthread_mutex_unlock(&srv->lock);
 }

@@ -48,7 +48,7 @@ static void route_template(const char *path, char *out, size_t outlen)
 {
     static const char *const kinds[] = {"pools", "nodes", "gpus", "workloads", "allocations",
                                         "profiles", "tokens", "alerts", "costs", NULL};
-    static const char *const subs[] = {"heartbeat", "usage", "allocations", NULL};
+    static const char *const subs[] = {"heartbeat", "usage", "allocations", "renew", NULL};
     static const char *const fixed[] = {"register", NULL};
     if (!path) path = "";
     if (!strcmp(path, "/healthz") || !strcmp(path, "/metrics") || !strcmp(path, "/")) {

@@ -27,6 +27,7 @@
     X(RELEASES, "gpufuse_allocations_released_total{reason=\"deleted\"}",                          \
       "Workload allocations released, by reason")                                                \
     X(RELEASES_LOST, "gpufuse_allocations_released_total{reason=\"node_lost\"}", "")              \
+    X(RELEASES_LEASE, "gpufuse_allocations_released_total{reason=\"lease_expired\"}", "")         \
     X(NODE_LOST, "gpufuse_node_lost_total", "Times a node missed its heartbeats and went NotReady") \
     X(HEARTBEATS, "gpufuse_node_heartbeats_total", "Heartbeats received from agents")             \
     X(USAGE_REPORTS, "gpufuse_node_usage_reports_total", "Usage reports received from agents")

@@ -165,7 +165,7 @@ static void resp_one(gf_srv_resp *resp, json_t *rows, const char *kind, const ch
 
 #define WORKLOAD_SELECT                                                                          \
     "SELECT w.name, w.pool, w.status, w.reason, w.spec AS spec_json, w.created_ms,"             \
-    " w.updated_ms, (SELECT json_group_array(json_object('id', x.id, 'node', x.node,"           \
+    " w.updated_ms, w.lease_ms, w.lease_expires_ms, (SELECT json_group_array(json_object('id', x.id, 'node', x.node,"           \
     "   'gpu_uuid', x.gpu_uuid, 'gpu_index', x.idx, 'vram_request', x.vram_request,"            \
     "   'vram_limit', x.vram_limit, 'tflops_request', x.tflops_request,"                        \
     "   'tflops_limit', x.tflops_limit, 'state', x.state, 'node_address', x.address))"          \
@@ -174,14 +174,16 @@ static void resp_one(gf_srv_resp *resp, json_t *rows, const char *kind, const ch
     "     WHERE a.workload = w.name ORDER BY a.slot) x) AS allocations_json"                     \
     " FROM workloads w"
 
-#define ALLOC_SELECT                                                                             \
+#define ALLOC_COLUMNS                                                                            \
     "SELECT a.id, a.workload, a.slot, a.node, a.gpu_uuid, g.idx AS gpu_index, a.pool,"          \
     " a.vram_request, a.vram_limit, a.tflops_request, a.tflops_limit, a.qos,"                    \
     " a.remote AS remote_bool, a.state, a.lost_ms,"                                              \
     " CASE WHEN a.lost_ms IS NULL THEN NULL ELSE a.lost_ms + ? END AS release_at_ms,"           \
-    " a.vram_used, a.busy_ns, a.throttled_ns, a.created_ms, n.address AS node_address"          \
+    " a.vram_used, a.busy_ns, a.throttled_ns, a.created_ms, n.address AS node_address"
+#define ALLOC_FROM                                                                               \
     " FROM allocations a LEFT JOIN gpus g ON g.uuid = a.gpu_uuid"                                \
     " LEFT JOIN nodes n ON n.name = a.node"
+#define ALLOC_SELECT ALLOC_COLUMNS ALLOC_FROM
 
 #define PROFILE_SELECT "SELECT name, spec AS spec_json, created_ms, updated_ms FROM profiles"
 
@@ -435,10 +437,15 @@ out:
     free(r);
 }
 
+/* A node's allocations, as the agent needs them: with the SHA-256 of each workload's worker
+ * token, which the node's worker checks a client's token against (never the token itself). */
 static json_t *node_allocations(gf_server *srv, const char *node)
 {
-    return gf_store_query(srv->store, ALLOC_SELECT " WHERE a.node = ? ORDER BY a.id", "it",
-                          (int64_t)srv->cfg.lost_grace_ms, node);
+    return gf_store_query(srv->store,
+                          ALLOC_COLUMNS ", w.worker_token_sha256" ALLOC_FROM
+                          " LEFT JOIN workloads w ON w.name = a.workload"
+                          " WHERE a.node = ? ORDER BY a.id",
+                          "it", (int64_t)srv->cfg.lost_grace_ms, node);
 }
 
 /* Applies a usage report from node (its own GPUs and allocations only). */
@@ -713,7 +720,7 @@ static void random_name(char *out, size_t outlen)
 
 static void workload_create(gf_server *srv, const gf_srv_req *req, gf_srv_resp *resp)
 {
-    char err[ERRLEN];
+    char err[ERRLEN], worker_token[80] = "", token_hash[65];
     gf_api_workload *w = calloc(2, sizeof *w);
     gf_alloc_result *res = malloc(sizeof *res);
     char *spec = NULL;
@@ -786,6 +793,15 @@ static void workload_create(gf_server *srv, const gf_srv_req *req, gf_srv_resp *
                             why_name(res->why)));
         goto out;
     }
+    /* The token a client shows the node's worker to use this workload's vGPU: only its hash is
+     * stored (and given to the agent); the token itself is in this answer only. */
+    if (gf_srv__random_token("gfw_", worker_token, sizeof worker_token) != GF_OK) {
+        gf_alloc_release(srv->alloc, w->name);
+        gf_srv__error(resp, 500, "could not make a worker token (getrandom failed); nothing "
+                      "was allocated");
+        goto out;
+    }
+    gf_srv__sha256_hex(worker_token, token_hash);
     /* Persist, then acknowledge; on failure the allocator forgets the placement. */
     spec = gf_api_workload_to_json(w, 1);
     int64_t now = (int64_t)gf_srv_now_ms();
@@ -794,8 +810,11 @@ static void workload_create(gf_server *srv, const gf_srv_req *req, gf_srv_resp *
     if (st == GF_OK)
         st = gf_store_exec(srv->store,
                            "INSERT INTO workloads(name, pool, spec, status, created_ms, "
-                           "updated_ms) VALUES(?1, ?2, ?3, 'Running', ?4, ?4)",
-                           NULL, "ttti", w->name, pool, spec, now);
+                           "updated_ms, lease_ms, lease_expires_ms, worker_token_sha256) "
+                           "VALUES(?1, ?2, ?3, 'Running', ?4, ?4, NULLIF(?5, 0), "
+                           "CASE WHEN ?5 > 0 THEN ?4 + ?5 END, ?6)",
+                           NULL, "tttiit", w->name, pool, spec, now,
+                           (int64_t)w->lease_ms, token_hash);
     for (uint32_t i = 0; st == GF_OK && i < res->n; i++) {
         const gf_alloc_placement *p = &res->placements[i];
         char id[GF_API_NAME_MAX + 16];
@@ -818,10 +837,21 @@ static void workload_create(gf_server *srv, const gf_srv_req *req, gf_srv_resp *
         goto out;
     }
     gf_metrics_inc(&srv->metrics, GF_SRV_C_PLACE_OK);
-    gf_log(GF_LOG_INFO, "server", "workload %s placed on %u GPU(s)", w->name, res->n);
-    workload_get(srv, w->name, resp);
-    if (resp->status == 200) resp->status = 201;
+    gf_log(GF_LOG_INFO, "server", "workload %s placed on %u GPU(s)%s", w->name, res->n,
+           w->lease_ms ? " with a lease" : "");
+    json_t *rows = gf_store_query(srv->store, WORKLOAD_SELECT " WHERE w.name = ?", "t", w->name);
+    json_t *row = json_array_get(rows, 0);
+    if (row) {
+        json_object_set_new(row, "worker_token", json_string(worker_token));
+        json_incref(row);
+        resp_json(resp, 201, row);
+    } else {
+        gf_srv__error(resp, 500, "workload \"%s\" was stored but cannot be read back; see the "
+                      "server's log", w->name);
+    }
+    json_decref(rows);
 out:
+    explicit_bzero(worker_token, sizeof worker_token);
     free(spec);
     free(res);
     free(w);
@@ -852,6 +882,43 @@ static void workload_delete(gf_server *srv, const char *name, gf_srv_resp *resp)
     if (gf_alloc_release(srv->alloc, name) == GF_OK)
         gf_metrics_inc(&srv->metrics, GF_SRV_C_RELEASES);
     resp_json(resp, 200, json_pack("{s:s}", "deleted", name));
+}
+
+/* Renews a workload's lease: it expires lease_ms from now (the body may change lease_ms). */
+static void workload_renew(gf_server *srv, const char *name, const gf_srv_req *req,
+                           gf_srv_resp *resp)
+{
+    char err[ERRLEN];
+    uint64_t lease = 0;
+    if (gf_api_parse_renew(req->body, req->body_len, &lease, err, sizeof err) != GF_OK) {
+        gf_srv__error(resp, 400, "%s", err);
+        return;
+    }
+    json_t *rows = gf_store_query(srv->store, "SELECT lease_ms FROM workloads WHERE name = ?",
+                                  "t", name);
+    json_t *row = json_array_get(rows, 0);
+    json_t *cur = json_object_get(row, "lease_ms");
+    if (!row || !json_is_integer(cur)) {
+        json_decref(rows);
+        if (row)
+            gf_srv__error(resp, 409, "workload \"%s\" has no lease, so there is nothing to "
+                          "renew (only workloads created with lease_ms have one)", name);
+        else
+            gf_srv__error(resp, 404, "workload \"%s\" not found (deleted, or its lease "
+                          "expired); \"gpufuse ls workloads\" lists them", name);
+        return;
+    }
+    if (!lease) lease = (uint64_t)json_integer_value(cur);
+    json_decref(rows);
+    int64_t now = (int64_t)gf_srv_now_ms();
+    if (gf_store_exec(srv->store,
+                      "UPDATE workloads SET lease_ms = ?1, lease_expires_ms = ?2 + ?1 "
+                      "WHERE name = ?3", NULL, "iit", (int64_t)lease, now, name) != GF_OK) {
+        gf_srv__error(resp, 500, "could not renew the lease of workload \"%s\"; see the "
+                      "server's log", name);
+        return;
+    }
+    workload_get(srv, name, resp);
 }
 
 /* ---- tokens ----------------------------------------------------------------------------------- */
@@ -969,6 +1036,9 @@ static void route_api(gf_server *srv, const gf_srv_req *req, unsigned n,
             if (del) DO(workload_delete(srv, name, resp));
             DO(method_not_allowed(resp, m, req->path, "GET or DELETE"));
         }
+        if (n == 5 && !strcmp(segs[4], "renew"))
+            DO(post ? workload_renew(srv, name, req, resp)
+                    : method_not_allowed(resp, m, req->path, "POST"));
     } else if (!strcmp(kind, "allocations")) {
         if (n == 3)
             DO(get ? allocations_list(srv, resp) : method_not_allowed(resp, m, req->path, "GET"));

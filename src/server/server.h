@@ -121,6 +121,9 @@ gf_status gf_srv__token_new(gf_server *srv, const char *kind, const char *node, 
                             size_t tokenlen);
 /* auth.c: reads or creates the admin token file. */
 gf_status gf_srv__admin_token_init(gf_server *srv, char *err, size_t errlen);
+/* auth.c: prefix + 64 hex digits (256 bits) from the kernel's CSPRNG into out (GF_ERANGE when
+ * it does not fit, GF_EIO when getrandom fails). */
+gf_status gf_srv__random_token(const char *prefix, char *out, size_t outlen);
 /* auth.c: lowercase hex SHA-256 of text (65 bytes out). */
 void gf_srv__sha256_hex(const char *text, char out[65]);
 

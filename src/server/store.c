@@ -61,6 +61,46 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS tokens("
     "  hash TEXT PRIMARY KEY, kind TEXT NOT NULL, node TEXT, created_ms INTEGER NOT NULL);";
 
+/* Columns added after the first release, with the statement that adds each to an older file
+ * (SQLite has no ADD COLUMN IF NOT EXISTS). A workload's lease (gpufuse run renews it; NULL for
+ * workloads without one) and the SHA-256 of its worker token (NULL for workloads made before
+ * tokens existed). */
+static const struct {
+    const char *table, *column, *add;
+} added_columns[] = {
+    {"workloads", "lease_ms", "ALTER TABLE workloads ADD COLUMN lease_ms INTEGER"},
+    {"workloads", "lease_expires_ms", "ALTER TABLE workloads ADD COLUMN lease_expires_ms INTEGER"},
+    {"workloads", "worker_token_sha256",
+     "ALTER TABLE workloads ADD COLUMN worker_token_sha256 TEXT"},
+};
+
+static int has_column(sqlite3 *db, const char *table, const char *column)
+{
+    char sql[128];
+    sqlite3_stmt *st = NULL;
+    int found = 0;
+    snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return 0;
+    while (!found && sqlite3_step(st) == SQLITE_ROW)
+        found = !strcmp((const char *)sqlite3_column_text(st, 1), column);
+    sqlite3_finalize(st);
+    return found;
+}
+
+static int migrate(sqlite3 *db, char **msg)
+{
+    int rc = SQLITE_OK;
+    for (size_t i = 0; rc == SQLITE_OK && i < sizeof added_columns / sizeof added_columns[0]; i++)
+        if (!has_column(db, added_columns[i].table, added_columns[i].column))
+            rc = sqlite3_exec(db, added_columns[i].add, NULL, NULL, msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "CREATE INDEX IF NOT EXISTS workloads_lease ON "
+                              "workloads(lease_expires_ms) WHERE lease_expires_ms IS NOT NULL;"
+                              "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+                          NULL, NULL, msg);
+    return rc;
+}
+
 const char *gf_store_errmsg(gf_store *s)
 {
     return s && s->db ? sqlite3_errmsg(s->db) : "no database";
@@ -94,6 +134,7 @@ gf_status gf_store_open(const char *dir, gf_store **out, char *err, size_t errle
                           "INSERT OR IGNORE INTO pools(name, created_ms) VALUES('default', "
                           "CAST(strftime('%s', 'now') AS INTEGER) * 1000);",
                           NULL, NULL, &msg);
+    if (rc == SQLITE_OK) rc = migrate(s->db, &msg);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: cannot set up the database: %s", path,
                  msg ? msg : sqlite3_errstr(rc));

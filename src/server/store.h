@@ -15,7 +15,7 @@
 typedef struct gf_store gf_store;
 
 #define GF_STORE_FILE "gpufuse.db"
-#define GF_STORE_SCHEMA_VERSION 1
+#define GF_STORE_SCHEMA_VERSION 2 /* 2: workload leases and worker tokens */
 
 /* Opens (creating) DIR/gpufuse.db, applies the schema, creates pool "default". *out is owned
  * by the caller (gf_store_close). err names the path and SQLite's message on failure. */

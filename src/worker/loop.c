@@ -154,7 +154,7 @@ static int handshake(gf_wk_worker *w, gf_wk_session *s, const gf_wire_frame *f)
         return -1;
     }
     snprintf(s->client_name, sizeof s->client_name, "%s", h.client_name);
-    gf_status st = gf_wire_check_hello(&h, w->opts.token, reason, sizeof reason);
+    gf_status st = gf_wk_check_client(&w->opts, &h, reason, sizeof reason);
     if (st == GF_OK && w->refuse != GF_OK) {
         snprintf(reason, sizeof reason, "%s", w->refuse_reason);
         st = w->refuse;

@@ -62,11 +62,29 @@ typedef struct gf_wk_opts {
     int nlisten;
     const char *tls_cert, *tls_key;
     char token[256];        /* "" = none */
+    const char *alloc_tokens; /* --allocation-tokens: an agent's table of per-allocation token
+                                 hashes (access.c), or NULL */
     int gpus[GF_WK_MAX_DEVS]; /* real ordinals served; ngpus 0 = all */
     int ngpus;
     int max_sessions;
     const char *ready_file; /* written with the bound addresses once listening (tests) */
 } gf_wk_opts;
+
+/* ---- who may open a session (access.c) ------------------------------------------------------ */
+
+/* Checks a decoded HELLO: its version, then its token. Without an allocation token table, the
+ * shared token (none = anyone). With one: a HELLO for allocation A needs A's token (its SHA-256
+ * is A's line in the table) or the shared token; A missing from the table is GF_ENOENT (the
+ * agent has not written it yet: the client may retry); a HELLO for no allocation (an ad-hoc
+ * vGPU) needs the shared token. GF_OK, or the refusal's status with reason (sent back, logged;
+ * it never contains a token). */
+gf_status gf_wk_check_client(const gf_wk_opts *o, const gf_wire_hello *h, char *reason,
+                             size_t cap);
+
+/* Looks allocation up in the table at path: GF_OK with its hash ("-" = made without a token),
+ * GF_ENOENT when absent, GF_EIO (err says why) when the table cannot be read. */
+gf_status gf_wk_allocation_token(const char *path, const char *allocation, char *hash,
+                                 size_t cap, char *err, size_t errlen);
 
 /* ---- per-session objects (session.c) --------------------------------------------------------- */
 

@@ -32,6 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gf_api_parse_pool(body, size, &pool, err, sizeof err);
     gf_api_token_req tok;
     gf_api_parse_token_req(body, size, &tok, err, sizeof err);
+    uint64_t lease_ms;
+    gf_api_parse_renew(body, size, &lease_ms, err, sizeof err);
     if (strnlen(err, sizeof err) == sizeof err) abort();
     return 0;
 }

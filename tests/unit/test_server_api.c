@@ -3,6 +3,7 @@
  * directly — auth roles, workloads through the allocator, node loss with a made-up clock, and a
  * restart from the same data directory. */
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,37 @@ TEST(parse_refusals_name_the_field)
                   GF_EINVAL); /* a profile names no profile */
 }
 
+TEST(parse_lease)
+{
+    char err[512];
+    gf_api_workload w;
+    ASSERT_EQ_INT(PARSE("{\"lease_ms\": \"30s\"}", &w), GF_OK);
+    ASSERT_EQ_U64(w.lease_ms, 30000);
+    ASSERT_EQ_INT(PARSE("{\"lease_ms\": 2500}", &w), GF_OK);
+    ASSERT_EQ_U64(w.lease_ms, 2500);
+    ASSERT_EQ_INT(PARSE("{}", &w), GF_OK);
+    ASSERT_EQ_U64(w.lease_ms, 0);
+    ASSERT_EQ_INT(PARSE("{\"lease_ms\": 500}", &w), GF_EINVAL);
+    ASSERT_CONTAINS(err, "lease_ms: 500 ms: a lease must be from 1 s to 24 h");
+    ASSERT_EQ_INT(PARSE("{\"lease_ms\": \"2d\"}", &w), GF_EINVAL);
+    ASSERT_CONTAINS(err, "lease_ms");
+    ASSERT_EQ_INT(PARSE("{\"lease_ms\": \"25h\"}", &w), GF_ERANGE);
+    ASSERT_EQ_INT(PARSE("{\"lease_ms\": true}", &w), GF_EINVAL);
+    ASSERT_CONTAINS(err, "lease_ms: expected milliseconds");
+    /* A lease is the client's, not a kind of request: profiles have none. */
+    ASSERT_EQ_INT(gf_api_parse_workload("{\"lease_ms\": 5000}", 18, 1, &w, err, sizeof err),
+                  GF_EINVAL);
+    ASSERT_CONTAINS(err, "unknown field \"lease_ms\"");
+    uint64_t ms = 1;
+#define RENEW1 "{\"lease_ms\": \"1m\"}"
+    ASSERT_EQ_INT(gf_api_parse_renew(NULL, 0, &ms, err, sizeof err), GF_OK);
+    ASSERT_EQ_U64(ms, 0);
+    ASSERT_EQ_INT(gf_api_parse_renew(RENEW1, strlen(RENEW1), &ms, err, sizeof err), GF_OK);
+    ASSERT_EQ_U64(ms, 60000);
+    ASSERT_EQ_INT(gf_api_parse_renew("{\"ttl\": 1}", 10, &ms, err, sizeof err), GF_EINVAL);
+    ASSERT_CONTAINS(err, "unknown field \"ttl\"");
+}
+
 TEST(parse_register_and_usage)
 {
     char err[512];
@@ -93,10 +125,11 @@ TEST(parse_register_and_usage)
 static gf_server *srv;
 static char admin[256], hdr[300];
 
-static void open_server(const char *dir)
+static void open_server_with(const char *dir, uint64_t heartbeat_timeout_ms)
 {
     char err[1024];
-    gf_server_config cfg = {.data_dir = dir, .heartbeat_timeout_ms = 1000, .lost_grace_ms = 2000};
+    gf_server_config cfg = {.data_dir = dir, .heartbeat_timeout_ms = heartbeat_timeout_ms,
+                            .lost_grace_ms = 2000};
     if (gf_server_new(&cfg, &srv, err, sizeof err) != GF_OK) GF_TEST_FAILF("server: %s", err);
     char path[4200];
     snprintf(path, sizeof path, "%s/admin.token", dir);
@@ -106,6 +139,11 @@ static void open_server(const char *dir)
     snprintf(admin, sizeof admin, "%s", t);
     snprintf(hdr, sizeof hdr, "Bearer %s", admin);
     free(t);
+}
+
+static void open_server(const char *dir)
+{
+    open_server_with(dir, 1000);
 }
 
 /* Calls the handler; returns the status and leaves the parsed answer in *out (caller frees). */
@@ -231,5 +269,104 @@ TEST(bad_requests_are_400_with_message)
     free(resp.body);
     ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/../../etc/passwd", NULL, NULL), 404);
     ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/a/b/c/d/e/f", NULL, NULL), 404);
+    gf_server_free(srv);
+}
+
+static int64_t jint(json_t *o, const char *k)
+{
+    return (int64_t)json_integer_value(json_object_get(o, k));
+}
+
+/* Leases with a made-up clock: kept while renewed, deleted (GPUs free again) when not, a full
+ * term after a restart; the worker token is in the creation answer only, its hash goes to the
+ * node. */
+TEST(leases_and_worker_tokens)
+{
+    const char *dir = gf_test_tmp_path("lease");
+    open_server_with(dir, 3600 * 1000); /* the node stays Ready whatever the made-up clock */
+    json_t *v;
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/tokens", "{\"node\": \"n1\"}", &v), 201);
+    char ntok[300];
+    snprintf(ntok, sizeof ntok, "Bearer %s", json_string_value(json_object_get(v, "token")));
+    json_decref(v);
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", node_reg, NULL), 201);
+    uint64_t t0 = gf_srv_now_ms();
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"l\", \"vram_request\": \"60Gi\", \"lease_ms\": \"2s\"}", &v),
+                  201);
+    ASSERT_EQ_INT(jint(v, "lease_ms"), 2000);
+    ASSERT_TRUE(jint(v, "lease_expires_ms") >= (int64_t)t0 + 2000);
+    const char *tok = json_string_value(json_object_get(v, "worker_token"));
+    ASSERT_TRUE(tok && !strncmp(tok, "gfw_", 4) && strlen(tok) == 68);
+    char want_hash[65];
+    gf_srv__sha256_hex(tok, want_hash);
+    json_decref(v);
+    /* The token is shown once: not by GET, not in lists, not to the node (only its hash). */
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/l", NULL, &v), 200);
+    ASSERT_TRUE(json_object_get(v, "worker_token") == NULL);
+    ASSERT_EQ_INT(jint(v, "lease_ms"), 2000);
+    json_decref(v);
+    gf_srv_req req = {.method = "GET", .path = "/api/v1/workloads", .authorization = hdr};
+    gf_srv_resp resp;
+    gf_srv_handle(srv, &req, &resp);
+    ASSERT_TRUE(resp.status == 200 && !strstr(resp.body, "gfw_") && !strstr(resp.body, want_hash));
+    free(resp.body);
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/n1/heartbeat", NULL, &v), 200);
+    json_t *al = json_array_get(json_object_get(v, "allocations"), 0);
+    ASSERT_EQ_STR(json_string_value(json_object_get(al, "worker_token_sha256")), want_hash);
+    json_decref(v);
+    /* Renewing: the node may not; an unknown workload is 404; a bad body 400. */
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/workloads/l/renew", NULL, NULL), 403);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads/nope/renew", NULL, NULL), 404);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads/l/renew", "{\"lease_ms\": 5}", NULL), 400);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/l/renew", NULL, NULL), 405);
+    /* A workload without a lease behaves as before: no expiry, nothing to renew. */
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"forever\", \"vram_request\": \"1Gi\"}", &v), 201);
+    ASSERT_TRUE(json_is_null(json_object_get(v, "lease_ms")));
+    ASSERT_TRUE(json_is_null(json_object_get(v, "lease_expires_ms")));
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads/forever/renew", NULL, &v), 409);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "has no lease");
+    json_decref(v);
+    /* Renewed (for 5 s from now): a tick past the first expiry keeps it. */
+    uint64_t t1 = gf_srv_now_ms();
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads/l/renew", "{\"lease_ms\": \"5s\"}", &v),
+                  200);
+    ASSERT_EQ_INT(jint(v, "lease_ms"), 5000);
+    ASSERT_TRUE(jint(v, "lease_expires_ms") >= (int64_t)t1 + 5000);
+    int64_t expires = jint(v, "lease_expires_ms");
+    json_decref(v);
+    gf_srv_tick(srv, t0 + 2000 + 1000);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/l", NULL, NULL), 200);
+    /* Not renewed past its expiry: gone, and its 60 GiB are free again. */
+    gf_srv_tick(srv, (uint64_t)expires);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/l", NULL, NULL), 404);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/allocations/l-0", NULL, NULL), 404);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/forever", NULL, NULL), 200);
+    req.path = "/metrics";
+    req.authorization = NULL;
+    gf_srv_handle(srv, &req, &resp);
+    ASSERT_CONTAINS(resp.body, "gpufuse_allocations_released_total{reason=\"lease_expired\"} 1");
+    free(resp.body);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"l2\", \"vram_request\": \"60Gi\", \"lease_ms\": 2000}", NULL),
+                  201);
+    /* A restart after a long outage: the lease gets a full term from the start, not 0. */
+    gf_server_free(srv);
+    char db[4200];
+    snprintf(db, sizeof db, "%s/gpufuse.db", dir);
+    sqlite3 *h;
+    ASSERT_EQ_INT(sqlite3_open(db, &h), SQLITE_OK);
+    ASSERT_EQ_INT(sqlite3_exec(h, "UPDATE workloads SET lease_expires_ms = 1 WHERE name = 'l2'",
+                               NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    uint64_t t2 = gf_srv_now_ms();
+    open_server_with(dir, 3600 * 1000);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/l2", NULL, &v), 200);
+    ASSERT_TRUE(jint(v, "lease_expires_ms") >= (int64_t)t2 + 2000);
+    json_decref(v);
+    gf_srv_tick(srv, t2);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/l2", NULL, NULL), 200);
     gf_server_free(srv);
 }
