@@ -34,6 +34,14 @@ static int type_fits(const gf_alloc__type *m, const gf_alloc__gpu *g, const uint
     return 1;
 }
 
+/* floor(k * 1e6 / eff) for k <= eff, in 64 bits whenever the product fits (it does below
+ * 2^44, about 17 TB or 17e6 TFLOPs). */
+static int64_t ppm_of(uint64_t k, uint64_t eff)
+{
+    if (k <= UINT64_MAX / GF_ALLOC__PPM) return (int64_t)(k * GF_ALLOC__PPM / eff);
+    return (int64_t)((unsigned __int128)k * GF_ALLOC__PPM / eff);
+}
+
 /* Free share of the GPU in ppm: the mean, over the dimensions the workload asks for, of
  * free / (capacity x ratio). */
 static int64_t share_ppm(const gf_alloc__pool *p, const gf_alloc__gpu *g, const uint64_t k[2])
@@ -42,8 +50,7 @@ static int64_t share_ppm(const gf_alloc__pool *p, const gf_alloc__gpu *g, const 
     int n = 0;
     for (int d = 0; d < 2; d++) {
         if (!p->used[d] || !g->eff[d]) continue;
-        uint64_t kk = k[d] > g->eff[d] ? g->eff[d] : k[d];
-        s += (int64_t)((unsigned __int128)kk * GF_ALLOC__PPM / g->eff[d]);
+        s += ppm_of(k[d] > g->eff[d] ? g->eff[d] : k[d], g->eff[d]);
         n++;
     }
     return n ? s / n : 0;
@@ -61,12 +68,13 @@ static void used_dims(const gf_alloc__pool *p, int used[2])
 /* ---- the scoring snapshot ----------------------------------------------------------------- */
 
 /* Copies the distribution into the integer weights placements score with, and invalidates every
- * memoized score. Observed counts are integers already; target weights are normalized to
+ * cached score and score table (they carry the version). Observed counts are integers already; target weights are normalized to
  * GF_ALLOC__WSCALE (each at least 1). */
 static void snap_refresh(gf_alloc__pool *p)
 {
     p->swsum = 0;
     p->n_multi = 0;
+    p->n_ppm = 0;
     for (size_t m = 0; m < p->n_types; m++) {
         gf_alloc__type *t = &p->types[m];
         if (p->target) {
@@ -77,12 +85,13 @@ static void snap_refresh(gf_alloc__pool *p)
         }
         p->swsum += t->sw;
         p->n_multi += t->k > 1 && t->sw;
+        p->n_ppm += t->t_ppm && t->sw;
     }
     p->obs_since = 0;
     p->sver++;
 }
 
-/* ---- state groups, the special list, the memo ---------------------------------------------- */
+/* ---- state groups, the special list ------------------------------------------------------- */
 
 static void grp_state(const gf_alloc__gpu *g, uint64_t st[10])
 {
@@ -326,7 +335,8 @@ static void fast_reset(gf_alloc__pool *p)
     free(p->gtab);
     free(p->act);
     free(p->spec);
-    free(p->memo);
+    for (size_t i = 0; i < p->n_ftabs; i++) free(p->ftabs[i].wfit);
+    free(p->ftabs);
     free(p->cand);
     free(p->cbound);
     p->cand = NULL;
@@ -336,7 +346,8 @@ static void fast_reset(gf_alloc__pool *p)
     p->gtab = NULL;
     p->act = NULL;
     p->spec = NULL;
-    p->memo = NULL;
+    p->ftabs = NULL;
+    p->n_ftabs = p->ftab_next = 0;
     p->n_grps = p->cap_grps = p->n_gfree = p->gtab_cap = p->gtab_n = p->n_act = 0;
     p->n_spec = p->cap_spec = 0;
     p->reference &= 1;
@@ -407,8 +418,8 @@ void gf_alloc__frag_build(gf_alloc *a, gf_alloc__pool *p)
     p->fitcnt = calloc(nn * GF_ALLOC__MAX_TYPES, sizeof(*p->fitcnt));
     p->nofit = calloc(nn * GF_ALLOC__MAX_TYPES, sizeof(*p->nofit));
     p->total = calloc(nn, sizeof(*p->total));
-    p->memo = calloc(GF_ALLOC__MEMO, sizeof(*p->memo));
-    if (!p->fitcnt || !p->nofit || !p->total || !p->memo) {
+    p->ftabs = calloc(GF_ALLOC__FTABS, sizeof(*p->ftabs));
+    if (!p->fitcnt || !p->nofit || !p->total || !p->ftabs) {
         /* without aggregates least-fragmentation falls back to the from-scratch path */
         gf_alloc__frag_drop(p);
         return;
@@ -473,7 +484,7 @@ void gf_alloc__frag_observe(gf_alloc *a, gf_alloc__pool *p, const gf_alloc__type
             p->nofit[np * GF_ALLOC__MAX_TYPES + idx] += g->s_ppm;
         }
     }
-    /* memoized scores exclude the new type (weight 0 until the refresh): still valid */
+    /* cached scores and tables exclude the new type (weight 0 until the refresh): still valid */
     snap_observed(a, p);
 }
 
@@ -507,28 +518,109 @@ gf_alloc__fd gf_alloc__frag_delta1(const gf_alloc *a, const gf_alloc__pool *p,
     return d;
 }
 
-/* Free share and weight of the types that do not fit, for a GPU like g with keys k. */
+/* ---- score tables ------------------------------------------------------------------------ */
+
+static int u64_cmp(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Sorts v[0..n) and drops repeats; returns the count left. */
+static uint32_t sort_unique(uint64_t *v, uint32_t n)
+{
+    qsort(v, n, sizeof(*v), u64_cmp);
+    uint32_t o = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!o || v[i] != v[o - 1]) v[o++] = v[i];
+    return o;
+}
+
+/* How many of v[0..n) (ascending) are <= x. */
+static uint32_t rank_le(const uint64_t *v, uint32_t n, uint64_t x)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (v[mid] <= x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* (Re)builds f for compute capacity cap_t and the current snapshot. -1 when out of memory. */
+static int ftab_build(const gf_alloc__pool *p, gf_alloc__ftab *f, uint64_t cap_t)
+{
+    gf_alloc__gpu probe; /* type_need reads only cap[T] */
+    probe.cap[GF_ALLOC__T] = cap_t;
+    uint32_t n = 0;
+    for (size_t m = 0; m < p->n_types; m++) {
+        if (!p->types[m].sw) continue;
+        f->need[GF_ALLOC__T][n] = gf_alloc__type_need(&p->types[m], &probe, GF_ALLOC__T);
+        f->need[GF_ALLOC__V][n] = p->types[m].v;
+        n++;
+    }
+    f->nt = sort_unique(f->need[GF_ALLOC__T], n);
+    f->nv = sort_unique(f->need[GF_ALLOC__V], n);
+    size_t w = (size_t)f->nv + 1, cells = ((size_t)f->nt + 1) * w;
+    if (cells > f->cap_wfit) {
+        uint64_t *nw = realloc(f->wfit, cells * sizeof(*nw));
+        if (!nw) return -1;
+        f->wfit = nw;
+        f->cap_wfit = cells;
+    }
+    memset(f->wfit, 0, cells * sizeof(*f->wfit));
+    for (size_t m = 0; m < p->n_types; m++) { /* each type's weight at the cell of its needs */
+        const gf_alloc__type *t = &p->types[m];
+        if (!t->sw) continue;
+        uint32_t i = rank_le(f->need[GF_ALLOC__T], f->nt, gf_alloc__type_need(t, &probe, 0));
+        uint32_t j = rank_le(f->need[GF_ALLOC__V], f->nv, t->v);
+        f->wfit[i * w + j] += t->sw;
+    }
+    for (size_t i = 0; i <= f->nt; i++) /* then sums over every cell at or below */
+        for (size_t j = 0; j <= f->nv; j++)
+            f->wfit[i * w + j] += (i ? f->wfit[(i - 1) * w + j] : 0) +
+                                  (j ? f->wfit[i * w + j - 1] : 0) -
+                                  (i && j ? f->wfit[(i - 1) * w + j - 1] : 0);
+    f->cap_t = cap_t;
+    f->ver = p->sver;
+    return 0;
+}
+
+/* The table for GPUs of compute capacity cap_t under the current snapshot; NULL when out of
+ * memory. Without weighted percent types every capacity shares one table. */
+static const gf_alloc__ftab *ftab_get(gf_alloc__pool *p, uint64_t cap_t)
+{
+    if (!p->ftabs) return NULL;
+    for (size_t i = 0; i < p->n_ftabs; i++) {
+        gf_alloc__ftab *f = &p->ftabs[i];
+        if (f->cap_t == cap_t) return f->ver == p->sver || !ftab_build(p, f, cap_t) ? f : NULL;
+    }
+    size_t i = p->n_ftabs < GF_ALLOC__FTABS ? p->n_ftabs++ : p->ftab_next++ % GF_ALLOC__FTABS;
+    return ftab_build(p, &p->ftabs[i], cap_t) ? NULL : &p->ftabs[i];
+}
+
+/* Free share and weight of the types that do not fit, for a GPU like g with keys k. Type m fits
+ * when its need is at most min(capacity, key) in both dimensions (type_fits), so the weight
+ * that fits is the table's cell of those two amounts. */
 static void state_score(gf_alloc__pool *p, const gf_alloc__gpu *g, const uint64_t k[2],
                         int64_t *s, uint64_t *wnofit)
 {
-    uint64_t key[6] = {g->cap[0], g->cap[1], g->eff[0], g->eff[1], k[0], k[1]};
-    gf_alloc__memo *e = p->memo ? &p->memo[hash_words(key, 6) & (GF_ALLOC__MEMO - 1)] : NULL;
-    if (e && e->ver == p->sver && !memcmp(e->k, key, sizeof(key))) {
-        *s = e->s;
-        *wnofit = e->wnofit;
+    *s = share_ppm(p, g, k);
+    const gf_alloc__ftab *f = ftab_get(p, p->n_ppm ? g->cap[GF_ALLOC__T] : 0);
+    if (!f) { /* no memory for a table: test every type */
+        uint64_t w = 0;
+        for (size_t m = 0; m < p->n_types; m++)
+            if (p->types[m].sw && !type_fits(&p->types[m], g, k)) w += p->types[m].sw;
+        *wnofit = w;
         return;
     }
-    uint64_t w = 0;
-    for (size_t m = 0; m < p->n_types; m++)
-        if (p->types[m].sw && !type_fits(&p->types[m], g, k)) w += p->types[m].sw;
-    *s = share_ppm(p, g, k);
-    *wnofit = w;
-    if (e) { /* a cache: the newest state wins the slot */
-        memcpy(e->k, key, sizeof(key));
-        e->ver = p->sver;
-        e->s = *s;
-        e->wnofit = w;
-    }
+    uint64_t x = k[GF_ALLOC__T] < g->cap[GF_ALLOC__T] ? k[GF_ALLOC__T] : g->cap[GF_ALLOC__T];
+    uint64_t y = k[GF_ALLOC__V] < g->cap[GF_ALLOC__V] ? k[GF_ALLOC__V] : g->cap[GF_ALLOC__V];
+    *wnofit = p->swsum - f->wfit[rank_le(f->need[GF_ALLOC__T], f->nt, x) * ((size_t)f->nv + 1) +
+                                 rank_le(f->need[GF_ALLOC__V], f->nv, y)];
 }
 
 void gf_alloc__grp_score(gf_alloc__pool *p, gf_alloc__grp *G, const gf_alloc__gpu *rep)

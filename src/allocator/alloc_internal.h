@@ -20,8 +20,8 @@
 #define GF_ALLOC__MAX_TYPES 256
 #define GF_ALLOC__TYPE_WORDS (GF_ALLOC__MAX_TYPES / 64)
 #define GF_ALLOC__NIL (-1)
-/* Entries of a pool's state-score memo (a cache: a collision evicts). Power of two. */
-#define GF_ALLOC__MEMO 65536
+/* Score tables a pool keeps at most (one per distinct compute capacity; a cache). */
+#define GF_ALLOC__FTABS 16
 /* Observed mode: the scoring snapshot is refreshed once the observations since the last refresh
  * reach 1 + (snapshot mass) / GF_ALLOC__REFRESH_DIV, so it lags the observed mass by < 1/64. */
 #define GF_ALLOC__REFRESH_DIV 64
@@ -84,13 +84,19 @@ typedef struct gf_alloc__grp {
     uint64_t wnofit;          /* weight of the task types that do not fit the state */
 } gf_alloc__grp;
 
-/* One memoized state score: free share and the weight of the task types that do not fit. */
-typedef struct gf_alloc__memo {
-    uint64_t k[6];            /* cap[2], eff[2], key[2] */
-    uint64_t ver;             /* valid while == the pool's snapshot version */
-    int64_t s;
-    uint64_t wnofit;
-} gf_alloc__memo;
+/* The score table of GPUs of one compute capacity (percent task types scale with it), for one
+ * scoring snapshot: which weighted task types fit a GPU depends only on where its free amounts
+ * (capped at its capacity) fall among the types' needs, so the weight that fits is read from a
+ * 2-D prefix sum over the distinct needs instead of testing every type. */
+typedef struct gf_alloc__ftab {
+    uint64_t cap_t;           /* compute capacity of the GPUs it serves */
+    uint64_t ver;             /* snapshot version it was built for; 0 = empty */
+    uint32_t nt, nv;          /* distinct needs of weighted types, ascending */
+    uint64_t need[2][GF_ALLOC__MAX_TYPES]; /* [T] compute, [V] VRAM */
+    uint64_t *wfit;           /* (nt+1) x (nv+1): [i][j] = weight of the types whose compute
+                                 need is <= need[T][i-1] and VRAM need <= need[V][j-1] */
+    size_t cap_wfit;
+} gf_alloc__ftab;
 
 typedef struct gf_alloc__node {
     char name[GF_ALLOC_NAME_MAX];
@@ -138,7 +144,8 @@ typedef struct gf_alloc__pool {
     size_t frag_nodes;
     /* the scoring snapshot of the distribution (see docs/allocator.md) */
     uint64_t swsum, obs_since, sver;
-    int n_multi;               /* task types with k > 1 */
+    int n_multi;               /* weighted task types with k > 1 */
+    int n_ppm;                 /* weighted task types that ask a percent of a GPU */
     int reference;             /* tests: score every GPU from scratch (the slow reference) */
     /* state groups of the plain GPUs, the special GPUs, and the state memo */
     gf_alloc__grp *grps;
@@ -153,7 +160,8 @@ typedef struct gf_alloc__pool {
     gf_alloc__fd *cbound;      /* and their lower bounds */
     uint32_t *spec;            /* seqs of special GPUs */
     size_t n_spec, cap_spec;
-    gf_alloc__memo *memo;      /* GF_ALLOC__MEMO entries, a cache */
+    gf_alloc__ftab *ftabs;     /* GF_ALLOC__FTABS score tables, built on demand */
+    size_t n_ftabs, ftab_next; /* in use; the next to replace when all are */
 } gf_alloc__pool;
 
 typedef struct gf_alloc__part {
@@ -234,7 +242,7 @@ gf_alloc__fd gf_alloc__frag_node(const gf_alloc *a, const gf_alloc__pool *p,
 /* Same, O(types), for one GPU, from the node's aggregates. */
 gf_alloc__fd gf_alloc__frag_delta1(const gf_alloc *a, const gf_alloc__pool *p,
                                    const gf_alloc__gpu *g, const uint64_t nk[2]);
-/* Same for a plain (non-special) GPU: depends on its state only, memoized by state. */
+/* Same for a plain (non-special) GPU: depends on its state only, read from score tables. */
 gf_alloc__fd gf_alloc__frag_delta_state(gf_alloc__pool *p, const gf_alloc__gpu *g,
                                         const uint64_t nk[2]);
 /* Free share and weight of the non-fitting types of group G's state (cached per snapshot). */
