@@ -1014,8 +1014,9 @@ static void ref_check(gf_alloc *a, const gf_alloc_request *req, gf_status st,
 }
 
 /* A pool of nn nodes, 1..8 GPUs each, of three shapes (compute-, VRAM-rich and a small one, so
- * that percent requests differ in TFLOPs and some task types never fit some GPUs). */
-static gf_alloc *ref_pool(uint64_t seed, int nn, double ratio_t, double ratio_v)
+ * that percent requests differ in TFLOPs and some task types never fit some GPUs); with varied,
+ * every GPU has its own compute capacity (and its own shape). */
+static gf_alloc *ref_pool(uint64_t seed, int nn, double ratio_t, double ratio_v, int varied)
 {
     gf_alloc *a = mk(GF_ALLOC_LEAST_FRAG, ratio_t, ratio_v);
     char nm[32], u[32];
@@ -1025,13 +1026,14 @@ static gf_alloc *ref_pool(uint64_t seed, int nn, double ratio_t, double ratio_v)
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         int k = 1 + (int)((seed >> 40) % 8);
         for (int g = 0; g < k; g++) {
+            double more = varied ? (n * 8 + g) * 0.5 : 0;
             snprintf(u, sizeof(u), "g%02d-%d", n, g);
             if (n % 4 == 3)
-                gpu(a, u, nm, (unsigned)g, "small-like", 16 * GiB, 65);
+                gpu(a, u, nm, (unsigned)g, "small-like", 16 * GiB, 65 + more);
             else if (n % 4 == 1)
-                gpu(a, u, nm, (unsigned)g, "A100-like", 40 * GiB, 312);
+                gpu(a, u, nm, (unsigned)g, "A100-like", 40 * GiB, 312 + more);
             else
-                gpu(a, u, nm, (unsigned)g, "H100-like", 80 * GiB, 494.7);
+                gpu(a, u, nm, (unsigned)g, "H100-like", 80 * GiB, 494.7 + more);
         }
     }
     return a;
@@ -1040,11 +1042,13 @@ static gf_alloc *ref_pool(uint64_t seed, int nn, double ratio_t, double ratio_v)
 /* A random stream: the first 40 requests ask VRAM only (then compute joins and the pool's
  * scoring dimensions change), then TFLOPs or percent or none, limits above requests, QoS
  * high, 1..3 GPUs local and remote, model and node filters, releases, a node going NotReady and
- * back. `types` bounds the distinct request shapes (above 256 the rarest are not tracked). */
+ * back. `types` bounds the distinct request shapes (above 256 the rarest are not tracked); with
+ * small, every shape is small, so that many GPUs fit every type before and after a placement
+ * (their deltas tie at 0 and the key, then the stable id, decides). */
 static void ref_sequence(uint64_t seed, int nn, int steps, int types, int target,
-                         double ratio_t, double ratio_v)
+                         double ratio_t, double ratio_v, int varied, int small)
 {
-    gf_alloc *a = ref_pool(seed, nn, ratio_t, ratio_v);
+    gf_alloc *a = ref_pool(seed, nn, ratio_t, ratio_v, varied);
     if (target) {
         gf_alloc_task_type tt[] = {{0, 25, 8 * GiB, 1, 5},     {0, 50, 16 * GiB, 1, 3},
                                    {40, 0, 4 * GiB, 1, 4},     {0, 100, 16 * GiB, 2, 1.5},
@@ -1073,6 +1077,11 @@ static void ref_sequence(uint64_t seed, int nn, int steps, int types, int target
         else if (i >= 40 && c < 20)
             r.percent_request = (double)(5 * (c - 9));
         r.vram_request = (v % 16) * 2 * GiB + (c >= 20 || i < 40 ? GiB : 0);
+        if (small) {
+            r.tflops_request = r.tflops_request > 0 ? (double)(1 + c % 4) : 0;
+            r.percent_request = r.percent_request > 0 ? (double)(1 + c % 3) : 0;
+            r.vram_request = (v % 3 + (c >= 20 || i < 40)) * GiB;
+        }
         if ((x >> 20) % 5 == 0) { /* limits above requests */
             if (r.tflops_request > 0) r.tflops_limit = r.tflops_request * 2;
             if (r.percent_request > 0) r.percent_limit = r.percent_request < 50 ? 50 : 100;
@@ -1116,10 +1125,15 @@ TEST(least_fragmentation_matches_simple_reference)
 {
     for (uint64_t s = 1; s <= 3; s++) {
         /* the distribution seen so far, a few dozen shapes, oversubscribed compute */
-        ref_sequence(s * 0x9e3779b97f4a7c15ull, 16, 900, 60, 0, 1.5, 1);
+        ref_sequence(s * 0x9e3779b97f4a7c15ull, 16, 900, 60, 0, 1.5, 1, 0, 0);
         /* a target distribution, oversubscribed VRAM */
-        ref_sequence(s * 0x2545f4914f6cdd1dull, 16, 700, 96, 1, 1, 1.25);
+        ref_sequence(s * 0x2545f4914f6cdd1dull, 16, 700, 96, 1, 1, 1.25, 0, 0);
     }
     /* more shapes than the 256 a pool tracks (the rarest are not counted) */
-    ref_sequence(0x5851f42d4c957f2dull, 10, 1500, 384, 0, 1, 1);
+    ref_sequence(0x5851f42d4c957f2dull, 10, 1500, 384, 0, 1, 1, 0, 0);
+    /* every GPU of its own compute capacity */
+    ref_sequence(0x14057b7ef767814full, 24, 600, 60, 0, 1, 1, 1, 0);
+    /* small requests only: many ties */
+    ref_sequence(0x27bb2ee687b0b0fdull, 16, 900, 60, 0, 1, 1, 0, 1);
+    ref_sequence(0x2127599bf4325c37ull, 16, 900, 60, 0, 1.5, 1, 1, 1);
 }
