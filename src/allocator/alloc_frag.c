@@ -90,8 +90,8 @@ static void used_dims(const gf_alloc__pool *p, int used[2])
 /* ---- the scoring snapshot ----------------------------------------------------------------- */
 
 /* Copies the distribution into the integer weights placements score with, and invalidates every
- * cached score and score table (they carry the version). Observed counts are integers already; target weights are normalized to
- * GF_ALLOC__WSCALE (each at least 1). */
+ * cached score and the score table (they carry the version). Observed counts are integers
+ * already; target weights are normalized to GF_ALLOC__WSCALE (each at least 1). */
 static void snap_refresh(gf_alloc__pool *p)
 {
     int weighted = 0;
@@ -279,10 +279,6 @@ static int32_t bkt_find(gf_alloc__pool *p, const uint64_t cap[2], const uint64_t
         uint32_t *na = realloc(p->bact, nc * sizeof(*na));
         if (!na) return -1;
         p->bact = na;
-        gf_alloc__run *nr = realloc(p->runs, 4 * nc * sizeof(*nr));
-        if (!nr) return -1;
-        p->runs = nr;
-        p->cap_runs = 4 * nc;
         p->cap_bkts = nc;
     }
     gf_alloc__bkt *b = &p->bkts[p->n_bkts];
@@ -379,9 +375,8 @@ uint64_t gf_alloc__bkt_min_t(gf_alloc__pool *p, gf_alloc__bkt *b)
     return b->min_t;
 }
 
-int gf_alloc__bkt_sync(gf_alloc *a, gf_alloc__pool *p)
+int gf_alloc__bkt_sync(gf_alloc__pool *p)
 {
-    (void)a;
     if (p->bver == p->layout) return 0;
     for (size_t k = 0; k < p->n_bkts; k++) free(p->bkts[k].m);
     p->n_bkts = p->n_bact = 0;

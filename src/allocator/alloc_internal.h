@@ -312,7 +312,7 @@ int64_t gf_alloc__share_drop_max(const gf_alloc__pool *p, const uint64_t eff[2],
 int64_t gf_alloc__share(const gf_alloc__pool *p, const uint64_t eff[2], const uint64_t k[2]);
 /* Makes the score classes current (rebuilt after the types' needs changed). 0, or -1 when out
  * of memory (then the pool scores from scratch). */
-int gf_alloc__bkt_sync(gf_alloc *a, gf_alloc__pool *p);
+int gf_alloc__bkt_sync(gf_alloc__pool *p);
 /* The least free compute of class b's members. */
 uint64_t gf_alloc__bkt_min_t(gf_alloc__pool *p, gf_alloc__bkt *b);
 /* Tests: nonzero makes least-fragmentation score every fitting GPU from scratch. */

@@ -378,7 +378,7 @@ static gf_alloc__gpu *pick_one(gf_alloc *a, gf_alloc__pool *p, const nreq *r)
     }
     if (p->strategy == GF_ALLOC_LEAST_FRAG && p->frag_built && !p->reference) {
         gf_alloc__gpu *g;
-        if (!gf_alloc__bkt_sync(a, p) && !pick_lf_fast(a, p, r, &g)) return g;
+        if (!gf_alloc__bkt_sync(p) && !pick_lf_fast(a, p, r, &g)) return g;
         p->reference |= 2; /* out of memory: the scan below scores from scratch */
     }
     gf_alloc__gpu *best = NULL;
