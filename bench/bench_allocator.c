@@ -35,6 +35,20 @@ static uint64_t rnd(void)
     return rng;
 }
 
+/* Folds one answer of gf_alloc_place into a digest of every decision a run made (FNV-1a over
+ * the chosen GPUs' uuids, "-" for a refusal): two builds that print the same digest for a run
+ * placed every request of it on the same GPUs. */
+static void digest(uint64_t *h, gf_status st, const gf_alloc_result *res)
+{
+    for (uint32_t i = 0; i < (st == GF_OK ? res->n : 1); i++) {
+        const char *u = st == GF_OK ? res->placements[i].gpu_uuid : "-";
+        for (; *u; u++) *h = (*h ^ (unsigned char)*u) * 1099511628211ull;
+        *h = (*h ^ '|') * 1099511628211ull;
+    }
+}
+
+#define DIGEST0 1469598103934665603ull
+
 static void die(const char *what, gf_status st, const char *msg)
 {
     fprintf(stderr, "bench_allocator: %s: %s: %s\n", what, gf_status_name(st), msg);
@@ -85,7 +99,7 @@ static gf_alloc *syn_pool(gf_alloc_strategy s)
 }
 
 /* Steady state: SYN_LIVE allocations live; each op places one and releases the oldest. */
-static double syn_run(gf_alloc_strategy s, size_t *failed)
+static double syn_run(gf_alloc_strategy s, size_t *failed, uint64_t *dig)
 {
     int ops = s == GF_ALLOC_LEAST_FRAG ? SYN_OPS_LF : SYN_OPS;
     /* least-fragmentation: fill with binpack, then switch (the fill would take minutes) */
@@ -94,6 +108,7 @@ static double syn_run(gf_alloc_strategy s, size_t *failed)
     char id[32];
     rng = 88172645463325252ull;
     *failed = 0;
+    *dig = DIGEST0;
     for (int i = 0; i < SYN_LIVE; i++) {
         syn_req q = syn_pick();
         gf_alloc_request r = {0};
@@ -113,7 +128,9 @@ static double syn_run(gf_alloc_strategy s, size_t *failed)
         r.vram_request = q.vram;
         r.tflops_request = q.tflops;
         snprintf(id, sizeof(id), "w%d", i);
-        if (gf_alloc_place(a, id, &r, res) != GF_OK) (*failed)++;
+        gf_status st = gf_alloc_place(a, id, &r, res);
+        if (st != GF_OK) (*failed)++;
+        digest(dig, st, res);
         snprintf(id, sizeof(id), "w%d", i - SYN_LIVE);
         gf_alloc_release(a, id);
     }
@@ -283,6 +300,7 @@ typedef struct trace_out {
     int passes;
     double stranded;   /* unallocated / total, when the first pod no longer fit */
     double secs;
+    uint64_t digest;   /* of every decision (best-fit: 0) */
 } trace_out;
 
 static int split_spec(char *spec, const char **models)
@@ -371,13 +389,15 @@ static trace_out trace_run(const tnode *nodes, int nn, const tpod *pods, int np,
     char id[96];
     gf_alloc *a = trace_alloc(nodes, nn, pods, np, s, target);
     gf_alloc_result *res = malloc(sizeof(*res));
-    trace_out o = {0, 0, 0, 0};
+    trace_out o = {0, 0, 0, 0, DIGEST0};
     double t0 = now_s();
     for (int pass = 1; pass <= MAX_PASSES; pass++) {
         o.passes = pass;
         for (int i = 0; i < np; i++) {
             snprintf(id, sizeof(id), "%s#%d", pods[i].name, pass);
-            if (trace_place(a, &pods[i], id, res) == GF_ENOSPC) goto full;
+            gf_status st = trace_place(a, &pods[i], id, res);
+            digest(&o.digest, st, res);
+            if (st == GF_ENOSPC) goto full;
             o.placed++;
         }
     }
@@ -440,7 +460,7 @@ static int *bf_new(const tnode *nodes, int nn, int **first_out, int *total)
 static trace_out trace_bestfit(const tnode *nodes, int nn, const tpod *pods, int np)
 {
     int total, *first, *fr = bf_new(nodes, nn, &first, &total);
-    trace_out o = {0, 0, 0, 0};
+    trace_out o = {0, 0, 0, 0, 0};
     double t0 = now_s();
     for (int pass = 1; pass <= MAX_PASSES; pass++) {
         o.passes = pass;
@@ -537,6 +557,7 @@ typedef struct infl_out {
     infl_obs at[INFL_LEVELS];
     long arrived, failed;
     double secs;
+    uint64_t digest;
 } infl_out;
 
 /* One inflated run; s < 0 is the best-fit baseline. */
@@ -548,6 +569,7 @@ static infl_out infl_run(const tnode *nodes, int nn, const tpod *pods, int np,
     gf_alloc_result *res = malloc(sizeof(*res));
     infl_out o;
     memset(&o, 0, sizeof(o));
+    o.digest = DIGEST0;
     double cap = 1000.0 * total, arrived = 0;
     char id[32];
     rng = seed;
@@ -559,7 +581,9 @@ static infl_out infl_run(const tnode *nodes, int nn, const tpod *pods, int np,
         int ok;
         if (a) {
             snprintf(id, sizeof(id), "i%ld", o.arrived);
-            ok = trace_place(a, p, id, res) == GF_OK;
+            gf_status st = trace_place(a, p, id, res);
+            digest(&o.digest, st, res);
+            ok = st == GF_OK;
         } else {
             ok = bf_place(nodes, nn, fr, first, p);
         }
@@ -601,6 +625,7 @@ static void infl_bench(const tnode *nodes, int nn, const tpod *pods, int np)
     for (int r = 0; r < NR; r++) {
         double secs = 0;
         long arr = 0, fail = 0;
+        uint64_t dig = 0;
         for (int sd = 0; sd < INFL_SEEDS; sd++) {
             infl_out o = infl_run(nodes, nn, pods, np, &t, runs[r].s, runs[r].target,
                                   0x9e3779b97f4a7c15ull * (uint64_t)(42 + sd));
@@ -610,6 +635,7 @@ static void infl_bench(const tnode *nodes, int nn, const tpod *pods, int np)
                 mean[r][lv].frag_total += o.at[lv].frag_total / INFL_SEEDS;
             }
             secs += o.secs;
+            dig = dig * 1099511628211ull ^ o.digest;
             arr += o.arrived;
             fail += o.failed;
         }
@@ -619,7 +645,9 @@ static void infl_bench(const tnode *nodes, int nn, const tpod *pods, int np)
         if (r)
             printf("  | %.2fx %.2fx", mean[r][2].unalloc / mean[0][2].unalloc,
                    mean[r][5].unalloc / mean[0][5].unalloc);
-        printf("  (%ld arrivals, %ld skipped, %.1fs)\n", arr / INFL_SEEDS, fail / INFL_SEEDS, secs);
+        printf("  (%ld arrivals, %ld skipped, %.1fs", arr / INFL_SEEDS, fail / INFL_SEEDS, secs);
+        if (r) printf(", decisions %016llx", (unsigned long long)dig);
+        printf(")\n");
     }
 }
 
@@ -664,9 +692,10 @@ static void trace_bench(const char *dir)
         for (size_t r = 0; r < sizeof(runs) / sizeof(runs[0]); r++) {
             trace_out o = trace_run(nodes, nn, pods, np, runs[r].s, runs[r].target);
             printf("  %-34s stranded %6.2f%%  placed %6ld  passes %d  %.2fs  vs best-fit: %.2fx "
-                   "(%+.1f%%)\n", runs[r].name, 100 * o.stranded, o.placed, o.passes, o.secs,
-                   bf.stranded > 0 ? o.stranded / bf.stranded : 0,
-                   bf.stranded > 0 ? 100 * (o.stranded / bf.stranded - 1) : 0);
+                   "(%+.1f%%)  decisions %016llx\n", runs[r].name, 100 * o.stranded, o.placed,
+                   o.passes, o.secs, bf.stranded > 0 ? o.stranded / bf.stranded : 0,
+                   bf.stranded > 0 ? 100 * (o.stranded / bf.stranded - 1) : 0,
+                   (unsigned long long)o.digest);
         }
         infl_bench(nodes, nn, pods, np);
         free(pods);
@@ -678,19 +707,20 @@ int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     size_t fb, fs, fl, fn;
+    uint64_t db, ds, dl;
     printf("synthetic pool: %d GPUs (H100) on %d nodes, %d live allocations, %d place+release "
            "ops\n", SYN_GPUS, SYN_NODES, SYN_LIVE, SYN_OPS);
     double naive = syn_naive(&fn);
     printf("  %-34s %10.0f placements/s (refused %zu)\n", "naive linear-scan best-fit", naive, fn);
-    double bp = syn_run(GF_ALLOC_BINPACK, &fb);
-    printf("  %-34s %10.0f placements/s (refused %zu)  %.1fx the scan\n", "gf_alloc binpack", bp,
-           fb, bp / naive);
-    double sp = syn_run(GF_ALLOC_SPREAD, &fs);
-    printf("  %-34s %10.0f placements/s (refused %zu)  %.1fx the scan\n", "gf_alloc spread", sp,
-           fs, sp / naive);
-    double lf = syn_run(GF_ALLOC_LEAST_FRAG, &fl);
-    printf("  %-34s %10.0f placements/s (refused %zu)  %.2fx the scan (%d ops)\n",
-           "gf_alloc least-fragmentation", lf, fl, lf / naive, SYN_OPS_LF);
+    double bp = syn_run(GF_ALLOC_BINPACK, &fb, &db);
+    printf("  %-34s %10.0f placements/s (refused %zu)  %.1fx the scan  decisions %016llx\n",
+           "gf_alloc binpack", bp, fb, bp / naive, (unsigned long long)db);
+    double sp = syn_run(GF_ALLOC_SPREAD, &fs, &ds);
+    printf("  %-34s %10.0f placements/s (refused %zu)  %.1fx the scan  decisions %016llx\n",
+           "gf_alloc spread", sp, fs, sp / naive, (unsigned long long)ds);
+    double lf = syn_run(GF_ALLOC_LEAST_FRAG, &fl, &dl);
+    printf("  %-34s %10.0f placements/s (refused %zu)  %.1fx the scan  decisions %016llx\n",
+           "gf_alloc least-fragmentation", lf, fl, lf / naive, (unsigned long long)dl);
 
     const char *dir = getenv("GPUFUSE_TRACE_DIR");
     char buf[1024];

@@ -20,8 +20,6 @@
 #define GF_ALLOC__MAX_TYPES 256
 #define GF_ALLOC__TYPE_WORDS (GF_ALLOC__MAX_TYPES / 64)
 #define GF_ALLOC__NIL (-1)
-/* Entries of a pool's state-score memo (a cache: a collision evicts). Power of two. */
-#define GF_ALLOC__MEMO 65536
 /* Observed mode: the scoring snapshot is refreshed once the observations since the last refresh
  * reach 1 + (snapshot mass) / GF_ALLOC__REFRESH_DIV, so it lags the observed mass by < 1/64. */
 #define GF_ALLOC__REFRESH_DIV 64
@@ -59,7 +57,8 @@ typedef struct gf_alloc__gpu {
     uint64_t key[2];          /* index keys: eff - lim, clamped at 0 */
     gf_alloc__tnode tn[2];
     /* least-fragmentation contribution, valid while the pool's aggregates are built */
-    int frag_in;              /* counted in its node's aggregates */
+    int frag_in;              /* in a state group or special (and counted in the aggregates) */
+    /* valid while the pool keeps aggregates (p->agg) */
     int64_t s_ppm;            /* free share of the GPU, ppm, in the dimensions the pool uses */
     uint64_t fit[GF_ALLOC__TYPE_WORDS]; /* bit m: task type m fits */
     /* least-fragmentation fast path (alloc_frag.c): either in a state group or special */
@@ -79,18 +78,55 @@ typedef struct gf_alloc__grp {
     uint32_t *heap;
     uint32_t n, cap;
     uint32_t apos;            /* position in the pool's active list */
+    int32_t bkt;              /* its score class (bucket), NIL while the classes are stale */
+    uint64_t key[2];          /* free keys of the state (eff - lim, clamped at 0) */
     uint64_t ver;             /* s, wnofit below are valid while == the pool's snapshot version */
     int64_t s;                /* free share of the state, ppm */
     uint64_t wnofit;          /* weight of the task types that do not fit the state */
 } gf_alloc__grp;
 
-/* One memoized state score: free share and the weight of the task types that do not fit. */
-typedef struct gf_alloc__memo {
-    uint64_t k[6];            /* cap[2], eff[2], key[2] */
-    uint64_t ver;             /* valid while == the pool's snapshot version */
-    int64_t s;
-    uint64_t wnofit;
-} gf_alloc__memo;
+/* The score table of a scoring snapshot. Which weighted task types fit a GPU of compute
+ * capacity C depends only on x = min(C, free compute) and y = min(VRAM capacity, free VRAM): a
+ * type asking t micro-TFLOPs fits when t <= x, one asking a share of ppm parts per million when
+ * ceil(C ppm / 1e6) <= x, that is when ppm <= floor(x 1e6 / C), and both need their VRAM v <= y.
+ * So the weight that fits is the sum of two cells, one of a 2-D prefix sum over the TFLOPs types
+ * (their distinct t against their distinct v) and one over the share types, and the same table
+ * serves every capacity. Cells are numbered by rank: how many distinct needs are <= the amount. */
+enum { GF_ALLOC__NA = 0, GF_ALLOC__NS = 1, GF_ALLOC__NV = 2 }; /* TFLOPs, shares, VRAM needs */
+typedef struct gf_alloc__ftab {
+    uint64_t ver;             /* snapshot version it was built for; 0 = never */
+    uint32_t n[3];            /* distinct needs of weighted types, ascending, per kind */
+    uint64_t need[3][GF_ALLOC__MAX_TYPES];
+    uint64_t *w[2];           /* (n[k]+1) x (n[NV]+1): [r][c] = weight of the types of kind k
+                                 whose compute need has rank <= r and VRAM need rank <= c */
+    size_t cap_w[2];
+} gf_alloc__ftab;
+
+/* Where free amounts fall in the table: the ranks of x, of floor(x 1e6 / C) and of y. */
+typedef struct gf_alloc__cell {
+    uint32_t a, s, v;
+} gf_alloc__cell;
+
+/* A score class: the state groups of one GPU shape (capacity, ratio capacity) whose free amounts
+ * fall in one cell of the score table, so they share the weight of the types that do not fit.
+ * Members are sorted by (free VRAM, free compute, group id). */
+typedef struct gf_alloc__bkt {
+    uint64_t cap[2], eff[2];
+    gf_alloc__cell c;
+    uint32_t *m;
+    uint32_t n, cap_m;
+    uint32_t apos;            /* position in the pool's list of non-empty classes */
+    uint64_t min_t;           /* least free compute of a member, unless min_stale */
+    int min_stale;
+} gf_alloc__bkt;
+
+/* One run of a placement's search: members [lo, hi) of class b whose placement moves them to the
+ * same VRAM cell, and a lower bound on their deltas. */
+typedef struct gf_alloc__run {
+    gf_alloc__fd bound;
+    uint32_t b, lo, hi;
+    uint32_t ja;              /* the VRAM cell after the placement */
+} gf_alloc__run;
 
 typedef struct gf_alloc__node {
     char name[GF_ALLOC_NAME_MAX];
@@ -129,8 +165,9 @@ typedef struct gf_alloc__pool {
     size_t n_types;
     int target;                /* types were set by gf_alloc_pool_set_workload */
     double wsum;
-    /* least-fragmentation aggregates, per (node position, type) */
-    int frag_built;
+    /* least-fragmentation aggregates, per (node position, type); kept while agg (there are
+     * weighted multi-GPU types), see gf_alloc__frag_gpu */
+    int frag_built, agg;
     int used[2];
     uint16_t *fitcnt;
     int64_t *nofit;
@@ -138,9 +175,9 @@ typedef struct gf_alloc__pool {
     size_t frag_nodes;
     /* the scoring snapshot of the distribution (see docs/allocator.md) */
     uint64_t swsum, obs_since, sver;
-    int n_multi;               /* task types with k > 1 */
+    int n_multi;               /* weighted task types with k > 1 */
     int reference;             /* tests: score every GPU from scratch (the slow reference) */
-    /* state groups of the plain GPUs, the special GPUs, and the state memo */
+    /* state groups of the plain GPUs and the special GPUs */
     gf_alloc__grp *grps;
     size_t n_grps, cap_grps;
     uint32_t *gfree;           /* unused group ids */
@@ -149,11 +186,20 @@ typedef struct gf_alloc__pool {
     size_t gtab_cap, gtab_n;
     uint32_t *act;             /* ids of non-empty groups */
     size_t n_act;
-    uint32_t *cand;            /* scratch of a placement: candidate groups (cap_grps) */
-    gf_alloc__fd *cbound;      /* and their lower bounds */
     uint32_t *spec;            /* seqs of special GPUs */
     size_t n_spec, cap_spec;
-    gf_alloc__memo *memo;      /* GF_ALLOC__MEMO entries, a cache */
+    gf_alloc__ftab *ftab;      /* the score table, built on demand per snapshot */
+    /* score classes of the state groups (alloc_frag.c), valid while bver == layout */
+    uint64_t layout, bver;     /* layout: changes when the weighted types' needs may have */
+    int n_weighted;            /* weighted task types at the last snapshot */
+    gf_alloc__bkt *bkts;
+    size_t n_bkts, cap_bkts;
+    int32_t *btab;             /* open addressing: (shape, cell) -> class id */
+    size_t btab_cap;
+    uint32_t *bact;            /* ids of non-empty classes */
+    size_t n_bact;
+    gf_alloc__run *runs;       /* scratch of a placement */
+    size_t cap_runs;
 } gf_alloc__pool;
 
 typedef struct gf_alloc__part {
@@ -232,13 +278,43 @@ gf_alloc__fd gf_alloc__frag_node(const gf_alloc *a, const gf_alloc__pool *p,
                                  const gf_alloc__node *n, const uint32_t *gs,
                                  const uint64_t (*nk)[2], size_t k);
 /* Same, O(types), for one GPU, from the node's aggregates. */
-gf_alloc__fd gf_alloc__frag_delta1(const gf_alloc *a, const gf_alloc__pool *p,
+gf_alloc__fd gf_alloc__frag_delta1(const gf_alloc *a, gf_alloc__pool *p,
                                    const gf_alloc__gpu *g, const uint64_t nk[2]);
-/* Same for a plain (non-special) GPU: depends on its state only, memoized by state. */
+/* Same for a plain (non-special) GPU: depends on its state only, read from score tables. */
 gf_alloc__fd gf_alloc__frag_delta_state(gf_alloc__pool *p, const gf_alloc__gpu *g,
                                         const uint64_t nk[2]);
 /* Free share and weight of the non-fitting types of group G's state (cached per snapshot). */
 void gf_alloc__grp_score(gf_alloc__pool *p, gf_alloc__grp *G, const gf_alloc__gpu *rep);
+/* The score table of the current snapshot (NULL: no memory). */
+const gf_alloc__ftab *gf_alloc__ftab_get(gf_alloc__pool *p);
+/* How many of v[0..n) (ascending) are <= x. */
+uint32_t gf_alloc__rank(const uint64_t *v, uint32_t n, uint64_t x);
+/* floor(x 1e6 / cap_t): a free compute x as parts per million of the capacity. */
+uint64_t gf_alloc__ppm_of_cap(uint64_t x, uint64_t cap_t);
+/* The cell of a GPU of capacity cap with keys k (free amounts above the capacity count as it). */
+void gf_alloc__cell_of(const gf_alloc__ftab *f, const uint64_t cap[2], const uint64_t k[2],
+                       gf_alloc__cell *c);
+/* The weight of the types that fit a cell. */
+static inline uint64_t gf_alloc__wfit(const gf_alloc__ftab *f, const gf_alloc__cell *c)
+{
+    size_t w = (size_t)f->n[GF_ALLOC__NV] + 1;
+    return f->w[0][c->a * w + c->v] + f->w[1][c->s * w + c->v];
+}
+/* Free share (ppm) of a GPU like g with keys k, and the weight of the types that do not fit it,
+ * from table f (f may be NULL: every type is tested). */
+void gf_alloc__score(gf_alloc__pool *p, const gf_alloc__ftab *f, const gf_alloc__gpu *g,
+                     const uint64_t k[2], int64_t *s, uint64_t *wnofit);
+/* An upper bound on how much placing limits l lowers the free share (ppm) of a GPU of ratio
+ * capacity eff. */
+int64_t gf_alloc__share_drop_max(const gf_alloc__pool *p, const uint64_t eff[2],
+                                 const uint64_t l[2]);
+/* Free share (ppm) of a GPU of ratio capacity eff with keys k. */
+int64_t gf_alloc__share(const gf_alloc__pool *p, const uint64_t eff[2], const uint64_t k[2]);
+/* Makes the score classes current (rebuilt after the types' needs changed). 0, or -1 when out
+ * of memory (then the pool scores from scratch). */
+int gf_alloc__bkt_sync(gf_alloc__pool *p);
+/* The least free compute of class b's members. */
+uint64_t gf_alloc__bkt_min_t(gf_alloc__pool *p, gf_alloc__bkt *b);
 /* Tests: nonzero makes least-fragmentation score every fitting GPU from scratch. */
 void gf_alloc__frag_set_reference(gf_alloc *a, const char *pool, int on);
 

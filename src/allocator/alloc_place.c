@@ -122,8 +122,8 @@ static int better(const gf_alloc__gpu *x, gf_alloc__fd xd, const gf_alloc__gpu *
 }
 
 /* Least-fragmentation delta of placing r's limits l on g: from scratch in a reference run (the
- * definition itself), else from the node's aggregates. */
-static gf_alloc__fd lf_delta(gf_alloc *a, const gf_alloc__pool *p, const gf_alloc__gpu *g,
+ * definition itself), else from the node's aggregates or, without special GPUs, g's state. */
+static gf_alloc__fd lf_delta(gf_alloc *a, gf_alloc__pool *p, const gf_alloc__gpu *g,
                              const uint64_t l[2])
 {
     uint64_t nk[2];
@@ -136,7 +136,7 @@ static gf_alloc__fd lf_delta(gf_alloc *a, const gf_alloc__pool *p, const gf_allo
 }
 
 /* Best single GPU among a small explicit set (a node's GPUs). */
-static gf_alloc__gpu *pick_in(gf_alloc *a, const gf_alloc__pool *p, const uint32_t *set,
+static gf_alloc__gpu *pick_in(gf_alloc *a, gf_alloc__pool *p, const uint32_t *set,
                               size_t n, const nreq *r)
 {
     gf_alloc__gpu *best = NULL;
@@ -154,21 +154,6 @@ static gf_alloc__gpu *pick_in(gf_alloc *a, const gf_alloc__pool *p, const uint32
     return best;
 }
 
-/* An upper bound on how much a placement of limits l lowers the free share (ppm, as share_ppm
- * rounds it) of a GPU with ratio capacity eff, over the dimensions the pool's workload uses. */
-static int64_t share_drop_max(const gf_alloc__pool *p, const uint64_t eff[2], const uint64_t l[2])
-{
-    int64_t s = 0;
-    int n = 0;
-    for (int d = 0; d < 2; d++) {
-        if (!p->used[d] || !eff[d]) continue;
-        uint64_t ll = l[d] > eff[d] ? eff[d] : l[d];
-        s += (int64_t)((unsigned __int128)ll * GF_ALLOC__PPM / eff[d]) + 1;
-        n++;
-    }
-    return n ? (s + n - 1) / n + 1 : 0;
-}
-
 /* The representative of a group for r: its smallest eligible seq, NULL when none. */
 static gf_alloc__gpu *grp_rep(gf_alloc *a, const gf_alloc__grp *G, const nreq *r)
 {
@@ -182,50 +167,177 @@ static gf_alloc__gpu *grp_rep(gf_alloc *a, const gf_alloc__grp *G, const nreq *r
     return e;
 }
 
-/* Least-fragmentation over the whole pool, fast. GPUs of one state group share the delta and
- * the key, so the group's smallest eligible seq represents it; special GPUs are scored one by
- * one. A group's delta s_a W_a - s_b W_b is at least -(s_b - s_a) W_b (W_a >= W_b), so groups
- * whose bound exceeds the best delta found cannot win and are not scored. Considers exactly the
- * GPUs the reference scan does and orders them the same way (better() is a total order). */
-static gf_alloc__gpu *pick_lf_fast(gf_alloc *a, gf_alloc__pool *p, const nreq *r)
+/* Sorts runs by bound (insertion sort: a placement has a few). */
+static void runs_sort(gf_alloc__run *u, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        gf_alloc__run x = u[i];
+        size_t j = i;
+        for (; j > 0 && u[j - 1].bound > x.bound; j--) u[j] = u[j - 1];
+        u[j] = x;
+    }
+}
+
+/* Appends a run; -1 when out of memory. */
+static int run_push(gf_alloc__pool *p, size_t *nr, uint32_t b, uint32_t lo, uint32_t hi,
+                    uint32_t ja, gf_alloc__fd bound)
+{
+    if (*nr == p->cap_runs) {
+        size_t nc = p->cap_runs ? p->cap_runs * 2 : 64;
+        gf_alloc__run *n = realloc(p->runs, nc * sizeof(*n));
+        if (!n) return -1;
+        p->runs = n;
+        p->cap_runs = nc;
+    }
+    gf_alloc__run *u = &p->runs[(*nr)++];
+    u->b = b;
+    u->lo = lo;
+    u->hi = hi;
+    u->ja = ja;
+    u->bound = bound;
+    return 0;
+}
+
+/* First member of class b from position lo on whose free VRAM is >= v. */
+static uint32_t member_ge(const gf_alloc__pool *p, const gf_alloc__bkt *b, uint32_t lo, uint64_t v)
+{
+    uint32_t hi = b->n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (p->grps[b->m[mid]].key[GF_ALLOC__V] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The runs of class bi for r (see pick_lf_fast): its members with free VRAM >= the VRAM limit,
+ * cut where the placement moves their VRAM into another cell of score table f. */
+static int class_runs(gf_alloc__pool *p, const gf_alloc__ftab *f, uint32_t bi, const nreq *r,
+                      size_t *nr)
+{
+    gf_alloc__bkt *b = &p->bkts[bi];
+    const uint64_t *cap = b->cap;
+    uint64_t l[2];
+    l[GF_ALLOC__V] = r->l[GF_ALLOC__V];
+    l[GF_ALLOC__T] = r->ppm ? (cap[GF_ALLOC__T] * r->l_ppm + GF_ALLOC__PPM - 1) / GF_ALLOC__PPM
+                            : r->l[GF_ALLOC__T];
+    if (l[GF_ALLOC__T] > cap[GF_ALLOC__T] || l[GF_ALLOC__V] > cap[GF_ALLOC__V]) return 0;
+    uint32_t first = member_ge(p, b, 0, l[GF_ALLOC__V]);
+    if (first == b->n) return 0;
+    int64_t dmax = gf_alloc__share_drop_max(p, b->eff, l);
+    if (!f) /* no table: one run, bounded by the whole weight */
+        return run_push(p, nr, bi, first, b->n, 0, -(gf_alloc__fd)dmax * (gf_alloc__fd)p->swsum);
+    /* The members' free compute: x = min(capacity, key) is in [xlo, xup] by the cell (a key
+     * above the capacity is possible only when xup reaches it), and the key is at least the
+     * least member's (kept: it makes the bound on shares after the placement tight). */
+    const uint64_t *na = f->need[GF_ALLOC__NA], *ns = f->need[GF_ALLOC__NS];
+    uint64_t ct = cap[GF_ALLOC__T], xlo = 0, xup = ct;
+    if (b->c.a) xlo = na[b->c.a - 1];
+    if (b->c.a < f->n[GF_ALLOC__NA] && na[b->c.a] - 1 < xup) xup = na[b->c.a] - 1;
+    if (b->c.s) {
+        uint64_t x = (ns[b->c.s - 1] * ct + GF_ALLOC__PPM - 1) / GF_ALLOC__PPM;
+        if (x > xlo) xlo = x;
+    }
+    if (b->c.s < f->n[GF_ALLOC__NS]) {
+        uint64_t x = (ns[b->c.s] * ct + GF_ALLOC__PPM - 1) / GF_ALLOC__PPM - 1;
+        if (x < xup) xup = x;
+    }
+    uint64_t kup = xup >= ct ? b->eff[GF_ALLOC__T] : xup;
+    uint64_t klo = gf_alloc__bkt_min_t(p, b);
+    if (xlo > klo) klo = xlo;
+    if (kup < l[GF_ALLOC__T]) return 0;
+    if (klo < l[GF_ALLOC__T]) klo = l[GF_ALLOC__T]; /* it fits: key >= limit */
+    /* after the placement x is at most xa, so its ranks at most ia, is */
+    uint64_t xa = kup - l[GF_ALLOC__T] < ct ? kup - l[GF_ALLOC__T] : ct;
+    gf_alloc__cell ca = {gf_alloc__rank(na, f->n[GF_ALLOC__NA], xa),
+                         gf_alloc__rank(ns, f->n[GF_ALLOC__NS], gf_alloc__ppm_of_cap(xa, ct)), 0};
+    uint64_t wn = p->swsum - gf_alloc__wfit(f, &b->c);
+    const uint64_t *nv = f->need[GF_ALLOC__NV];
+    for (uint32_t pos = first; pos < b->n;) {
+        uint64_t y = p->grps[b->m[pos]].key[GF_ALLOC__V], ya = y - l[GF_ALLOC__V];
+        ca.v = gf_alloc__rank(nv, f->n[GF_ALLOC__NV], ya < cap[GF_ALLOC__V] ? ya : cap[GF_ALLOC__V]);
+        uint32_t end = b->n;
+        if (ca.v < f->n[GF_ALLOC__NV] && nv[ca.v] <= cap[GF_ALLOC__V])
+            end = member_ge(p, b, pos, nv[ca.v] + l[GF_ALLOC__V]);
+        /* Wn' >= wn1 (the cell after is at most ca), s' >= s1 (keys after are at least
+         * (klo - l, ya)); delta = s'(Wn' - Wn) - (s - s')Wn >= s1 (wn1 - Wn) - dmax Wn */
+        uint64_t wn1 = p->swsum - gf_alloc__wfit(f, &ca);
+        if (wn1 < wn) wn1 = wn;
+        uint64_t ka[2];
+        ka[GF_ALLOC__T] = klo - l[GF_ALLOC__T];
+        ka[GF_ALLOC__V] = ya;
+        int64_t s1 = gf_alloc__share(p, b->eff, ka);
+        gf_alloc__fd bound = (gf_alloc__fd)s1 * (gf_alloc__fd)(wn1 - wn) -
+                             (gf_alloc__fd)dmax * (gf_alloc__fd)wn;
+        if (run_push(p, nr, bi, pos, end, ca.v, bound)) return -1;
+        pos = end;
+    }
+    return 0;
+}
+
+/* Least-fragmentation over the whole pool, fast; same choice as scoring every fitting GPU.
+ * Plain GPUs of one state group share the delta and the key, so the group's smallest eligible
+ * seq represents it; groups sit in score classes (one GPU shape, one cell of the score table,
+ * hence one weight Wn of the types that do not fit). A class's members that can take r are cut
+ * into runs whose placement lands in one VRAM cell; each run gets a lower bound on its deltas,
+ * and runs are scored in ascending bound until the next bound exceeds the best delta found.
+ * Within a run members go by ascending free VRAM, so when r is driven by VRAM a member whose
+ * delta equals the run's bound ends the run once the free VRAM grows (the rest can only tie
+ * and lose on the key). Special GPUs are scored one by one. *out is the choice (NULL: none);
+ * returns -1 when out of memory (the pool then scores from scratch). */
+static int pick_lf_fast(gf_alloc *a, gf_alloc__pool *p, const nreq *r, gf_alloc__gpu **out)
 {
     gf_alloc__gpu *best = NULL;
     gf_alloc__fd bd = 0;
-    uint64_t q[2], l[2], nk[2], ceff[2] = {0, 0}, cl[2] = {0, 0};
-    int64_t cdrop = -1;
+    uint64_t q[2], l[2], nk[2];
     int t = r->drive;
-    size_t nc = 0, first = 0;
-    /* pass 1: the groups that can take r, with their bounds */
-    for (size_t i = 0; i < p->n_act; i++) {
-        gf_alloc__grp *G = &p->grps[p->act[i]];
-        if (!G->n) continue;
-        gf_alloc__gpu *g = a->gpus[G->heap[0]];
-        if (g->key[t] < r->lb || !fits(g, r, q, l)) continue;
-        gf_alloc__grp_score(p, G, g);
-        if (cdrop < 0 || memcmp(ceff, g->eff, sizeof(ceff)) || memcmp(cl, l, sizeof(cl))) {
-            memcpy(ceff, g->eff, sizeof(ceff));
-            memcpy(cl, l, sizeof(cl));
-            cdrop = share_drop_max(p, g->eff, l);
-        }
-        p->cand[nc] = p->act[i];
-        p->cbound[nc] = -(gf_alloc__fd)cdrop * G->wnofit;
-        if (p->cbound[nc] < p->cbound[first]) first = nc;
-        nc++;
-    }
-    /* pass 2: score the most promising group first, then every group that could still win */
-    for (size_t k = 0; k <= nc; k++) {
-        size_t c = k == 0 ? first : k - 1;
-        if (c >= nc || (k && c == first)) continue;
-        if (best && p->cbound[c] > bd) continue;
-        gf_alloc__grp *G = &p->grps[p->cand[c]];
-        gf_alloc__gpu *g = grp_rep(a, G, r);
-        if (!g) continue;
-        fits(g, r, q, l);
-        new_keys(g, l, nk);
-        gf_alloc__fd d = gf_alloc__frag_delta_state(p, g, nk);
-        if (better(g, d, best, bd, GF_ALLOC_LEAST_FRAG, t)) {
-            best = g;
-            bd = d;
+    size_t nr = 0;
+    const gf_alloc__ftab *f = gf_alloc__ftab_get(p);
+    for (size_t k = 0; k < p->n_bact; k++)
+        if (class_runs(p, f, p->bact[k], r, &nr)) return -1;
+    runs_sort(p->runs, nr);
+    for (size_t k = 0; k < nr; k++) {
+        const gf_alloc__run *u = &p->runs[k];
+        if (best && u->bound > bd) break;
+        const gf_alloc__bkt *b = &p->bkts[u->b];
+        uint64_t ct = b->cap[GF_ALLOC__T];
+        int hit = 0;
+        uint64_t hit_v = 0;
+        for (uint32_t m = u->lo; m < u->hi; m++) {
+            gf_alloc__grp *G = &p->grps[b->m[m]];
+            if (hit && G->key[GF_ALLOC__V] > hit_v) break;
+            if (!fits(a->gpus[G->heap[0]], r, q, l)) continue; /* one state: all or none fit */
+            gf_alloc__gpu *g = grp_rep(a, G, r);
+            if (!g) continue;
+            gf_alloc__grp_score(p, G, g);
+            new_keys(g, l, nk);
+            int64_t s1;
+            uint64_t w1;
+            if (f) {
+                /* after the placement the VRAM is in cell u->ja, the compute ranks are at
+                 * most the class's: found by stepping down */
+                uint64_t x = nk[GF_ALLOC__T] < ct ? nk[GF_ALLOC__T] : ct;
+                uint64_t xp = gf_alloc__ppm_of_cap(x, ct);
+                gf_alloc__cell c = b->c;
+                c.v = u->ja;
+                while (c.a && f->need[GF_ALLOC__NA][c.a - 1] > x) c.a--;
+                while (c.s && f->need[GF_ALLOC__NS][c.s - 1] > xp) c.s--;
+                s1 = gf_alloc__share(p, b->eff, nk);
+                w1 = p->swsum - gf_alloc__wfit(f, &c);
+            } else {
+                gf_alloc__score(p, NULL, g, nk, &s1, &w1);
+            }
+            gf_alloc__fd d = (gf_alloc__fd)s1 * w1 - (gf_alloc__fd)G->s * G->wnofit;
+            if (better(g, d, best, bd, GF_ALLOC_LEAST_FRAG, t)) {
+                best = g;
+                bd = d;
+            }
+            if (t == GF_ALLOC__V && d == u->bound) {
+                hit = 1;
+                hit_v = G->key[GF_ALLOC__V];
+            }
         }
     }
     for (size_t i = 0; i < p->n_spec; i++) {
@@ -238,7 +350,8 @@ static gf_alloc__gpu *pick_lf_fast(gf_alloc *a, gf_alloc__pool *p, const nreq *r
             bd = d;
         }
     }
-    return best;
+    *out = best;
+    return 0;
 }
 
 /* Best single GPU in the pool, through the index. */
@@ -263,8 +376,11 @@ static gf_alloc__gpu *pick_one(gf_alloc *a, gf_alloc__pool *p, const nreq *r)
         }
         return NULL;
     }
-    if (p->strategy == GF_ALLOC_LEAST_FRAG && p->frag_built && !p->reference)
-        return pick_lf_fast(a, p, r);
+    if (p->strategy == GF_ALLOC_LEAST_FRAG && p->frag_built && !p->reference) {
+        gf_alloc__gpu *g;
+        if (!gf_alloc__bkt_sync(p) && !pick_lf_fast(a, p, r, &g)) return g;
+        p->reference |= 2; /* out of memory: the scan below scores from scratch */
+    }
     gf_alloc__gpu *best = NULL;
     gf_alloc__fd bd = 0;
     for (gf_alloc__gpu *g = gf_alloc__tree_ge(a, p, t, r->lb, 0); g;

@@ -809,3 +809,331 @@ TEST(least_fragmentation_fast_path_matches_reference)
         lf_random_sequence(s * 0x2545f4914f6cdd1dull, 1);
     }
 }
+
+/* ---- least-fragmentation against a simple reference kept here ----------------------------- */
+
+/* What least-fragmentation must choose for one GPU, from the definition (docs/allocator.md) and
+ * nothing else: every eligible GPU that admits the request is scored by recomputing its node's
+ * expected fragmentation F_n = sum_m w_m F_n(m) before and after, from the GPUs' raw sums and
+ * the pool's scoring weights (the snapshot, p->types[m].sw); the smallest delta wins, ties go to
+ * the smaller free key of the driving dimension (VRAM when the request has a VRAM limit), then
+ * the smaller stable id. This is how least-fragmentation chose before its per-class score
+ * tables; the allocator's own data structures (aggregates, groups, tables) are not consulted.
+ * ref_view holds every GPU's sums so that a placement can be taken back or replayed. */
+typedef struct ref_view {
+    uint64_t req[2], lim[2], hi[2];
+} ref_view;
+
+typedef struct ref_req {
+    uint64_t q[2], l[2];   /* [T] unused when ppm */
+    uint32_t q_ppm, l_ppm;
+    int ppm, hi;
+    char model[GF_ALLOC_NAME_MAX]; /* canonical; "" = any */
+    const char *node;      /* NULL = any */
+} ref_req;
+
+static uint64_t ref_ceil_ppm(uint64_t cap, uint32_t ppm)
+{
+    return (cap * ppm + 999999) / 1000000;
+}
+
+static void ref_need(const ref_req *r, const gf_alloc__gpu *g, uint64_t q[2], uint64_t l[2])
+{
+    q[GF_ALLOC__V] = r->q[GF_ALLOC__V];
+    l[GF_ALLOC__V] = r->l[GF_ALLOC__V];
+    q[GF_ALLOC__T] = r->ppm ? ref_ceil_ppm(g->cap[GF_ALLOC__T], r->q_ppm) : r->q[GF_ALLOC__T];
+    l[GF_ALLOC__T] = r->ppm ? ref_ceil_ppm(g->cap[GF_ALLOC__T], r->l_ppm) : r->l[GF_ALLOC__T];
+}
+
+static void ref_key(const gf_alloc__gpu *g, const ref_view *v, uint64_t k[2])
+{
+    for (int d = 0; d < 2; d++) k[d] = v->lim[d] >= g->eff[d] ? 0 : g->eff[d] - v->lim[d];
+}
+
+/* Free share in ppm: mean over the dimensions the workload uses of min(key, eff) / eff. */
+static int64_t ref_share(const gf_alloc__pool *p, const gf_alloc__gpu *g, const uint64_t k[2])
+{
+    int64_t s = 0;
+    int n = 0;
+    for (int d = 0; d < 2; d++) {
+        if (!p->used[d] || !g->eff[d]) continue;
+        uint64_t kk = k[d] < g->eff[d] ? k[d] : g->eff[d];
+        s += (int64_t)((unsigned __int128)kk * 1000000 / g->eff[d]);
+        n++;
+    }
+    return n ? s / n : 0;
+}
+
+static int ref_type_fits(const gf_alloc__type *m, const gf_alloc__gpu *g, const uint64_t k[2])
+{
+    uint64_t need[2] = {m->t_ppm ? ref_ceil_ppm(g->cap[GF_ALLOC__T], m->t_ppm) : m->t, m->v};
+    for (int d = 0; d < 2; d++)
+        if (need[d] > g->cap[d] || need[d] > k[d]) return 0;
+    return 1;
+}
+
+/* F_n with GPU `who` (a seq, or UINT32_MAX for none) seeing keys wk instead of its own. */
+static gf_alloc__fd ref_node_frag(const gf_alloc *a, const gf_alloc__pool *p,
+                                  const gf_alloc__node *n, const ref_view *view, uint32_t who,
+                                  const uint64_t wk[2])
+{
+    gf_alloc__fd f = 0;
+    for (size_t m = 0; m < p->n_types; m++) {
+        const gf_alloc__type *t = &p->types[m];
+        if (!t->sw) continue;
+        int64_t tot = 0, nofit = 0;
+        uint32_t cnt = 0;
+        for (size_t i = 0; i < n->n_gpus; i++) {
+            const gf_alloc__gpu *g = a->gpus[n->gpus[i]];
+            if (!g->in_tree) continue;
+            uint64_t k[2];
+            ref_key(g, &view[g->seq], k);
+            if (g->seq == who) memcpy(k, wk, sizeof(k));
+            int64_t s = ref_share(p, g, k);
+            tot += s;
+            if (ref_type_fits(t, g, k))
+                cnt++;
+            else
+                nofit += s;
+        }
+        f += (gf_alloc__fd)t->sw * (cnt >= t->k ? nofit : tot);
+    }
+    return f;
+}
+
+/* The seq the reference picks (UINT32_MAX when nothing admits r), GPUs excl[0..nx) excluded. */
+static uint32_t ref_pick(const gf_alloc *a, const gf_alloc__pool *p, const ref_req *r,
+                         const ref_view *view, const uint32_t *excl, size_t nx)
+{
+    int drive = r->l[GF_ALLOC__V] ? GF_ALLOC__V : GF_ALLOC__T;
+    uint32_t best = UINT32_MAX;
+    gf_alloc__fd bd = 0;
+    uint64_t bkey = 0;
+    for (size_t i = 0; i < p->n_gpus; i++) {
+        const gf_alloc__gpu *g = a->gpus[p->gpus[i]];
+        const gf_alloc__node *n = a->nodes[g->node];
+        const ref_view *v = &view[g->seq];
+        int skip = !g->in_tree || (r->model[0] && strcmp(g->model, r->model)) ||
+                   (r->node && strcmp(n->name, r->node));
+        for (size_t j = 0; j < nx && !skip; j++) skip = excl[j] == g->seq;
+        if (skip) continue;
+        uint64_t q[2], l[2], k[2], nk[2];
+        ref_need(r, g, q, l);
+        int ok = 1;
+        for (int d = 0; d < 2; d++)
+            ok = ok && l[d] <= g->cap[d] && v->req[d] + q[d] <= g->eff[d] &&
+                 v->lim[d] + l[d] <= g->eff[d] && (!r->hi || v->hi[d] + q[d] <= g->cap[d]);
+        if (!ok) continue;
+        ref_key(g, v, k);
+        for (int d = 0; d < 2; d++) nk[d] = k[d] > l[d] ? k[d] - l[d] : 0;
+        gf_alloc__fd d = ref_node_frag(a, p, n, view, g->seq, nk) -
+                         ref_node_frag(a, p, n, view, UINT32_MAX, NULL);
+        if (best == UINT32_MAX || d < bd || (d == bd && k[drive] < bkey)) {
+            best = g->seq; /* GPUs are visited in ascending seq: a full tie keeps the first */
+            bd = d;
+            bkey = k[drive];
+        }
+    }
+    return best;
+}
+
+static void ref_charge(const gf_alloc__gpu *g, ref_view *v, const ref_req *r, int sign)
+{
+    uint64_t q[2], l[2];
+    ref_need(r, g, q, l);
+    for (int d = 0; d < 2; d++) {
+        v->req[d] += sign * q[d];
+        v->lim[d] += sign * l[d];
+        if (r->hi) v->hi[d] += sign * q[d];
+    }
+}
+
+/* Checks one gf_alloc_place answer (already applied to a) against the reference: takes the
+ * placement back in a view of the sums, replays the reference's picks one GPU at a time (a
+ * remote multi-GPU request is placed that way too) and requires the same GPUs, or no fit when
+ * the allocator refused. Local multi-GPU requests pick a node first (pick_node) and are checked
+ * by least_fragmentation_fast_path_matches_reference instead. */
+static void ref_check(gf_alloc *a, const gf_alloc_request *req, gf_status st,
+                      const gf_alloc_result *res, const char *what, int step)
+{
+    const gf_alloc__pool *p = a->pools[0];
+    uint32_t k = req->gpu_count ? req->gpu_count : 1;
+    if (k > 1 && !req->remote) return;
+    if (st != GF_OK && st != GF_ENOSPC) return;
+    ref_req r;
+    memset(&r, 0, sizeof(r));
+    r.ppm = req->percent_request > 0 || req->percent_limit > 0;
+    r.q_ppm = (uint32_t)llround(req->percent_request * 10000.0);
+    r.l_ppm = req->percent_limit > 0 ? (uint32_t)llround(req->percent_limit * 10000.0) : r.q_ppm;
+    r.q[GF_ALLOC__T] = (uint64_t)ceil(req->tflops_request * 1e6 - 1e-6);
+    r.l[GF_ALLOC__T] = req->tflops_limit > 0 ? (uint64_t)ceil(req->tflops_limit * 1e6 - 1e-6)
+                                             : r.q[GF_ALLOC__T];
+    r.q[GF_ALLOC__V] = req->vram_request;
+    r.l[GF_ALLOC__V] = req->vram_limit ? req->vram_limit : req->vram_request;
+    r.hi = req->qos >= GF_ALLOC_QOS_HIGH;
+    if (req->n_models) gf_alloc__canon_model(req->models[0], r.model);
+    r.node = req->node;
+    static ref_view view[1024];
+    ASSERT_TRUE(a->n_gpus <= 1024);
+    for (size_t i = 0; i < a->n_gpus; i++) {
+        const gf_alloc__gpu *g = a->gpus[i];
+        for (int d = 0; d < 2; d++) {
+            view[i].req[d] = g->req[d];
+            view[i].lim[d] = g->lim[d];
+            view[i].hi[d] = g->req_hi[d];
+        }
+    }
+    uint32_t got[GF_ALLOC_MAX_GPUS], picked[GF_ALLOC_MAX_GPUS];
+    uint32_t n_got = st == GF_OK ? res->n : 0;
+    for (uint32_t j = 0; j < n_got; j++) {
+        const gf_alloc__gpu *g = gf_alloc__map_get(&a->gpu_map, res->placements[j].gpu_uuid);
+        ASSERT_TRUE(g != NULL);
+        got[j] = g->seq;
+        ref_charge(g, &view[g->seq], &r, -1); /* as it was before this placement */
+    }
+    uint32_t n = 0;
+    for (; n < k; n++) {
+        uint32_t s = ref_pick(a, p, &r, view, picked, n);
+        if (s == UINT32_MAX) break;
+        picked[n] = s;
+        ref_charge(a->gpus[s], &view[s], &r, +1);
+    }
+    if (st == GF_ENOSPC) {
+        ASSERT_MSG(n < k, "%s step %d: refused, but the reference places it on %s", what, step,
+                   a->gpus[picked[0]]->uuid);
+        return;
+    }
+    ASSERT_MSG(n == k, "%s step %d: placed on %s, but the reference finds only %u GPUs", what,
+               step, res->placements[0].gpu_uuid, n);
+    for (uint32_t i = 0; i < k; i++) {
+        int hit = 0;
+        for (uint32_t j = 0; j < n_got; j++) hit |= got[j] == picked[i];
+        ASSERT_MSG(hit, "%s step %d: placed on %s (+%u more), reference picks %s", what, step,
+                   res->placements[0].gpu_uuid, n_got - 1, a->gpus[picked[i]]->uuid);
+    }
+}
+
+/* A pool of nn nodes, 1..8 GPUs each, of three shapes (compute-, VRAM-rich and a small one, so
+ * that percent requests differ in TFLOPs and some task types never fit some GPUs); with varied,
+ * every GPU has its own compute capacity (and its own shape). */
+static gf_alloc *ref_pool(uint64_t seed, int nn, double ratio_t, double ratio_v, int varied)
+{
+    gf_alloc *a = mk(GF_ALLOC_LEAST_FRAG, ratio_t, ratio_v);
+    char nm[32], u[32];
+    for (int n = 0; n < nn; n++) {
+        snprintf(nm, sizeof(nm), "n%02d", n);
+        node(a, nm, NULL, 1);
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        int k = 1 + (int)((seed >> 40) % 8);
+        for (int g = 0; g < k; g++) {
+            double more = varied ? (n * 8 + g) * 0.5 : 0;
+            snprintf(u, sizeof(u), "g%02d-%d", n, g);
+            if (n % 4 == 3)
+                gpu(a, u, nm, (unsigned)g, "small-like", 16 * GiB, 65 + more);
+            else if (n % 4 == 1)
+                gpu(a, u, nm, (unsigned)g, "A100-like", 40 * GiB, 312 + more);
+            else
+                gpu(a, u, nm, (unsigned)g, "H100-like", 80 * GiB, 494.7 + more);
+        }
+    }
+    return a;
+}
+
+/* A random stream: the first 40 requests ask VRAM only (then compute joins and the pool's
+ * scoring dimensions change), then TFLOPs or percent or none, limits above requests, QoS
+ * high, 1..3 GPUs local and remote, model and node filters, releases, a node going NotReady and
+ * back. `types` bounds the distinct request shapes (above 256 the rarest are not tracked); with
+ * small, every shape is small, so that many GPUs fit every type before and after a placement
+ * (their deltas tie at 0 and the key, then the stable id, decides). */
+static void ref_sequence(uint64_t seed, int nn, int steps, int types, int target,
+                         double ratio_t, double ratio_v, int varied, int small)
+{
+    gf_alloc *a = ref_pool(seed, nn, ratio_t, ratio_v, varied);
+    if (target) {
+        gf_alloc_task_type tt[] = {{0, 25, 8 * GiB, 1, 5},     {0, 50, 16 * GiB, 1, 3},
+                                   {40, 0, 4 * GiB, 1, 4},     {0, 100, 16 * GiB, 2, 1.5},
+                                   {0, 100, 16 * GiB, 4, 0.7}, {120, 0, 10 * GiB, 1, 2},
+                                   {0, 0, 30 * GiB, 1, 2.5},   {7, 0, 0, 1, 1},
+                                   {300, 0, 64 * GiB, 1, 0.5}};
+        char err[256] = "";
+        ASSERT_MSG(gf_alloc_pool_set_workload(a, "default", tt, 9, err, sizeof(err)) == GF_OK,
+                   "set_workload: %s", err);
+    }
+    static gf_alloc_result res;
+    static int live[4096];
+    ASSERT_TRUE(steps <= 4096);
+    memset(live, 0, sizeof(live));
+    const char *models[] = {"H100-like", "A100-like", "small-like"};
+    char id[32], nd[32], what[64];
+    snprintf(what, sizeof(what), "seed %llx", (unsigned long long)seed);
+    for (int i = 0; i < steps; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t x = seed >> 11, shape = x % (uint64_t)types;
+        gf_alloc_request r;
+        memset(&r, 0, sizeof(r));
+        uint64_t c = shape % 24, v = shape / 24;
+        if (i >= 40 && c < 10)
+            r.tflops_request = (double)(1 + c * 7);
+        else if (i >= 40 && c < 20)
+            r.percent_request = (double)(5 * (c - 9));
+        r.vram_request = (v % 16) * 2 * GiB + (c >= 20 || i < 40 ? GiB : 0);
+        if (small) {
+            r.tflops_request = r.tflops_request > 0 ? (double)(1 + c % 4) : 0;
+            r.percent_request = r.percent_request > 0 ? (double)(1 + c % 3) : 0;
+            r.vram_request = (v % 3 + (c >= 20 || i < 40)) * GiB;
+        }
+        if ((x >> 20) % 5 == 0) { /* limits above requests */
+            if (r.tflops_request > 0) r.tflops_limit = r.tflops_request * 2;
+            if (r.percent_request > 0) r.percent_limit = r.percent_request < 50 ? 50 : 100;
+            r.vram_limit = r.vram_request + 4 * GiB;
+        }
+        if ((x >> 24) % 7 == 0) r.qos = GF_ALLOC_QOS_HIGH;
+        uint32_t kk = (x >> 28) % 16;
+        if (kk >= 13) {
+            r.gpu_count = kk - 11;            /* 2 or 3 GPUs */
+            r.remote = (x >> 32) % 2;
+        }
+        if ((x >> 34) % 9 == 0) {
+            r.models = &models[(x >> 38) % 3];
+            r.n_models = 1;
+        } else if ((x >> 34) % 9 == 1 && r.gpu_count <= 1) {
+            snprintf(nd, sizeof(nd), "n%02d", (int)((x >> 38) % (uint64_t)nn));
+            r.node = nd;
+        }
+        snprintf(id, sizeof(id), "w%04d", i);
+        gf_status st = gf_alloc_place(a, id, &r, &res);
+        ASSERT_MSG(st == GF_OK || st == GF_ENOSPC, "%s step %d: %s: %s", what, i,
+                   gf_status_name(st), res.msg);
+        ref_check(a, &r, st, &res, what, i);
+        live[i] = st == GF_OK;
+        if ((x >> 44) % 5 < 2) { /* release a random live one */
+            int j = (int)((x >> 47) % (uint64_t)(i + 1));
+            if (live[j]) {
+                snprintf(id, sizeof(id), "w%04d", j);
+                ASSERT_EQ_INT(gf_alloc_release(a, id), GF_OK);
+                live[j] = 0;
+            }
+        }
+        if (i == steps / 2 || i == steps * 3 / 4) /* a node leaves the index and comes back */
+            ASSERT_EQ_INT(gf_alloc_node_set_ready(a, "n02", i == steps / 2 ? 0 : 1, NULL, 0),
+                          GF_OK);
+    }
+    gf_alloc_free(a);
+}
+
+TEST(least_fragmentation_matches_simple_reference)
+{
+    for (uint64_t s = 1; s <= 3; s++) {
+        /* the distribution seen so far, a few dozen shapes, oversubscribed compute */
+        ref_sequence(s * 0x9e3779b97f4a7c15ull, 16, 900, 60, 0, 1.5, 1, 0, 0);
+        /* a target distribution, oversubscribed VRAM */
+        ref_sequence(s * 0x2545f4914f6cdd1dull, 16, 700, 96, 1, 1, 1.25, 0, 0);
+    }
+    /* more shapes than the 256 a pool tracks (the rarest are not counted) */
+    ref_sequence(0x5851f42d4c957f2dull, 10, 1500, 384, 0, 1, 1, 0, 0);
+    /* every GPU of its own compute capacity */
+    ref_sequence(0x14057b7ef767814full, 24, 600, 60, 0, 1, 1, 1, 0);
+    /* small requests only: many ties */
+    ref_sequence(0x27bb2ee687b0b0fdull, 16, 900, 60, 0, 1, 1, 0, 1);
+    ref_sequence(0x2127599bf4325c37ull, 16, 900, 60, 0, 1.5, 1, 1, 1);
+}
