@@ -6,6 +6,9 @@
  * installs them in gf_real, with a NOT_SUPPORTED stub (logged once) for everything else. */
 #include "remote.h"
 
+#include "gpufuse/cu_errors.h"
+#include "gpufuse/pci.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,8 +265,12 @@ static CUresult r_cuDeviceGetByPCIBusId(CUdevice *d, const char *id)
     CUresult r = need_init();
     if (r != CUDA_SUCCESS) return r;
     if (!d || !id) return CUDA_ERROR_INVALID_VALUE;
+    unsigned want[4], have[4];
+    if (gf_pci_parse(id, &want[0], &want[1], &want[2], &want[3]) != 0)
+        return CUDA_ERROR_INVALID_VALUE;
     for (int i = 0; i < gf_r.ndev; i++)
-        if (!strcasecmp(gf_r.dev[i].pci, id)) {
+        if (gf_pci_parse(gf_r.dev[i].pci, &have[0], &have[1], &have[2], &have[3]) == 0 &&
+            !memcmp(want, have, sizeof want)) {
             *d = i;
             return CUDA_SUCCESS;
         }
@@ -375,9 +382,13 @@ static CUresult ctx_create(CUcontext *pctx, unsigned flags, CUdevice d)
 {
     CUresult r = dev_ok(d);
     if (r != CUDA_SUCCESS) return r;
-    if (!pctx) return CUDA_ERROR_INVALID_VALUE;
+    unsigned sched = flags & CU_CTX_SCHED_MASK;
+    if (!pctx || (flags & ~(unsigned)CU_CTX_FLAGS_MASK) ||
+        (sched != 0 && sched != 1 && sched != 2 && sched != 4))
+        return CUDA_ERROR_INVALID_VALUE;
     LOCK();
-    uint64_t id = gf_remote_handle(GF_RPC_H_CTX, (uint64_t)d);
+    /* The flags ride in the handle (bits 40..47; the device in 32..39) for cuCtxGetFlags. */
+    uint64_t id = gf_remote_handle(GF_RPC_H_CTX, (uint64_t)d | (uint64_t)(flags & 0xff) << 8);
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_CTX_CREATE);
     gf_wire_put_handle(&q.w, id);
@@ -519,8 +530,12 @@ static CUresult r_cuCtxGetApiVersion(CUcontext ctx, unsigned *v)
 static CUresult r_cuCtxGetFlags(unsigned *flags)
 {
     CUresult r = need_ctx();
-    if (r == CUDA_SUCCESS && flags) *flags = 0;
-    return flags ? r : CUDA_ERROR_INVALID_VALUE;
+    if (r != CUDA_SUCCESS) return r;
+    if (!flags) return CUDA_ERROR_INVALID_VALUE;
+    uint64_t h = gf_remote_tl_ctx;
+    int d = ctx_dev(h);
+    *flags = h == gf_r.dev[d].primary ? gf_r.dev[d].primary_flags : (unsigned)((h >> 40) & 0xff);
+    return CUDA_SUCCESS;
 }
 
 static CUresult r_cuCtxGetId(CUcontext ctx, unsigned long long *id)
@@ -539,7 +554,8 @@ static CUresult r_cuCtxGetLimit(size_t *v, CUlimit l)
 {
     CUresult r = need_ctx();
     if (r != CUDA_SUCCESS) return r;
-    if (!v || (unsigned)l >= CU_LIMIT_MAX) return CUDA_ERROR_INVALID_VALUE;
+    if (!v) return CUDA_ERROR_INVALID_VALUE;
+    if ((unsigned)l >= CU_LIMIT_MAX) return CUDA_ERROR_UNSUPPORTED_LIMIT;
     *v = limits[l];
     return CUDA_SUCCESS;
 }
@@ -548,22 +564,30 @@ static CUresult r_cuCtxSetLimit(CUlimit l, size_t v)
 {
     CUresult r = need_ctx();
     if (r != CUDA_SUCCESS) return r;
-    if ((unsigned)l >= CU_LIMIT_MAX) return CUDA_ERROR_INVALID_VALUE;
+    if ((unsigned)l >= CU_LIMIT_MAX) return CUDA_ERROR_UNSUPPORTED_LIMIT;
     limits[l] = v;
     return CUDA_SUCCESS;
 }
 
+/* A preference only (the driver may ignore it): kept here, as the limits are. */
+static _Atomic int cache_config = CU_FUNC_CACHE_PREFER_NONE;
+
 static CUresult r_cuCtxGetCacheConfig(CUfunc_cache *c)
 {
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
     if (!c) return CUDA_ERROR_INVALID_VALUE;
-    *c = CU_FUNC_CACHE_PREFER_NONE;
-    return need_ctx();
+    *c = (CUfunc_cache)cache_config;
+    return CUDA_SUCCESS;
 }
 
 static CUresult r_cuCtxSetCacheConfig(CUfunc_cache c)
 {
-    (void)c;
-    return need_ctx();
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if ((unsigned)c > CU_FUNC_CACHE_PREFER_EQUAL) return CUDA_ERROR_INVALID_VALUE;
+    cache_config = (int)c;
+    return CUDA_SUCCESS;
 }
 
 static CUresult r_cuCtxGetStreamPriorityRange(int *least, int *greatest)
@@ -1549,6 +1573,28 @@ static CUresult r_cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *n, C
 /* ---- launches ---------------------------------------------------------------------------------- */
 
 /* The hot path: no allocation, one encode into a stack buffer, one memcpy into the batch. */
+/* What the driver refuses at launch (CUDA_ERROR_INVALID_VALUE), checked against the device's
+ * cached limits: the launch is asynchronous here, and a bad geometry must still fail at once. */
+static int geometry_ok(int dev, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                       unsigned bz, unsigned shmem)
+{
+    if (!gx || !gy || !gz || !bx || !by || !bz) return 0;
+    if (dev < 0 || dev >= gf_r.ndev) return 1;
+    const int32_t *a = gf_r.dev[dev].attrs;
+#define LIM(attr) ((uint64_t)(uint32_t)a[(attr) - 1])
+#define OVER(v, attr) (a[(attr) - 1] > 0 && (uint64_t)(v) > LIM(attr))
+    return !(OVER(bx, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X) ||
+             OVER(by, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y) ||
+             OVER(bz, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z) ||
+             OVER((uint64_t)bx * by * bz, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK) ||
+             OVER(gx, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X) ||
+             OVER(gy, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y) ||
+             OVER(gz, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z) ||
+             OVER(shmem, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN));
+#undef OVER
+#undef LIM
+}
+
 static CUresult launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                        unsigned by, unsigned bz, unsigned shmem, CUstream s, void **params,
                        void **extra, uint32_t flags)
@@ -1559,7 +1605,8 @@ static CUresult launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, uns
     gf_rfunc *f = func_of(fn);
     if (!f) return CUDA_ERROR_INVALID_HANDLE;
     if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
-    if (!gx || !gy || !gz || !bx || !by || !bz) return CUDA_ERROR_INVALID_VALUE;
+    if (!geometry_ok(ctx_dev(gf_remote_tl_ctx), gx, gy, gz, bx, by, bz, shmem))
+        return CUDA_ERROR_INVALID_VALUE;
     uint8_t pbuf[GF_RPC_MAX_PARAM_BYTES];
     if (f->pbytes > sizeof pbuf) return CUDA_ERROR_INVALID_VALUE;
     memset(pbuf, 0, f->pbytes);
@@ -1838,30 +1885,18 @@ static CUresult r_cuEventElapsedTime(float *ms, CUevent a, CUevent b)
 
 /* ---- errors, entry points ---------------------------------------------------------------------- */
 
-static const struct {
-    CUresult code;
-    const char *name;
-} errnames[] = {
-#define GF_CU_RESULT(n) {n, #n},
-#include "cu_result_names.h"
-#undef GF_CU_RESULT
-};
-
 static CUresult r_cuGetErrorName(CUresult e, const char **s)
 {
     if (!s) return CUDA_ERROR_INVALID_VALUE;
-    for (size_t i = 0; i < sizeof errnames / sizeof errnames[0]; i++)
-        if (errnames[i].code == e) {
-            *s = errnames[i].name;
-            return CUDA_SUCCESS;
-        }
-    *s = NULL;
-    return CUDA_ERROR_INVALID_VALUE;
+    *s = gf_cu_error_name((int)e);
+    return *s ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 static CUresult r_cuGetErrorString(CUresult e, const char **s)
 {
-    return r_cuGetErrorName(e, s);
+    if (!s) return CUDA_ERROR_INVALID_VALUE;
+    *s = gf_cu_error_string((int)e);
+    return *s ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 /* NVML_SNAPSHOT for the NVML shim (through cuGetExportTable; remote.h). */

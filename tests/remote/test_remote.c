@@ -204,7 +204,10 @@ static const struct {
     {"sim/test_procaddr",
      "versions_and_flags_select_the_abi calls_through_the_returned_pointers a_runtime_style_bulk_lookup",
      3},
-    {"sim/test_misuse", "unsupported_calls_and_export_tables", 1},
+    {"sim/test_misuse",
+     "calls_before_cuInit devices illegal_address_is_sticky a_fault_poisons_contexts_made_before_it "
+     "error_names_for_every_result unsupported_calls_and_export_tables",
+     6},
     {"sim/test_sharing", "two_processes_spinning_share_the_device spin_kernels_take_their_time_on_one_stream", 2},
 };
 
