@@ -189,6 +189,7 @@ void gf_alloc_free(gf_alloc *a)
         free(a->pools[i]);
     }
     for (size_t i = 0; i < a->n_nodes; i++) {
+        if (!a->nodes[i]) continue; /* removed */
         free(a->nodes[i]->lkeys);
         free(a->nodes[i]->lvals);
         free(a->nodes[i]->gpus);
@@ -532,11 +533,14 @@ size_t gf_alloc_gpu_foreach(const gf_alloc *a, int (*fn)(const gf_alloc_gpu_info
 {
     if (!a || !fn) return 0;
     gf_alloc_gpu_info info;
+    size_t n = 0;
     for (size_t i = 0; i < a->n_gpus; i++) {
+        if (!a->gpus[i]) continue; /* removed: seqs are never reused */
         gpu_info(a, a->gpus[i], &info);
-        if (fn(&info, ctx)) return i + 1;
+        n++;
+        if (fn(&info, ctx)) break;
     }
-    return a->n_gpus;
+    return n;
 }
 
 /* ---- charging ----------------------------------------------------------------------------- */
