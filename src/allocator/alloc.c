@@ -517,6 +517,7 @@ static void gpu_info(const gf_alloc *a, const gf_alloc__gpu *g, gf_alloc_gpu_inf
     o->vram_free = g->key[GF_ALLOC__V];
     o->tflops_free = (double)g->key[GF_ALLOC__T] / GF_ALLOC__UT;
     o->n_allocs = g->n_allocs;
+    o->cordoned = g->cordoned;
 }
 
 gf_status gf_alloc_gpu_get(const gf_alloc *a, const char *uuid, gf_alloc_gpu_info *out)

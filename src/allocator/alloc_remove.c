@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Taking GPUs and nodes out of the allocator: a GPU that failed or was pulled, a node that left
- * the pool. Refused while an allocation still uses them; otherwise they leave every index. */
+ * the pool. Refused while an allocation still uses them; otherwise they leave every index. A GPU
+ * still in use can be cordoned instead: out of placement, its allocations kept. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,5 +140,28 @@ gf_status gf_alloc_node_remove(gf_alloc *a, const char *node, char *err, size_t 
     free(n->gpus);
     free(n);
     if (frag) gf_alloc__frag_build(a, p);
+    return GF_OK;
+}
+
+gf_status gf_alloc_gpu_cordon(gf_alloc *a, const char *uuid, int on, char *err, size_t errlen)
+{
+    if (!a) return GF_EINVAL;
+    gf_alloc__gpu *g = gf_alloc__map_get(&a->gpu_map, uuid);
+    if (!g) {
+        gf_alloc__errf(err, errlen, "no GPU '%s'", uuid ? uuid : "(null)");
+        return GF_ENOENT;
+    }
+    on = on != 0;
+    if (g->cordoned == on) return GF_OK;
+    gf_alloc__pool *p = a->pools[g->pool];
+    /* like a node going NotReady, for one GPU: out of (or back into) the index and the
+     * least-fragmentation structures, which count indexed GPUs only */
+    if (p->frag_built) gf_alloc__frag_gpu(a, p, g, -1);
+    g->cordoned = on;
+    if (on)
+        gf_alloc__gpu_unindex(a, g);
+    else if (a->nodes[g->node]->ready)
+        gf_alloc__gpu_index(a, g);
+    if (p->frag_built) gf_alloc__frag_gpu(a, p, g, +1);
     return GF_OK;
 }

@@ -720,6 +720,35 @@ TEST(gpu_and_node_remove)
     gf_alloc_free(a);
 }
 
+/* A cordoned GPU keeps its allocations but takes no new placement, by any path. */
+TEST(gpu_cordon)
+{
+    gf_alloc *a = three(GF_ALLOC_SPREAD);
+    gf_alloc_result res;
+    gf_alloc_request r = vreq(GiB);
+    ASSERT_EQ_STR(put(a, NULL, &r, &res), "gA"); /* spread: the emptiest */
+    ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "gA", 1, NULL, 0), GF_OK);
+    ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "nope", 1, NULL, 0), GF_ENOENT);
+    ASSERT_EQ_INT(info(a, "gA").cordoned, 1);
+    ASSERT_EQ_STR(put(a, NULL, &r, &res), "gC");
+    r.gpu = "gA";
+    ASSERT_EQ_INT(gf_alloc_place(a, "x", &r, &res), GF_ENOSPC);
+    r.gpu = NULL;
+    r.node = "n1";
+    ASSERT_EQ_STR(put(a, NULL, &r, &res), "gB");
+    /* its allocations stay; a node going NotReady and back leaves it cordoned */
+    ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "gB", 1, NULL, 0), GF_OK);
+    ASSERT_EQ_INT(info(a, "gB").n_allocs, 1);
+    ASSERT_EQ_INT(gf_alloc_node_set_ready(a, "n1", 0, NULL, 0), GF_OK);
+    ASSERT_EQ_INT(gf_alloc_node_set_ready(a, "n1", 1, NULL, 0), GF_OK);
+    ASSERT_EQ_INT(gf_alloc_place(a, "x", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_INT(gf_alloc_release(a, "pre-b"), GF_OK);
+    ASSERT_EQ_INT(gf_alloc_gpu_remove(a, "gB", NULL, 0), GF_OK);
+    ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "gA", 0, NULL, 0), GF_OK);
+    ASSERT_EQ_STR(put(a, NULL, &r, &res), "gA");
+    gf_alloc_free(a);
+}
+
 /* Clears live[] for each allocation a node release takes ("w<N>"). */
 static void unlive_cb(const char *id, void *ctx)
 {
@@ -874,14 +903,21 @@ static void lf_random_sequence(uint64_t seed, int target)
                 live[j] = 0;
             }
         }
-        if (i == 250) { /* a GPU and a node leave for good */
+        if (i == 250) { /* a GPU and a node leave for good; a GPU in use is cordoned */
             empty_and_remove(fast, ref, "n05", "g05-0", live);
             empty_and_remove(fast, ref, "n07", NULL, live);
+            ASSERT_EQ_INT(gf_alloc_gpu_cordon(fast, "g01-1", 1, NULL, 0), GF_OK);
+            ASSERT_EQ_INT(gf_alloc_gpu_cordon(ref, "g01-1", 1, NULL, 0), GF_OK);
+        }
+        if (i == 500) {
+            ASSERT_EQ_INT(gf_alloc_gpu_cordon(fast, "g01-1", 0, NULL, 0), GF_OK);
+            ASSERT_EQ_INT(gf_alloc_gpu_cordon(ref, "g01-1", 0, NULL, 0), GF_OK);
         }
         for (uint32_t j = 0; i > 250 && sf == GF_OK && j < rf.n; j++)
             ASSERT_MSG(strcmp(rf.placements[j].gpu_uuid, "g05-0") &&
-                       strcmp(rf.placements[j].node, "n07"),
-                       "step %d: placed on removed %s", i, rf.placements[j].gpu_uuid);
+                       strcmp(rf.placements[j].node, "n07") &&
+                       (i >= 500 || strcmp(rf.placements[j].gpu_uuid, "g01-1")),
+                       "step %d: placed on removed or cordoned %s", i, rf.placements[j].gpu_uuid);
         if (i == 300 || i == 400) { /* a node leaves the index and comes back */
             ASSERT_EQ_INT(gf_alloc_node_set_ready(fast, "n04", i == 300 ? 0 : 1, NULL, 0), GF_OK);
             ASSERT_EQ_INT(gf_alloc_node_set_ready(ref, "n04", i == 300 ? 0 : 1, NULL, 0), GF_OK);
@@ -1205,10 +1241,12 @@ static void ref_sequence(uint64_t seed, int nn, int steps, int types, int target
                 live[j] = 0;
             }
         }
-        if (i == steps / 3) { /* a GPU and a node leave for good */
+        if (i == steps / 3) { /* a GPU and a node leave for good; a GPU in use is cordoned */
             empty_and_remove(a, NULL, "n05", "g05-0", live);
             empty_and_remove(a, NULL, "n03", NULL, live);
+            ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "g01-0", 1, NULL, 0), GF_OK);
         }
+        if (i == steps * 2 / 3) ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "g01-0", 0, NULL, 0), GF_OK);
         for (uint32_t j = 0; i > steps / 3 && st == GF_OK && j < res.n; j++)
             ASSERT_MSG(strcmp(res.placements[j].gpu_uuid, "g05-0") &&
                        strcmp(res.placements[j].node, "n03"),
