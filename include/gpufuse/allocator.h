@@ -190,6 +190,7 @@ typedef struct gf_alloc_gpu_info {
     uint64_t vram_free;              /* what a low-QoS limit may still take: V*r - limits, >= 0 */
     double tflops_free;              /* likewise for TFLOPs */
     uint32_t n_allocs;
+    int cordoned;                    /* gf_alloc_gpu_cordon: takes no new placement */
 } gf_alloc_gpu_info;
 
 /* One kind of task in a pool's workload distribution (least-fragmentation). */
@@ -247,6 +248,26 @@ gf_status gf_alloc_gpu_get(const gf_alloc *a, const char *uuid, gf_alloc_gpu_inf
  * nonzero. Returns the number of GPUs visited. */
 size_t gf_alloc_gpu_foreach(const gf_alloc *a, int (*fn)(const gf_alloc_gpu_info *gpu, void *ctx),
                             void *ctx);
+
+/* Takes GPU uuid out of the allocator: out of its pool's free-capacity index, least-
+ * fragmentation's state groups and per-node aggregates, its node, gf_alloc_gpu_get and
+ * gf_alloc_gpu_foreach; later placements never consider it. Its stable id is not reused, so the
+ * order of the other GPUs (tie-breaks) is unchanged; adding the uuid again makes a new GPU.
+ * GF_EBUSY while an allocation (lost ones included) has a placement on it: err names those
+ * allocations (in id order) and says to release them first; nothing changes. GF_ENOENT for an
+ * unknown uuid. */
+gf_status gf_alloc_gpu_remove(gf_alloc *a, const char *uuid, char *err, size_t errlen);
+
+/* Cordons GPU uuid (on != 0: it takes no new placement, as if its node were NotReady, while its
+ * allocations stay and count) or uncordons it (on == 0: it takes placements again when its node
+ * is Ready). For a GPU that vanished while allocations still use it: cordon it, and remove it
+ * (gf_alloc_gpu_remove) once they are released. GF_ENOENT for an unknown uuid. */
+gf_status gf_alloc_gpu_cordon(gf_alloc *a, const char *uuid, int on, char *err, size_t errlen);
+
+/* Takes node and all of its GPUs out of the allocator, as gf_alloc_gpu_remove does for each;
+ * its pool stays (even when empty). GF_EBUSY while any allocation has a placement on one of its
+ * GPUs (err names them; nothing changes), GF_ENOENT for an unknown node. */
+gf_status gf_alloc_node_remove(gf_alloc *a, const char *node, char *err, size_t errlen);
 
 /* ---- placement ---------------------------------------------------------------------------- */
 

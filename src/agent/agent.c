@@ -67,6 +67,7 @@ typedef struct agent {
     unsigned n_vsnap, n_regions_snap;
     uint64_t heartbeats_ok, heartbeats_failed, registrations;
     int registered;
+    int hb_refused;          /* the last heartbeat got 401/403 (logged once per episode) */
     struct MHD_Daemon *mhd;
     /* the node's gpufuse worker (--worker-listen): remote vGPUs */
     pid_t worker_pid;            /* 0 = not running */
@@ -474,7 +475,13 @@ static int heartbeat(agent *a)
         rc = 0;
     } else if (st == 404) {
         rc = 1;
+    } else if ((st == 401 || st == 403) && !a->hb_refused) {
+        /* say why once (a token revoked when the node was removed: gpufuse rm node) */
+        const char *msg = json_string_value(json_object_get(ans, "error"));
+        gf_log(GF_LOG_WARN, "agent", "the server refused the heartbeat of node %s (%ld): %s",
+               a->node, st, msg ? msg : "no message");
     }
+    a->hb_refused = st == 401 || st == 403;
     json_decref(ans);
     pthread_mutex_lock(&a->mlock);
     if (rc == 0) a->heartbeats_ok++;

@@ -189,6 +189,7 @@ void gf_alloc_free(gf_alloc *a)
         free(a->pools[i]);
     }
     for (size_t i = 0; i < a->n_nodes; i++) {
+        if (!a->nodes[i]) continue; /* removed */
         free(a->nodes[i]->lkeys);
         free(a->nodes[i]->lvals);
         free(a->nodes[i]->gpus);
@@ -516,6 +517,7 @@ static void gpu_info(const gf_alloc *a, const gf_alloc__gpu *g, gf_alloc_gpu_inf
     o->vram_free = g->key[GF_ALLOC__V];
     o->tflops_free = (double)g->key[GF_ALLOC__T] / GF_ALLOC__UT;
     o->n_allocs = g->n_allocs;
+    o->cordoned = g->cordoned;
 }
 
 gf_status gf_alloc_gpu_get(const gf_alloc *a, const char *uuid, gf_alloc_gpu_info *out)
@@ -532,11 +534,14 @@ size_t gf_alloc_gpu_foreach(const gf_alloc *a, int (*fn)(const gf_alloc_gpu_info
 {
     if (!a || !fn) return 0;
     gf_alloc_gpu_info info;
+    size_t n = 0;
     for (size_t i = 0; i < a->n_gpus; i++) {
+        if (!a->gpus[i]) continue; /* removed: seqs are never reused */
         gpu_info(a, a->gpus[i], &info);
-        if (fn(&info, ctx)) return i + 1;
+        n++;
+        if (fn(&info, ctx)) break;
     }
-    return a->n_gpus;
+    return n;
 }
 
 /* ---- charging ----------------------------------------------------------------------------- */

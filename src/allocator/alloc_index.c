@@ -119,7 +119,7 @@ gf_alloc__gpu *gf_alloc__tree_le(const gf_alloc *a, const gf_alloc__pool *p, int
 
 void gf_alloc__gpu_index(gf_alloc *a, gf_alloc__gpu *g)
 {
-    if (g->in_tree) return;
+    if (g->in_tree || g->cordoned) return; /* a cordoned GPU takes no placement */
     gf_alloc__pool *p = a->pools[g->pool];
     gf_alloc__tree_insert(a, p, GF_ALLOC__T, g);
     gf_alloc__tree_insert(a, p, GF_ALLOC__V, g);

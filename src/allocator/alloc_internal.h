@@ -54,6 +54,7 @@ typedef struct gf_alloc__gpu {
     uint64_t req[2], lim[2], req_hi[2];
     uint32_t n_allocs;
     int in_tree;              /* node Ready: indexed, and counted by least-fragmentation */
+    int cordoned;             /* gf_alloc_gpu_cordon: never indexed, takes no placement */
     uint64_t key[2];          /* index keys: eff - lim, clamped at 0 */
     gf_alloc__tnode tn[2];
     /* least-fragmentation contribution, valid while the pool's aggregates are built */

@@ -217,9 +217,9 @@ static void print_nodes(json_t *items)
 
 static void print_gpus(json_t *items)
 {
-    table t = {.ncol = 9};
-    table_add(&t, (const char *[]){"NODE", "INDEX", "MODEL", "VRAM-REQ/TOTAL", "TFLOPS-REQ/TOTAL",
-                                   "VGPUS", "VRAM-USED", "UTIL", "UUID"});
+    table t = {.ncol = 10};
+    table_add(&t, (const char *[]){"NODE", "INDEX", "MODEL", "STATUS", "VRAM-REQ/TOTAL",
+                                   "TFLOPS-REQ/TOTAL", "VGPUS", "VRAM-USED", "UTIL", "UUID"});
     size_t i;
     json_t *r;
     json_array_foreach(items, i, r) {
@@ -234,7 +234,10 @@ static void print_gpus(json_t *items)
         char node[96];
         snprintf(node, sizeof node, "%s%s", js(r, "node"),
                  strcmp(js(r, "node_status"), "Ready") ? " (NotReady)" : "");
-        table_add(&t, (const char *[]){node, idx, model, vram, tf, vg, used, util, js(r, "uuid")});
+        /* Missing: its agent no longer reports it; it takes no new workload */
+        const char *status = *js(r, "status") ? js(r, "status") : "Ready";
+        table_add(&t, (const char *[]){node, idx, model, status, vram, tf, vg, used, util,
+                                       js(r, "uuid")});
     }
     table_print(&t);
 }
@@ -487,23 +490,52 @@ int gf_cmd_describe(int argc, char **argv)
 int gf_cmd_rm(int argc, char **argv)
 {
     struct gf_cli_conn cc = {0};
-    int npos;
+    int npos, force = 0;
     const char *pos[2];
-    if (parse_common("rm", argc, argv, &cc, NULL, pos, 2, &npos)) return 2;
+    /* --force (nodes only) is taken out before the common flags are parsed */
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    if (!args) return 1;
+    int nargs = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i && !strcmp(argv[i], "--force"))
+            force = 1;
+        else
+            args[nargs++] = argv[i];
+    }
+    int bad = parse_common("rm", nargs, args, &cc, NULL, pos, 2, &npos);
+    free(args);
+    if (bad) return 2;
     const struct kind *k = npos == 2 ? find_kind(pos[0]) : NULL;
-    if (!k || (strcmp(k->name, "workloads") && strcmp(k->name, "profiles"))) {
-        fprintf(stderr, "gpufuse rm: usage: gpufuse rm workload|profile NAME\n");
+    if (!k || (strcmp(k->name, "workloads") && strcmp(k->name, "profiles") &&
+               strcmp(k->name, "nodes"))) {
+        fprintf(stderr, "gpufuse rm: usage: gpufuse rm workload|profile NAME | gpufuse rm node "
+                "NAME [--force]\n");
+        return 2;
+    }
+    if (force && strcmp(k->name, "nodes")) {
+        fprintf(stderr, "gpufuse rm: --force is for nodes only (gpufuse rm node NAME --force)\n");
         return 2;
     }
     char seg[512], path[700];
     encode_seg(pos[1], seg, sizeof seg);
-    snprintf(path, sizeof path, "%s/%s", k->path, seg);
+    snprintf(path, sizeof path, "%s/%s%s", k->path, seg, force ? "?force=true" : "");
     gf_http_client *c = gf_cli_connect("rm", &cc);
     if (!c) return 1;
     json_t *v = call("rm", c, "DELETE", path, NULL, NULL);
     gf_http_client_free(c);
     if (!v) return 1;
-    printf("%s \"%s\" deleted\n", k->alias, pos[1]);
+    if (!strcmp(k->name, "nodes")) {
+        json_t *wl = json_object_get(v, "workloads_deleted");
+        printf("node \"%s\" deleted: %.0f GPU(s) removed, %zu workload(s) deleted", pos[1],
+               jn(v, "gpus"), json_array_size(wl));
+        size_t i;
+        json_t *w;
+        json_array_foreach(wl, i, w) printf("%s%s", i ? ", " : " (", json_string_value(w));
+        printf("%s, %.0f node token(s) revoked\n", json_array_size(wl) ? ")" : "",
+               jn(v, "tokens_revoked"));
+    } else {
+        printf("%s \"%s\" deleted\n", k->alias, pos[1]);
+    }
     json_decref(v);
     return 0;
 }

@@ -142,3 +142,20 @@ gf_srv_role gf_srv__auth(gf_server *srv, const char *authorization, char *node, 
     json_decref(rows);
     return role;
 }
+
+int gf_srv__token_revoked(gf_server *srv, const char *authorization, char *node, size_t nodelen)
+{
+    if (!authorization || strncasecmp(authorization, "Bearer ", 7)) return 0;
+    const char *tok = authorization + 7;
+    while (*tok == ' ') tok++;
+    if (!*tok || strlen(tok) > 512) return 0;
+    char hash[65];
+    gf_srv__sha256_hex(tok, hash);
+    json_t *rows = gf_store_query(srv->store, "SELECT node FROM tokens WHERE hash = ? AND "
+                                              "kind = 'node-revoked'", "t", hash);
+    json_t *row = rows ? json_array_get(rows, 0) : NULL;
+    const char *n = row ? json_string_value(json_object_get(row, "node")) : NULL;
+    if (n) snprintf(node, nodelen, "%s", n);
+    json_decref(rows);
+    return n != NULL;
+}

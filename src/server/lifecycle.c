@@ -62,8 +62,8 @@ static gf_status restore_nodes(gf_server *srv, char *err, size_t errlen)
     }
     json_decref(rows);
     if (st != GF_OK) return st;
-    rows = gf_store_query(srv->store, "SELECT uuid, node, idx, model, vram_bytes, tflops "
-                                      "FROM gpus ORDER BY rowid", "");
+    rows = gf_store_query(srv->store, "SELECT uuid, node, idx, model, vram_bytes, tflops, "
+                                      "status FROM gpus ORDER BY rowid", "");
     if (!rows) return GF_EIO;
     json_array_foreach(rows, i, r) {
         gf_alloc_gpu_spec gs = {.uuid = jstr(r, "uuid"), .node = jstr(r, "node"),
@@ -72,6 +72,8 @@ static gf_status restore_nodes(gf_server *srv, char *err, size_t errlen)
                                 .vram_bytes = (uint64_t)json_integer_value(json_object_get(r, "vram_bytes")),
                                 .tflops = json_number_value(json_object_get(r, "tflops"))};
         if ((st = gf_alloc_gpu_add(srv->alloc, &gs, err, errlen)) != GF_OK) break;
+        if (!strcmp(jstr(r, "status"), "Missing")) /* in use, but gone from its node */
+            gf_alloc_gpu_cordon(srv->alloc, gs.uuid, 1, NULL, 0);
     }
     json_decref(rows);
     return st;
@@ -246,6 +248,27 @@ static void lease_expired(gf_server *srv, const char *workload, int64_t lease_ms
            "deleted and its GPUs released", workload, (long long)lease_ms);
 }
 
+void gf_srv__missing_sweep(gf_server *srv)
+{
+    char err[256];
+    json_t *rows = gf_store_query(srv->store,
+                                  "SELECT uuid, node FROM gpus g WHERE g.status = 'Missing' AND "
+                                  "NOT EXISTS (SELECT 1 FROM allocations a WHERE a.gpu_uuid = "
+                                  "g.uuid) ORDER BY uuid", "");
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r) {
+        if (gf_store_exec(srv->store, "DELETE FROM gpus WHERE uuid = ? AND status = 'Missing'",
+                          NULL, "t", jstr(r, "uuid")) != GF_OK)
+            continue;
+        if (gf_alloc_gpu_remove(srv->alloc, jstr(r, "uuid"), err, sizeof err) != GF_OK)
+            gf_log(GF_LOG_ERROR, "server", "allocator kept GPU %s: %s", jstr(r, "uuid"), err);
+        gf_log(GF_LOG_INFO, "server", "missing GPU %s of node %s is free; removed it from the "
+               "pool", jstr(r, "uuid"), jstr(r, "node"));
+    }
+    json_decref(rows);
+}
+
 void gf_srv_tick(gf_server *srv, uint64_t now_ms)
 {
     pthread_mutex_lock(&srv->lock);
@@ -259,6 +282,7 @@ void gf_srv_tick(gf_server *srv, uint64_t now_ms)
     json_t *r;
     json_array_foreach(rows, i, r) node_lost(srv, jstr(r, "name"), now_ms);
     json_decref(rows);
+    gf_srv__missing_sweep(srv); /* after releases by lease or grace below, on the next tick */
     rows = gf_store_query(srv->store,
                           "SELECT DISTINCT workload FROM allocations WHERE state = 'lost' AND "
                           "lost_ms <= ? ORDER BY workload",

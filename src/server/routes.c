@@ -154,7 +154,7 @@ static void resp_one(gf_srv_resp *resp, json_t *rows, const char *kind, const ch
 
 #define GPU_SELECT                                                                               \
     "SELECT g.uuid, g.node, n.pool, g.idx AS \"index\", g.model, g.model_key, g.vram_bytes,"     \
-    " g.tflops, n.status AS node_status,"                                                        \
+    " g.tflops, g.status, n.status AS node_status,"                                              \
     " COALESCE(SUM(a.vram_request), 0) AS vram_requested,"                                       \
     " COALESCE(SUM(a.vram_limit), 0) AS vram_limit_total,"                                       \
     " COALESCE(SUM(a.tflops_request), 0.0) AS tflops_requested,"                                 \
@@ -317,6 +317,103 @@ static gf_status node_set_ready_db(gf_server *srv, const char *name, uint64_t no
     return st;
 }
 
+/* Joins the strings of JSON array names into buf ("a, b, c (and 4 more)"). */
+static void join_names(json_t *names, char *buf, size_t len)
+{
+    size_t i, used = 0, n = json_array_size(names);
+    json_t *v;
+    buf[0] = 0;
+    json_array_foreach(names, i, v) {
+        const char *s = json_string_value(v);
+        size_t need = strlen(s) + 2;
+        if (used + need + 24 >= len) {
+            snprintf(buf + used, len - used, " (and %zu more)", n - i);
+            return;
+        }
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", s);
+    }
+}
+
+/* Names of the workloads with an allocation on GPU uuid (gpu != NULL) or on node, in name
+ * order: a JSON array of strings, NULL when the database failed. */
+static json_t *workloads_on(gf_server *srv, const char *node, const char *gpu)
+{
+    json_t *rows = gpu ? gf_store_query(srv->store,
+                                        "SELECT DISTINCT workload FROM allocations "
+                                        "WHERE gpu_uuid = ? ORDER BY workload", "t", gpu)
+                       : gf_store_query(srv->store,
+                                        "SELECT DISTINCT workload FROM allocations "
+                                        "WHERE node = ? ORDER BY workload", "t", node);
+    if (!rows) return NULL;
+    json_t *names = json_array();
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+        json_array_append(names, json_object_get(row, "workload"));
+    json_decref(rows);
+    return names;
+}
+
+/* In the registration's transaction: each GPU of node r->name that r no longer lists is deleted
+ * when no allocation uses it, else marked Missing. *gone gets [{uuid, idx, workloads}] for
+ * missing_gpus_apply (workloads empty: deleted). */
+static gf_status missing_gpus_db(gf_server *srv, const gf_api_register *r, json_t **gone)
+{
+    json_t *rows = gf_store_query(srv->store, "SELECT uuid, idx FROM gpus WHERE node = ? "
+                                              "ORDER BY idx, uuid", "t", r->name);
+    if (!rows) return GF_EIO;
+    *gone = json_array();
+    gf_status st = GF_OK;
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        const char *uuid = json_string_value(json_object_get(row, "uuid"));
+        int listed = 0;
+        for (unsigned j = 0; j < r->n_gpus && !listed; j++) listed = !strcmp(r->gpus[j].uuid, uuid);
+        if (listed) continue;
+        json_t *wl = workloads_on(srv, NULL, uuid);
+        if (!wl) {
+            st = GF_EIO;
+            break;
+        }
+        st = json_array_size(wl)
+                 ? gf_store_exec(srv->store, "UPDATE gpus SET status = 'Missing' WHERE uuid = ?",
+                                 NULL, "t", uuid)
+                 : gf_store_exec(srv->store, "DELETE FROM gpus WHERE uuid = ?", NULL, "t", uuid);
+        json_array_append_new(*gone, json_pack("{s:s,s:O,s:o}", "uuid", uuid, "idx",
+                                               json_object_get(row, "idx"), "workloads", wl));
+        if (st != GF_OK) break;
+    }
+    json_decref(rows);
+    return st;
+}
+
+/* After the commit: the allocator follows the store (removes or cordons), and the log says
+ * which workloads keep a Missing GPU alive. */
+static void missing_gpus_apply(gf_server *srv, const char *node, json_t *gone)
+{
+    char err[ERRLEN], names[512];
+    size_t i;
+    json_t *g;
+    json_array_foreach(gone, i, g) {
+        const char *uuid = json_string_value(json_object_get(g, "uuid"));
+        long long idx = (long long)json_integer_value(json_object_get(g, "idx"));
+        json_t *wl = json_object_get(g, "workloads");
+        if (!json_array_size(wl)) {
+            if (gf_alloc_gpu_remove(srv->alloc, uuid, err, sizeof err) != GF_OK)
+                gf_log(GF_LOG_ERROR, "server", "allocator kept GPU %s: %s", uuid, err);
+            gf_log(GF_LOG_WARN, "server", "node %s no longer reports GPU %lld (%s); removed it "
+                   "from the pool", node, idx, uuid);
+            continue;
+        }
+        gf_alloc_gpu_cordon(srv->alloc, uuid, 1, NULL, 0);
+        join_names(wl, names, sizeof names);
+        gf_log(GF_LOG_WARN, "server", "node %s no longer reports GPU %lld (%s), but workload(s) "
+               "%s hold allocations on it: it is Missing, takes no new placement, and leaves the "
+               "pool once they are deleted (gpufuse rm workload NAME)", node, idx, uuid, names);
+    }
+}
+
 static void node_register(gf_server *srv, const gf_srv_req *req, gf_srv_role role,
                           const char *token_node, gf_srv_resp *resp)
 {
@@ -327,7 +424,7 @@ static void node_register(gf_server *srv, const gf_srv_req *req, gf_srv_role rol
         return;
     }
     char *labels = NULL;
-    json_t *existing = NULL;
+    json_t *existing = NULL, *gone = NULL;
     if (gf_api_parse_register(req->body, req->body_len, r, err, sizeof err) != GF_OK) {
         gf_srv__error(resp, 400, "%s", err);
         goto out;
@@ -387,10 +484,12 @@ static void node_register(gf_server *srv, const gf_srv_req *req, gf_srv_role rol
         st = gf_store_exec(srv->store,
                            "INSERT INTO gpus(uuid, node, idx, model, model_key, vram_bytes, tflops)"
                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(uuid) DO UPDATE SET"
-                           " idx = ?3, model = ?4, model_key = ?5",
+                           " idx = ?3, model = ?4, model_key = ?5, status = 'Ready'",
                            NULL, "ttittid", r->gpus[i].uuid, r->name, (int64_t)r->gpus[i].index,
                            r->gpus[i].model, models[i] ? models[i]->key : "",
                            (int64_t)r->gpus[i].vram_bytes, tflops[i]);
+    /* GPUs it no longer reports: removed when free, else Missing until their workloads go */
+    if (st == GF_OK && old) st = missing_gpus_db(srv, r, &gone);
     if (st == GF_OK) st = gf_store_commit(srv->store);
     if (st != GF_OK) {
         gf_store_rollback(srv->store);
@@ -413,7 +512,10 @@ static void node_register(gf_server *srv, const gf_srv_req *req, gf_srv_role rol
     }
     for (unsigned i = 0; i < r->n_gpus; i++) {
         gf_alloc_gpu_info gi;
-        if (gf_alloc_gpu_get(srv->alloc, r->gpus[i].uuid, &gi) == GF_OK) continue;
+        if (gf_alloc_gpu_get(srv->alloc, r->gpus[i].uuid, &gi) == GF_OK) {
+            gf_alloc_gpu_cordon(srv->alloc, r->gpus[i].uuid, 0, NULL, 0); /* back, if Missing */
+            continue;
+        }
         gf_alloc_gpu_spec gs = {.uuid = r->gpus[i].uuid, .node = r->name,
                                 .model = r->gpus[i].model, .index = r->gpus[i].index,
                                 .vram_bytes = r->gpus[i].vram_bytes, .tflops = tflops[i]};
@@ -422,6 +524,7 @@ static void node_register(gf_server *srv, const gf_srv_req *req, gf_srv_role rol
     }
     gf_log(GF_LOG_INFO, "server", "node %s registered with %u GPU(s) in pool %s", r->name,
            r->n_gpus, pool);
+    missing_gpus_apply(srv, r->name, gone);
     json_t *rows = gf_store_query(srv->store, NODE_SELECT " WHERE n.name = ?", "t", r->name);
     json_t *row = json_array_get(rows, 0);
     if (row) {
@@ -433,6 +536,7 @@ static void node_register(gf_server *srv, const gf_srv_req *req, gf_srv_role rol
     resp_json(resp, old ? 200 : 201, row);
 out:
     json_decref(existing);
+    json_decref(gone);
     free(labels);
     free(r);
 }
@@ -556,6 +660,92 @@ static void node_usage(gf_server *srv, const char *name, const gf_srv_req *req,
         resp_json(resp, 200, json_pack("{s:I}", "unknown", (json_int_t)unknown));
     }
     free(u);
+}
+
+static gf_status workload_delete_one(gf_server *srv, const char *name, int *found);
+
+/* DELETE /api/v1/nodes/NAME[?force=true]: takes a node out of the pool. Refused (409, naming
+ * them) while workloads hold allocations on it, unless forced: then they are deleted first, as
+ * DELETE /api/v1/workloads/NAME does. The node, its GPUs (store and allocator) go, and its node
+ * tokens are revoked, so that an agent still running with one gets 401 instead of registering
+ * the node again. */
+static void node_delete(gf_server *srv, const char *name, const gf_srv_req *req,
+                        gf_srv_resp *resp)
+{
+    char err[1024], names[600];
+    int force = 0;
+    for (unsigned i = 0; i < req->n_args; i++) {
+        const char *k = req->args[2 * i], *v = req->args[2 * i + 1];
+        if (strcmp(k, "force")) {
+            gf_srv__error(resp, 400, "unknown query argument \"%.60s\"; DELETE "
+                          "/api/v1/nodes/NAME takes only force=true", k);
+            return;
+        }
+        if (!v || !strcmp(v, "true") || !strcmp(v, "1")) {
+            force = 1;
+        } else if (!strcmp(v, "false") || !strcmp(v, "0")) {
+            force = 0;
+        } else {
+            gf_srv__error(resp, 400, "force: \"%.60s\": use true or false", v);
+            return;
+        }
+    }
+    int64_t exists = 0;
+    gf_store_query_int(srv->store, "SELECT COUNT(*) FROM nodes WHERE name = ?", 0, &exists, "t",
+                       name);
+    if (!exists) {
+        gf_srv__error(resp, 404, "node \"%s\" not found; \"gpufuse ls nodes\" lists them", name);
+        return;
+    }
+    json_t *wl = workloads_on(srv, name, NULL);
+    if (!wl) {
+        gf_srv__error(resp, 500, "the database failed to answer; see the server's log");
+        return;
+    }
+    size_t i;
+    json_t *w;
+    if (json_array_size(wl) && !force) {
+        join_names(wl, names, sizeof names);
+        snprintf(err, sizeof err, "node \"%s\" has allocations of %zu workload(s): %s; delete "
+                 "them first (gpufuse rm workload NAME), or add force=true (gpufuse rm node %s "
+                 "--force) to delete them with the node", name, json_array_size(wl), names,
+                 name);
+        resp_json(resp, 409, json_pack("{s:s,s:o}", "error", err, "workloads", wl));
+        return;
+    }
+    json_array_foreach(wl, i, w) {
+        int found = 0;
+        if (workload_delete_one(srv, json_string_value(w), &found) != GF_OK) {
+            gf_srv__error(resp, 500, "could not delete workload \"%s\" of node \"%s\" (%zu of "
+                          "%zu deleted before it); see the server's log and try again",
+                          json_string_value(w), name, i, json_array_size(wl));
+            json_decref(wl);
+            return;
+        }
+    }
+    int n_gpus = 0, n_tokens = 0;
+    gf_status st = gf_store_begin(srv->store);
+    if (st == GF_OK)
+        st = gf_store_exec(srv->store, "DELETE FROM gpus WHERE node = ?", &n_gpus, "t", name);
+    if (st == GF_OK)
+        st = gf_store_exec(srv->store, "DELETE FROM nodes WHERE name = ?", NULL, "t", name);
+    /* kept as revoked (not deleted) so that their holder is told why it is refused */
+    if (st == GF_OK)
+        st = gf_store_exec(srv->store, "UPDATE tokens SET kind = 'node-revoked' "
+                           "WHERE kind = 'node' AND node = ?", &n_tokens, "t", name);
+    if (st == GF_OK) st = gf_store_commit(srv->store);
+    if (st != GF_OK) {
+        gf_store_rollback(srv->store);
+        json_decref(wl);
+        gf_srv__error(resp, 500, "could not remove node \"%s\"; see the server's log", name);
+        return;
+    }
+    if (gf_alloc_node_remove(srv->alloc, name, err, sizeof err) != GF_OK)
+        gf_log(GF_LOG_ERROR, "server", "allocator kept node %s: %s", name, err);
+    gf_log(GF_LOG_WARN, "server", "node %s removed: %d GPU(s), %zu workload(s) deleted, %d node "
+           "token(s) revoked", name, n_gpus, json_array_size(wl), n_tokens);
+    resp_json(resp, 200, json_pack("{s:s,s:i,s:o,s:i}", "deleted", name, "gpus", n_gpus,
+                                   "workloads_deleted", wl, "tokens_revoked", n_tokens));
 }
 
 /* ---- GPUs, allocations, profiles ------------------------------------------------------------- */
@@ -857,7 +1047,9 @@ out:
     free(w);
 }
 
-static void workload_delete(gf_server *srv, const char *name, gf_srv_resp *resp)
+/* Deletes workload name (its allocations first) and returns its GPUs to the allocator.
+ * *found = 0 when there is no such workload (then nothing changed). */
+static gf_status workload_delete_one(gf_server *srv, const char *name, int *found)
 {
     int ch = 0;
     gf_status st = gf_store_begin(srv->store);
@@ -866,21 +1058,35 @@ static void workload_delete(gf_server *srv, const char *name, gf_srv_resp *resp)
                            name);
     if (st == GF_OK)
         st = gf_store_exec(srv->store, "DELETE FROM workloads WHERE name = ?", &ch, "t", name);
+    *found = ch != 0;
     if (st == GF_OK && !ch) {
         gf_store_rollback(srv->store);
-        gf_srv__error(resp, 404, "workload \"%s\" not found; \"gpufuse ls workloads\" lists them",
-                      name);
-        return;
+        return GF_OK;
     }
     if (st == GF_OK) st = gf_store_commit(srv->store);
     if (st != GF_OK) {
         gf_store_rollback(srv->store);
-        gf_srv__error(resp, 500, "could not delete workload \"%s\"; see the server's log", name);
-        return;
+        return st;
     }
     /* Already released when its node was lost past the grace period: nothing to return. */
     if (gf_alloc_release(srv->alloc, name) == GF_OK)
         gf_metrics_inc(&srv->metrics, GF_SRV_C_RELEASES);
+    gf_srv__missing_sweep(srv); /* a Missing GPU it held may now leave */
+    return GF_OK;
+}
+
+static void workload_delete(gf_server *srv, const char *name, gf_srv_resp *resp)
+{
+    int found = 0;
+    if (workload_delete_one(srv, name, &found) != GF_OK) {
+        gf_srv__error(resp, 500, "could not delete workload \"%s\"; see the server's log", name);
+        return;
+    }
+    if (!found) {
+        gf_srv__error(resp, 404, "workload \"%s\" not found; \"gpufuse ls workloads\" lists them",
+                      name);
+        return;
+    }
     resp_json(resp, 200, json_pack("{s:s}", "deleted", name));
 }
 
@@ -973,6 +1179,7 @@ static int node_may(const char *method, unsigned n, char segs[MAX_SEGS][160],
 {
     if (n == 3 && !strcmp(segs[2], "nodes") && !strcmp(method, "GET"))
         return 0;
+    if (!strcmp(method, "DELETE")) return 0; /* removing a node takes an admin token */
     if (n == 4 && !strcmp(segs[2], "nodes") && !strcmp(segs[3], "register")) return 1;
     if (n >= 4 && !strcmp(segs[2], "nodes") && !strcmp(segs[3], token_node)) return 1;
     return 0;
@@ -1011,7 +1218,11 @@ static void route_api(gf_server *srv, const gf_srv_req *req, unsigned n,
         if (n == 4 && !strcmp(name, "register"))
             DO(post ? node_register(srv, req, role, token_node, resp)
                         : method_not_allowed(resp, m, req->path, "POST"));
-        if (n == 4) DO(get ? node_get(srv, name, resp) : method_not_allowed(resp, m, req->path, "GET"));
+        if (n == 4) {
+            if (get) DO(node_get(srv, name, resp));
+            if (del) DO(node_delete(srv, name, req, resp));
+            DO(method_not_allowed(resp, m, req->path, "GET or DELETE"));
+        }
         if (n == 5 && !strcmp(segs[4], "heartbeat"))
             DO(post ? node_heartbeat(srv, name, req, resp)
                         : method_not_allowed(resp, m, req->path, "POST"));
@@ -1106,6 +1317,14 @@ static void handle_locked(gf_server *srv, const gf_srv_req *req, gf_srv_resp *re
                              "docs/api.md)", m, path));
     char token_node[GF_API_NAME_MAX] = "";
     gf_srv_role role = gf_srv__auth(srv, req->authorization, token_node, sizeof token_node);
+    if (role == GF_SRV_ANON && gf_srv__token_revoked(srv, req->authorization, token_node,
+                                                      sizeof token_node)) {
+        gf_metrics_inc(&srv->metrics, GF_SRV_C_AUTH_FAILED);
+        DO(gf_srv__error(resp, 401, "this token was revoked when node \"%s\" was removed from "
+                             "the pool (DELETE /api/v1/nodes/%s); stop that node's agent, or make "
+                             "a new token (gpufuse token create --node %s) to add it again",
+                             token_node, token_node, token_node));
+    }
     if (role == GF_SRV_ANON) {
         gf_metrics_inc(&srv->metrics, GF_SRV_C_AUTH_FAILED);
         DO(gf_srv__error(resp, 401, req->authorization

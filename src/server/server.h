@@ -117,6 +117,11 @@ uint64_t gf_srv_now_ms(void);
 /* auth.c: the role of a bearer token (and its node for node tokens). */
 gf_srv_role gf_srv__auth(gf_server *srv, const char *authorization, char *node, size_t nodelen);
 /* auth.c: makes a token of kind "admin" or "node" and stores its hash; token gets the text. */
+/* Is authorization a node token revoked when its node was removed? Then node gets its name. */
+int gf_srv__token_revoked(gf_server *srv, const char *authorization, char *node, size_t nodelen);
+/* Missing GPUs (no longer reported by their agent) that no allocation uses any more leave the
+ * store and the allocator. */
+void gf_srv__missing_sweep(gf_server *srv);
 gf_status gf_srv__token_new(gf_server *srv, const char *kind, const char *node, char *token,
                             size_t tokenlen);
 /* auth.c: reads or creates the admin token file. */

@@ -72,6 +72,8 @@ static const struct {
     {"workloads", "lease_expires_ms", "ALTER TABLE workloads ADD COLUMN lease_expires_ms INTEGER"},
     {"workloads", "worker_token_sha256",
      "ALTER TABLE workloads ADD COLUMN worker_token_sha256 TEXT"},
+    /* 'Ready', or 'Missing': its agent stopped reporting it while allocations still use it */
+    {"gpus", "status", "ALTER TABLE gpus ADD COLUMN status TEXT NOT NULL DEFAULT 'Ready'"},
 };
 
 static int has_column(sqlite3 *db, const char *table, const char *column)

@@ -4,6 +4,7 @@
  * restore, the "why not" messages and bad requests. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "allocator/alloc_internal.h" /* gf_alloc__frag_set_reference */
@@ -660,6 +661,115 @@ TEST(names_round_trip)
     ASSERT_TRUE(gf_alloc_strategy_name((gf_alloc_strategy)9) == NULL);
 }
 
+/* Removing a GPU or a node: refused with the allocations' names while one is used; once gone,
+ * no placement, lookup or enumeration sees it, and the same names may come back. */
+static int count_fn(const gf_alloc_gpu_info *g, void *ctx)
+{
+    (void)g;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+TEST(gpu_and_node_remove)
+{
+    gf_alloc *a = three(GF_ALLOC_BINPACK);
+    gf_alloc_result res;
+    char err[256] = "";
+    ASSERT_EQ_INT(gf_alloc_gpu_remove(a, "gB", err, sizeof(err)), GF_EBUSY);
+    ASSERT_EQ_STR(err, "GPU gB (n1 GPU 1) is used by 1 allocation: pre-b; release it first");
+    ASSERT_EQ_INT(info(a, "gB").n_allocs, 1); /* nothing changed */
+    ASSERT_EQ_INT(gf_alloc_gpu_remove(a, "nope", err, sizeof(err)), GF_ENOENT);
+    ASSERT_EQ_STR(err, "no GPU 'nope'");
+    /* gA is empty: binpack would pick it for 35 GiB; once removed nothing fits */
+    gf_alloc_request r = vreq(35 * GiB);
+    ASSERT_EQ_STR(put(a, NULL, &r, &res), "gA");
+    ASSERT_EQ_INT(gf_alloc_gpu_remove(a, "gA", err, sizeof(err)), GF_OK);
+    gf_alloc_gpu_info gi;
+    ASSERT_EQ_INT(gf_alloc_gpu_get(a, "gA", &gi), GF_ENOENT);
+    int n = 0;
+    ASSERT_EQ_INT(gf_alloc_gpu_foreach(a, count_fn, &n), 2);
+    ASSERT_EQ_INT(n, 2);
+    ASSERT_EQ_INT(gf_alloc_place(a, "big", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_STR(res.msg, "largest free VRAM in pool 'default' is 30 GiB on n2 GPU 0; asked "
+                           "35 GiB");
+    r = vreq(GiB);
+    r.gpu = "gA";
+    ASSERT_EQ_INT(gf_alloc_place(a, "x", &r, &res), GF_ENOENT);
+    /* a node with two allocations: refused, names both */
+    r = vreq(GiB);
+    r.node = "n2";
+    ASSERT_EQ_STR(put(a, "on-n2", &r, &res), "gC");
+    ASSERT_EQ_INT(gf_alloc_node_remove(a, "n2", err, sizeof(err)), GF_EBUSY);
+    ASSERT_EQ_STR(err, "node 'n2' is used by 2 allocations: on-n2, pre-c; release them first");
+    size_t k = 0;
+    ASSERT_EQ_INT(gf_alloc_node_release(a, "n2", NULL, NULL, &k), GF_OK);
+    ASSERT_EQ_INT(k, 2);
+    ASSERT_EQ_INT(gf_alloc_node_remove(a, "n2", err, sizeof(err)), GF_OK);
+    ASSERT_EQ_INT(gf_alloc_gpu_get(a, "gC", &gi), GF_ENOENT);
+    ASSERT_EQ_INT(gf_alloc_node_remove(a, "n2", err, sizeof(err)), GF_ENOENT);
+    ASSERT_EQ_INT(gf_alloc_place(a, "x", &r, &res), GF_ENOENT); /* r.node = n2 */
+    r.node = NULL;
+    ASSERT_EQ_STR(put(a, "y", &r, &res), "gB");
+    /* the names come back as new GPUs and nodes */
+    node(a, "n2", NULL, 1);
+    gpu(a, "gC", "n2", 0, "A100-40G", 40 * GiB, 100);
+    gpu(a, "gA", "n1", 0, "A100-40G", 40 * GiB, 100);
+    r = vreq(35 * GiB);
+    ASSERT_EQ_STR(put(a, "z", &r, &res), "gC"); /* ties by stable id: gC was added first */
+    ASSERT_EQ_INT(info(a, "gA").n_allocs, 0);
+    gf_alloc_free(a);
+}
+
+/* A cordoned GPU keeps its allocations but takes no new placement, by any path. */
+TEST(gpu_cordon)
+{
+    gf_alloc *a = three(GF_ALLOC_SPREAD);
+    gf_alloc_result res;
+    gf_alloc_request r = vreq(GiB);
+    ASSERT_EQ_STR(put(a, NULL, &r, &res), "gA"); /* spread: the emptiest */
+    ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "gA", 1, NULL, 0), GF_OK);
+    ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "nope", 1, NULL, 0), GF_ENOENT);
+    ASSERT_EQ_INT(info(a, "gA").cordoned, 1);
+    ASSERT_EQ_STR(put(a, NULL, &r, &res), "gC");
+    r.gpu = "gA";
+    ASSERT_EQ_INT(gf_alloc_place(a, "x", &r, &res), GF_ENOSPC);
+    r.gpu = NULL;
+    r.node = "n1";
+    ASSERT_EQ_STR(put(a, NULL, &r, &res), "gB");
+    /* its allocations stay; a node going NotReady and back leaves it cordoned */
+    ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "gB", 1, NULL, 0), GF_OK);
+    ASSERT_EQ_INT(info(a, "gB").n_allocs, 1);
+    ASSERT_EQ_INT(gf_alloc_node_set_ready(a, "n1", 0, NULL, 0), GF_OK);
+    ASSERT_EQ_INT(gf_alloc_node_set_ready(a, "n1", 1, NULL, 0), GF_OK);
+    ASSERT_EQ_INT(gf_alloc_place(a, "x", &r, &res), GF_ENOSPC);
+    ASSERT_EQ_INT(gf_alloc_release(a, "pre-b"), GF_OK);
+    ASSERT_EQ_INT(gf_alloc_gpu_remove(a, "gB", NULL, 0), GF_OK);
+    ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "gA", 0, NULL, 0), GF_OK);
+    ASSERT_EQ_STR(put(a, NULL, &r, &res), "gA");
+    gf_alloc_free(a);
+}
+
+/* Clears live[] for each allocation a node release takes ("w<N>"). */
+static void unlive_cb(const char *id, void *ctx)
+{
+    ((int *)ctx)[atoi(id + 1)] = 0;
+}
+
+/* Empties node nd (releasing what is on it, in both allocators), then removes GPU gpu_uuid of
+ * it, or the whole node when gpu_uuid is NULL. */
+static void empty_and_remove(gf_alloc *x, gf_alloc *y, const char *nd, const char *gpu_uuid,
+                             int *live)
+{
+    gf_alloc *both[2] = {x, y};
+    for (int i = 0; i < 2 && both[i]; i++) {
+        char err[256] = "";
+        ASSERT_EQ_INT(gf_alloc_node_release(both[i], nd, unlive_cb, live, NULL), GF_OK);
+        gf_status st = gpu_uuid ? gf_alloc_gpu_remove(both[i], gpu_uuid, err, sizeof(err))
+                                : gf_alloc_node_remove(both[i], nd, err, sizeof(err));
+        ASSERT_MSG(st == GF_OK, "remove %s: %s", gpu_uuid ? gpu_uuid : nd, err);
+    }
+}
+
 /* Index vs. a linear scan: many random place/release rounds give the binpack choice a scan
  * computes (fullest GPU by free VRAM, then stable id). */
 TEST(index_matches_linear_scan)
@@ -793,6 +903,21 @@ static void lf_random_sequence(uint64_t seed, int target)
                 live[j] = 0;
             }
         }
+        if (i == 250) { /* a GPU and a node leave for good; a GPU in use is cordoned */
+            empty_and_remove(fast, ref, "n05", "g05-0", live);
+            empty_and_remove(fast, ref, "n07", NULL, live);
+            ASSERT_EQ_INT(gf_alloc_gpu_cordon(fast, "g01-1", 1, NULL, 0), GF_OK);
+            ASSERT_EQ_INT(gf_alloc_gpu_cordon(ref, "g01-1", 1, NULL, 0), GF_OK);
+        }
+        if (i == 500) {
+            ASSERT_EQ_INT(gf_alloc_gpu_cordon(fast, "g01-1", 0, NULL, 0), GF_OK);
+            ASSERT_EQ_INT(gf_alloc_gpu_cordon(ref, "g01-1", 0, NULL, 0), GF_OK);
+        }
+        for (uint32_t j = 0; i > 250 && sf == GF_OK && j < rf.n; j++)
+            ASSERT_MSG(strcmp(rf.placements[j].gpu_uuid, "g05-0") &&
+                       strcmp(rf.placements[j].node, "n07") &&
+                       (i >= 500 || strcmp(rf.placements[j].gpu_uuid, "g01-1")),
+                       "step %d: placed on removed or cordoned %s", i, rf.placements[j].gpu_uuid);
         if (i == 300 || i == 400) { /* a node leaves the index and comes back */
             ASSERT_EQ_INT(gf_alloc_node_set_ready(fast, "n04", i == 300 ? 0 : 1, NULL, 0), GF_OK);
             ASSERT_EQ_INT(gf_alloc_node_set_ready(ref, "n04", i == 300 ? 0 : 1, NULL, 0), GF_OK);
@@ -977,6 +1102,7 @@ static void ref_check(gf_alloc *a, const gf_alloc_request *req, gf_status st,
     ASSERT_TRUE(a->n_gpus <= 1024);
     for (size_t i = 0; i < a->n_gpus; i++) {
         const gf_alloc__gpu *g = a->gpus[i];
+        if (!g) continue; /* removed */
         for (int d = 0; d < 2; d++) {
             view[i].req[d] = g->req[d];
             view[i].lim[d] = g->lim[d];
@@ -1098,6 +1224,7 @@ static void ref_sequence(uint64_t seed, int nn, int steps, int types, int target
             r.n_models = 1;
         } else if ((x >> 34) % 9 == 1 && r.gpu_count <= 1) {
             snprintf(nd, sizeof(nd), "n%02d", (int)((x >> 38) % (uint64_t)nn));
+            if (i > steps / 3 && !strcmp(nd, "n03")) snprintf(nd, sizeof(nd), "n04"); /* gone */
             r.node = nd;
         }
         snprintf(id, sizeof(id), "w%04d", i);
@@ -1114,6 +1241,16 @@ static void ref_sequence(uint64_t seed, int nn, int steps, int types, int target
                 live[j] = 0;
             }
         }
+        if (i == steps / 3) { /* a GPU and a node leave for good; a GPU in use is cordoned */
+            empty_and_remove(a, NULL, "n05", "g05-0", live);
+            empty_and_remove(a, NULL, "n03", NULL, live);
+            ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "g01-0", 1, NULL, 0), GF_OK);
+        }
+        if (i == steps * 2 / 3) ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "g01-0", 0, NULL, 0), GF_OK);
+        for (uint32_t j = 0; i > steps / 3 && st == GF_OK && j < res.n; j++)
+            ASSERT_MSG(strcmp(res.placements[j].gpu_uuid, "g05-0") &&
+                       strcmp(res.placements[j].node, "n03"),
+                       "%s step %d: placed on removed %s", what, i, res.placements[j].gpu_uuid);
         if (i == steps / 2 || i == steps * 3 / 4) /* a node leaves the index and comes back */
             ASSERT_EQ_INT(gf_alloc_node_set_ready(a, "n02", i == steps / 2 ? 0 : 1, NULL, 0),
                           GF_OK);

@@ -370,3 +370,100 @@ TEST(leases_and_worker_tokens)
     ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/l2", NULL, NULL), 200);
     gf_server_free(srv);
 }
+
+/* DELETE /api/v1/nodes/NAME: 409 naming the workloads, force deletes them, the node's token is
+ * revoked with a message; a re-registration without a GPU removes it when free, marks it Missing
+ * (and unplaceable) while a workload uses it, and removes it once that workload is deleted. */
+static unsigned call_force(const char *method, const char *path, json_t **out)
+{
+    const char *args[] = {"force", "true"};
+    gf_srv_req req = {.method = method, .path = path, .authorization = hdr, .args = args,
+                      .n_args = 1};
+    gf_srv_resp resp;
+    gf_srv_handle(srv, &req, &resp);
+    if (out) *out = json_loadb(resp.body, resp.body_len, 0, NULL);
+    free(resp.body);
+    return resp.status;
+}
+
+static const char *gpu_status(const char *uuid)
+{
+    static char st[32];
+    char path[128];
+    json_t *v;
+    snprintf(path, sizeof path, "/api/v1/gpus/%s", uuid);
+    if (call(hdr, "GET", path, NULL, &v) != 200) {
+        json_decref(v);
+        return "(absent)";
+    }
+    snprintf(st, sizeof st, "%s", json_string_value(json_object_get(v, "status")));
+    json_decref(v);
+    return st;
+}
+
+TEST(node_removal_and_missing_gpus)
+{
+    const char *dir = gf_test_tmp_path("rmnode");
+    open_server(dir);
+    json_t *v;
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/tokens", "{\"node\": \"n1\"}", &v), 201);
+    char ntok[300];
+    snprintf(ntok, sizeof ntok, "Bearer %s", json_string_value(json_object_get(v, "token")));
+    json_decref(v);
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", node_reg, NULL), 201);
+    ASSERT_EQ_STR(gpu_status("GPU-a"), "Ready");
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"w\", \"vram_request\": \"60Gi\"}", NULL), 201);
+    /* re-registered with GPU-a only: GPU-b is free, so it goes */
+    const char *only_a = "{\"name\": \"n1\", \"gpus\": [{\"uuid\": \"GPU-a\", \"index\": 0, "
+                         "\"model\": \"H100\", \"vram_bytes\": \"80Gi\"}]}";
+    const char *only_b = "{\"name\": \"n1\", \"gpus\": [{\"uuid\": \"GPU-b\", \"index\": 1, "
+                         "\"model\": \"T4\", \"vram_bytes\": \"16Gi\"}]}";
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", only_a, NULL), 200);
+    ASSERT_EQ_STR(gpu_status("GPU-b"), "(absent)");
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"t\", \"vram_request\": \"1Gi\", \"gpu_models\": [\"T4\"]}",
+                       NULL), 409);
+    /* with GPU-b only: GPU-a holds w, so it stays Missing and takes nothing new */
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", only_b, NULL), 200);
+    ASSERT_EQ_STR(gpu_status("GPU-a"), "Missing");
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"big\", \"vram_request\": \"10Gi\", \"gpu_models\": [\"H100\"]}",
+                       &v), 409);
+    json_decref(v);
+    /* still Missing after a restart */
+    gf_server_free(srv);
+    open_server(dir);
+    ASSERT_EQ_STR(gpu_status("GPU-a"), "Missing");
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"big\", \"vram_request\": \"10Gi\", \"gpu_models\": [\"H100\"]}",
+                       NULL), 409);
+    ASSERT_EQ_INT(call(hdr, "DELETE", "/api/v1/workloads/w", NULL, NULL), 200);
+    ASSERT_EQ_STR(gpu_status("GPU-a"), "(absent)");
+    /* node removal */
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"w2\", \"vram_request\": \"1Gi\"}", NULL), 201);
+    ASSERT_EQ_INT(call(hdr, "DELETE", "/api/v1/nodes/nope", NULL, NULL), 404);
+    ASSERT_EQ_INT(call(ntok, "DELETE", "/api/v1/nodes/n1", NULL, NULL), 403);
+    ASSERT_EQ_INT(call(hdr, "DELETE", "/api/v1/nodes/n1", NULL, &v), 409);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "w2");
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "force");
+    ASSERT_EQ_STR(json_string_value(json_array_get(json_object_get(v, "workloads"), 0)), "w2");
+    json_decref(v);
+    ASSERT_EQ_INT(call_force("DELETE", "/api/v1/nodes/n1", &v), 200);
+    ASSERT_EQ_INT(json_integer_value(json_object_get(v, "tokens_revoked")), 1);
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/w2", NULL, NULL), 404);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/nodes/n1", NULL, NULL), 404);
+    ASSERT_EQ_STR(gpu_status("GPU-b"), "(absent)");
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", node_reg, &v), 401);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "revoked");
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"w3\", \"vram_request\": \"1Gi\"}", NULL), 409);
+    /* the admin may add it again, with the same GPUs */
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/nodes/register", node_reg, NULL), 201);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"w3\", \"vram_request\": \"1Gi\"}", NULL), 201);
+    gf_server_free(srv);
+}
