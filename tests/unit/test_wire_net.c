@@ -329,6 +329,20 @@ static void make_cert(const char *cert_path, const char *key_path)
     EVP_PKEY_free(k);
 }
 
+/* A fresh self-signed certificate and the options of a tls:// listener (lo) and of a client
+ * that trusts it (co); cert and key hold the paths and must outlive the options. */
+static void tls_test_opts(char cert[256], char key[256], gf_wire_opts *lo, gf_wire_opts *co)
+{
+    snprintf(cert, 256, "%s", gf_test_tmp_path("cert.pem"));
+    snprintf(key, 256, "%s", gf_test_tmp_path("key.pem"));
+    make_cert(cert, key);
+    gf_wire_opts_init(lo);
+    lo->tls_cert_file = cert;
+    lo->tls_key_file = key;
+    gf_wire_opts_init(co);
+    co->tls_ca_file = cert;
+}
+
 /* ---- tests ---------------------------------------------------------------------------------- */
 
 static void roundtrips(const char *listen_addr, gf_wire_opts *lo, gf_wire_opts *co)
@@ -476,15 +490,8 @@ TEST(wire_shm_path_socket)
 TEST(wire_tls_roundtrips_and_verification)
 {
     char cert[256], key[256];
-    snprintf(cert, sizeof cert, "%s", gf_test_tmp_path("cert.pem"));
-    snprintf(key, sizeof key, "%s", gf_test_tmp_path("key.pem"));
-    make_cert(cert, key);
     gf_wire_opts lo, co;
-    gf_wire_opts_init(&lo);
-    lo.tls_cert_file = cert;
-    lo.tls_key_file = key;
-    gf_wire_opts_init(&co);
-    co.tls_ca_file = cert;
+    tls_test_opts(cert, key, &lo, &co);
     roundtrips("tls://127.0.0.1:0", &lo, &co);
 
     struct server s;
@@ -1025,15 +1032,8 @@ TEST(wire_tcp_release_after_fork)
 TEST(wire_tls_release_after_fork)
 {
     char cert[256], key[256];
-    snprintf(cert, sizeof cert, "%s", gf_test_tmp_path("cert.pem"));
-    snprintf(key, sizeof key, "%s", gf_test_tmp_path("key.pem"));
-    make_cert(cert, key);
     gf_wire_opts lo, co;
-    gf_wire_opts_init(&lo);
-    lo.tls_cert_file = cert;
-    lo.tls_key_file = key;
-    gf_wire_opts_init(&co);
-    co.tls_ca_file = cert;
+    tls_test_opts(cert, key, &lo, &co);
     release_after_fork("tls://127.0.0.1:0", &lo, &co);
 }
 
