@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/read_file.h"
+
 #define COPY_BYTES (64u << 20)
 
 static double now_s(void)
@@ -44,20 +46,6 @@ static double now_s(void)
 
 /* ---- the client side (a child, GPUFUSE_REMOTE set) -------------------------------------------- */
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 static int client(void)
 {
     CUdevice dev;
@@ -76,7 +64,7 @@ static int client(void)
     char path[4096];
     const char *dir = getenv("GPUFUSE_TEST_DIR");
     snprintf(path, sizeof path, "%s/tests/kernels/spin.ptx", dir ? dir : ".");
-    char *ptx = read_file(path);
+    char *ptx = gf_read_whole_file(path);
     if (!ptx) {
         fprintf(stderr, "bench_remote: %s: cannot read (set GPUFUSE_TEST_DIR)\n", path);
         return 1;

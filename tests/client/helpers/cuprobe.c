@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "read_file.h"
+
 #define FNS(X)                                                                                \
     X(cuInit, cuInit, "cuInit")                                                               \
     X(cuDeviceGet, cuDeviceGet, "cuDeviceGet")                                                \
@@ -121,20 +123,6 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
 }
 
 static const char *kernel_path(const char *name)
@@ -249,7 +237,7 @@ static int paths(void)
 
 static int vecadd(void)
 {
-    char *ptx = read_file(kernel_path("vector_add.ptx"));
+    char *ptx = gf_read_whole_file(kernel_path("vector_add.ptx"));
     if (!ptx) {
         printf("error=no vector_add.ptx (set GPUFUSE_TEST_DIR)\n");
         return 1;
@@ -314,7 +302,7 @@ static int device_util(void)
  * prints the fraction of wall time the kernels ran. */
 static int spin(int kernel_us, int window_ms, int sync)
 {
-    char *ptx = read_file(kernel_path("spin.ptx"));
+    char *ptx = gf_read_whole_file(kernel_path("spin.ptx"));
     if (!ptx) return 1;
     CUmodule mod;
     CUfunction fn;

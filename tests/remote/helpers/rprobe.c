@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "read_file.h"
+
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -83,20 +85,6 @@ static int fill_ok(CUfunction f, unsigned v)
         }                                                                                     \
     } while (0)
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 /* serve's vecadd: NULL when every call worked, else the name of the call that failed. */
 static const char *vecadd_round(CUfunction f, CUresult *rc, int *bad)
 {
@@ -134,7 +122,7 @@ static int serve(CUdevice dev)
     const char *dir = getenv("GPUFUSE_TEST_DIR");
     char path[4096];
     snprintf(path, sizeof path, "%s/tests/kernels/vector_add.ptx", dir ? dir : ".");
-    char *ptx = read_file(path);
+    char *ptx = gf_read_whole_file(path);
     if (!ptx) {
         printf("error=no %s (set GPUFUSE_TEST_DIR)\n", path);
         return 1;
