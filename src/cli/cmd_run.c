@@ -29,6 +29,27 @@
 #include "gpufuse/units.h"
 #include "gpufuse/wire.h"
 
+/* The vGPU's size flags, the same with and without --server: 1 when flag is one of them (its
+ * parse status in *st), else 0. */
+static int vgpu_size_flag(const char *flag, const char *val, uint64_t *vram, double *tflops,
+                          double *percent, char *err, size_t errlen, gf_status *st)
+{
+    if (!strcmp(flag, "--vram")) {
+        *st = gf_parse_size("--vram", val, vram, err, errlen);
+        if (*st == GF_OK && *vram == 0) {
+            snprintf(err, errlen, "--vram: \"%s\": must be more than 0", val);
+            *st = GF_EINVAL;
+        }
+    } else if (!strcmp(flag, "--tflops")) {
+        *st = gf_parse_tflops("--tflops", val, tflops, err, errlen);
+    } else if (!strcmp(flag, "--compute-percent")) {
+        *st = gf_parse_percent("--compute-percent", val, percent, err, errlen);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 struct run_opts {
     uint64_t vram;         /* 0 = whole GPU */
     double tflops;         /* 0 = not given */
@@ -81,16 +102,8 @@ static int parse(int argc, char **argv, struct run_opts *o)
             return usage_error(err);
         }
         gf_status s = GF_OK;
-        if (!strcmp(flag, "--vram")) {
-            s = gf_parse_size("--vram", val, &o->vram, err, sizeof err);
-            if (s == GF_OK && o->vram == 0) {
-                snprintf(err, sizeof err, "--vram: \"%s\": must be more than 0", val);
-                s = GF_EINVAL;
-            }
-        } else if (!strcmp(flag, "--tflops")) {
-            s = gf_parse_tflops("--tflops", val, &o->tflops, err, sizeof err);
-        } else if (!strcmp(flag, "--compute-percent")) {
-            s = gf_parse_percent("--compute-percent", val, &o->percent, err, sizeof err);
+        if (vgpu_size_flag(flag, val, &o->vram, &o->tflops, &o->percent, err, sizeof err, &s)) {
+            /* parsed (status in s) */
         } else if (!strcmp(flag, "--remote")) {
             o->remote = val;
         } else if (!strcmp(flag, "--runtime")) {
@@ -597,16 +610,9 @@ static int pool_parse(int argc, char **argv, struct pool_opts *o)
             if (o->n_models == sizeof o->models / sizeof o->models[0])
                 return pool_usage("--model: at most 16");
             o->models[o->n_models++] = val;
-        } else if (!strcmp(flag, "--vram")) {
-            s = gf_parse_size("--vram", val, &o->vram, err, sizeof err);
-            if (s == GF_OK && o->vram == 0) {
-                snprintf(err, sizeof err, "--vram: \"%s\": must be more than 0", val);
-                s = GF_EINVAL;
-            }
-        } else if (!strcmp(flag, "--tflops")) {
-            s = gf_parse_tflops("--tflops", val, &o->tflops, err, sizeof err);
-        } else if (!strcmp(flag, "--compute-percent")) {
-            s = gf_parse_percent("--compute-percent", val, &o->percent, err, sizeof err);
+        } else if (vgpu_size_flag(flag, val, &o->vram, &o->tflops, &o->percent, err, sizeof err,
+                                  &s)) {
+            /* parsed (status in s) */
         } else if (!strcmp(flag, "--lease")) {
             uint64_t ns;
             s = gf_parse_duration_ns("--lease", val, &ns, err, sizeof err);
