@@ -346,7 +346,8 @@ gf_ctx *gf_drv__current(void);
 CUresult gf_drv__ctx_enter(gf_ctx **out);
 /* Checks a context handle given explicitly (NULL means the current one). */
 CUresult gf_drv__ctx_arg(CUcontext h, gf_ctx **out);
-/* Marks the context, and with it the process (g_drv.fault), unusable after a kernel fault. */
+/* Marks the context unusable after a failed operation, and with it the process (g_drv.fault)
+ * when rc is a kernel fault (gf_cuda_process_fatal). */
 void gf_drv__ctx_set_sticky(gf_ctx *c, CUresult rc);
 /* Frees everything a context owns after draining its streams; used by destroy and reset. */
 void gf_drv__ctx_teardown(gf_ctx *c);

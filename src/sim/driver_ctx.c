@@ -4,6 +4,8 @@
 #define __CUDA_API_VERSION_INTERNAL 1
 #include "driver.h"
 
+#include "gpufuse/cuda_faults.h"
+
 #include <string.h>
 
 #define GF_CTX_STACK 128
@@ -52,6 +54,7 @@ void gf_drv__ctx_set_sticky(gf_ctx *c, CUresult rc)
 {
     CUresult expect = CUDA_SUCCESS;
     atomic_compare_exchange_strong(&c->sticky, &expect, rc);
+    if (!gf_cuda_process_fatal(rc)) return;
     expect = CUDA_SUCCESS;
     atomic_compare_exchange_strong(&g_drv.fault, &expect, rc);
 }
