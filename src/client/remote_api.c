@@ -1581,8 +1581,7 @@ static int geometry_ok(int dev, unsigned gx, unsigned gy, unsigned gz, unsigned 
     if (!gx || !gy || !gz || !bx || !by || !bz) return 0;
     if (dev < 0 || dev >= gf_r.ndev) return 1;
     const int32_t *a = gf_r.dev[dev].attrs;
-#define LIM(attr) ((uint64_t)(uint32_t)a[(attr) - 1])
-#define OVER(v, attr) (a[(attr) - 1] > 0 && (uint64_t)(v) > LIM(attr))
+#define OVER(v, attr) (a[(attr) - 1] > 0 && (uint64_t)(v) > (uint64_t)a[(attr) - 1])
     return !(OVER(bx, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X) ||
              OVER(by, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y) ||
              OVER(bz, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z) ||
@@ -1592,7 +1591,6 @@ static int geometry_ok(int dev, unsigned gx, unsigned gy, unsigned gz, unsigned 
              OVER(gz, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z) ||
              OVER(shmem, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN));
 #undef OVER
-#undef LIM
 }
 
 static CUresult launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,

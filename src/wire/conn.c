@@ -317,12 +317,7 @@ gf_status gf_wire_recv(gf_wire_conn *c, gf_wire_frame *f, int timeout_ms, char *
                 return broken(c, GF_EIO, err, errlen, "waiting on %s: %s", c->peer, c->ioerr);
             }
         }
-        if (waited)
-            ;
-        else if (direct)
-            n = c->ops->read(c, w, wl);
-        else
-            n = c->ops->read(c, c->rbuf, GF_WIRE__RBUF);
+        if (!waited) n = c->ops->read(c, direct ? w : c->rbuf, want);
         c->drained = n > 0 && (size_t)n < want;
         if (n > 0) {
             if (!direct) {

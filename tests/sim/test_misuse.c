@@ -542,14 +542,12 @@ TEST(illegal_address_is_sticky)
      * made before it, cannot do device work, no context can be made, and a reset of the primary
      * context succeeds but it cannot be made again. Queries that need no device work still
      * answer. */
-    CUcontext prim, other, fresh;
-    CHECK_CU(cuCtxGetCurrent(&prim));
+    CUcontext other, fresh;
     int sms;
     CHECK_CU(cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, 0));
     ASSERT_CU(cuCtxCreate(&fresh, NULL, 0, 0), CUDA_ERROR_ILLEGAL_ADDRESS);
     CHECK_CU(cuDevicePrimaryCtxReset(0));
     ASSERT_CU(cuDevicePrimaryCtxRetain(&other, 0), CUDA_ERROR_ILLEGAL_ADDRESS);
-    (void)prim;
 }
 
 TEST(a_fault_poisons_contexts_made_before_it)
