@@ -171,6 +171,24 @@ uint64_t gf_remote_handle(unsigned kind, uint64_t extra);
 extern _Thread_local uint64_t gf_remote_tl_ctx;
 void gf_remote_sync_ctx(void);
 
+/* remote_objs.c: the registry of this process's contexts, streams and events (what a driver
+ * would answer about a handle without a round trip). Thread-safe; no lock of gf_r needed. */
+enum { GF_RCTX_LIVE = 1, GF_RCTX_INACTIVE, GF_RCTX_DESTROYED };
+/* Records context ctx in a state (GF_RCTX_*): created or retained (LIVE), a primary context
+ * released to zero or reset (INACTIVE), destroyed (DESTROYED; remembered for good). */
+void gf_robj_ctx_set(uint64_t ctx, int state);
+/* GF_RCTX_* of ctx, -1 when this process never had it. */
+int gf_robj_ctx_state(uint64_t ctx);
+/* What a driver says about using ctx: CUDA_SUCCESS, CUDA_ERROR_CONTEXT_IS_DESTROYED, or
+ * CUDA_ERROR_INVALID_CONTEXT (0, unknown, or with need_active an inactive primary context). */
+CUresult gf_robj_ctx_check(uint64_t ctx, int need_active);
+/* Streams and events: h made in context ctx (0 on success, -1 out of memory); 1 and *ctx when
+ * h is live; deleted (1 when it was live); every stream and event of ctx dropped. */
+int gf_robj_add(uint64_t h, uint64_t ctx);
+int gf_robj_find(uint64_t h, uint64_t *ctx);
+int gf_robj_del(uint64_t h);
+void gf_robj_drop_ctx(uint64_t ctx);
+
 /* NOT_SUPPORTED for a call the backend does not implement, logged once per name. */
 CUresult gf_remote_unsupported(const char *name);
 

@@ -55,29 +55,67 @@ static CUresult need_init(void)
     return CUDA_SUCCESS;
 }
 
+/* The calling thread's current context, usable for work: none, one destroyed (by another
+ * thread, say) or an inactive primary context is what the driver refuses it for. */
 static CUresult need_ctx(void)
 {
     CUresult r = need_init();
     if (r != CUDA_SUCCESS) return r;
-    return gf_remote_tl_ctx ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
+    return gf_robj_ctx_check(gf_remote_tl_ctx, 1);
 }
 
-/* Streams: a client handle (kind STREAM, flags and priority in its middle bits), NULL, or the
- * special legacy/per-thread values. */
-static int stream_ok(CUstream s, uint64_t *h)
+/* A context argument: NULL means the current one. */
+static CUresult ctx_arg(CUcontext c, uint64_t *h)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    *h = c ? (uint64_t)(uintptr_t)c : gf_remote_tl_ctx;
+    return gf_robj_ctx_check(*h, 1);
+}
+
+static uint64_t ptds_stream(void);
+
+/* A stream argument as a driver checks it: NULL and the legacy and per-thread default streams
+ * need a usable current context (*ctx = it), any other stream must be live (*ctx = its
+ * context). *h is what the worker is sent: CU_STREAM_PER_THREAD becomes the calling thread's own
+ * stream (ptds_stream). Streams are client handles: kind STREAM, flags and priority in their
+ * middle bits. */
+static CUresult stream_arg(CUstream s, uint64_t *h, uint64_t *ctx)
 {
     uint64_t v = (uint64_t)(uintptr_t)s;
-    if (v == 0 || v == GF_RPC_STREAM_LEGACY || v == GF_RPC_STREAM_PER_THREAD) {
-        *h = v;
-        return 1;
-    }
+    CUresult r;
     *h = v;
-    return GF_RPC_HANDLE_KIND(v) == GF_RPC_H_STREAM;
+    if (v == 0 || v == GF_RPC_STREAM_LEGACY || v == GF_RPC_STREAM_PER_THREAD) {
+        if ((r = need_ctx()) != CUDA_SUCCESS) return r;
+        *ctx = gf_remote_tl_ctx;
+        if (v == GF_RPC_STREAM_PER_THREAD) {
+            uint64_t p = ptds_stream();
+            if (p) *h = p;
+        }
+        return CUDA_SUCCESS;
+    }
+    if ((r = need_init()) != CUDA_SUCCESS) return r;
+    if (GF_RPC_HANDLE_KIND(v) != GF_RPC_H_STREAM || !gf_robj_find(v, ctx))
+        return CUDA_ERROR_INVALID_HANDLE;
+    return CUDA_SUCCESS;
 }
 
-static int event_ok(CUevent e)
+/* For callers that checked the context already: 1 when s is a stream they may use. */
+static int stream_ok(CUstream s, uint64_t *h)
 {
-    return e && GF_RPC_HANDLE_KIND((uint64_t)(uintptr_t)e) == GF_RPC_H_EVENT;
+    uint64_t ctx;
+    return stream_arg(s, h, &ctx) == CUDA_SUCCESS;
+}
+
+/* A live event of this process (*ctx = its context), else CUDA_ERROR_INVALID_HANDLE. */
+static CUresult event_arg(CUevent e, uint64_t *ctx)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    uint64_t h = (uint64_t)(uintptr_t)e;
+    if (!e || GF_RPC_HANDLE_KIND(h) != GF_RPC_H_EVENT || !gf_robj_find(h, ctx))
+        return CUDA_ERROR_INVALID_HANDLE;
+    return CUDA_SUCCESS;
 }
 
 static gf_rfunc *func_of(CUfunction f)
@@ -327,8 +365,32 @@ static CUresult r_cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice d)
         dv->primary_reset = 0;
     }
     dv->primary_refs++;
+    gf_robj_ctx_set(dv->primary, GF_RCTX_LIVE);
     *pctx = (CUcontext)(uintptr_t)dv->primary;
     gf_remote_unlock();
+    return CUDA_SUCCESS;
+}
+
+/* The primary context of d at zero references (released or reset), under the lock: as on a
+ * driver it is torn down (PRIMARY_RESET frees what it held on the worker, which makes it again
+ * under the same handle) and inactive until the next retain; its handle stays valid. */
+static CUresult primary_deactivate(CUdevice d)
+{
+    gf_rdev *dv = &gf_r.dev[d];
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_PRIMARY_RESET);
+    gf_wire_put_i32(&q.w, d);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t != CUDA_SUCCESS || rc != CUDA_SUCCESS) return t != CUDA_SUCCESS ? t : rc;
+    dv->primary_refs = 0;
+    if (dv->primary) {
+        at_del(0, dv->primary, 0);
+        gf_robj_drop_ctx(dv->primary);
+        gf_robj_ctx_set(dv->primary, GF_RCTX_INACTIVE);
+        dv->primary_reset = 1;
+    }
     return CUDA_SUCCESS;
 }
 
@@ -338,7 +400,8 @@ static CUresult r_cuDevicePrimaryCtxRelease(CUdevice d)
     if (r != CUDA_SUCCESS) return r;
     LOCK();
     if (!gf_r.dev[d].primary_refs) r = CUDA_ERROR_INVALID_CONTEXT;
-    else gf_r.dev[d].primary_refs--; /* the worker keeps it until the session ends or a reset */
+    else if (gf_r.dev[d].primary_refs == 1) r = primary_deactivate(d);
+    else gf_r.dev[d].primary_refs--;
     gf_remote_unlock();
     return r;
 }
@@ -347,16 +410,10 @@ static CUresult r_cuDevicePrimaryCtxReset(CUdevice d)
 {
     CUresult r = dev_ok(d);
     if (r != CUDA_SUCCESS) return r;
-    gf_rreq q;
-    gf_rreq_init(&q, GF_RPC_PRIMARY_RESET);
-    gf_wire_put_i32(&q.w, d);
-    r = call_plain(&q);
-    if (r == CUDA_SUCCESS && gf_r.dev[d].primary) {
-        at_del(0, gf_r.dev[d].primary, 0);
-        LOCK();
-        gf_r.dev[d].primary_reset = 1;
-        gf_remote_unlock();
-    }
+    LOCK();
+    r = primary_deactivate(d);
+    if (r == CUDA_SUCCESS) gf_r.dev[d].primary_flags = 0;
+    gf_remote_unlock();
     return r;
 }
 
@@ -370,10 +427,18 @@ static CUresult r_cuDevicePrimaryCtxGetState(CUdevice d, unsigned *flags, int *a
     return CUDA_SUCCESS;
 }
 
+static int ctx_flags_ok(unsigned flags)
+{
+    unsigned sched = flags & CU_CTX_SCHED_MASK;
+    return !(flags & ~(unsigned)CU_CTX_FLAGS_MASK) &&
+           (sched == 0 || sched == 1 || sched == 2 || sched == 4);
+}
+
 static CUresult r_cuDevicePrimaryCtxSetFlags(CUdevice d, unsigned flags)
 {
     CUresult r = dev_ok(d);
     if (r != CUDA_SUCCESS) return r;
+    if (!ctx_flags_ok(flags)) return CUDA_ERROR_INVALID_VALUE;
     gf_r.dev[d].primary_flags = flags;
     return CUDA_SUCCESS;
 }
@@ -382,10 +447,7 @@ static CUresult ctx_create(CUcontext *pctx, unsigned flags, CUdevice d)
 {
     CUresult r = dev_ok(d);
     if (r != CUDA_SUCCESS) return r;
-    unsigned sched = flags & CU_CTX_SCHED_MASK;
-    if (!pctx || (flags & ~(unsigned)CU_CTX_FLAGS_MASK) ||
-        (sched != 0 && sched != 1 && sched != 2 && sched != 4))
-        return CUDA_ERROR_INVALID_VALUE;
+    if (!pctx || !ctx_flags_ok(flags)) return CUDA_ERROR_INVALID_VALUE;
     LOCK();
     /* The flags ride in the handle (bits 40..47; the device in 32..39) for cuCtxGetFlags. */
     uint64_t id = gf_remote_handle(GF_RPC_H_CTX, (uint64_t)d | (uint64_t)(flags & 0xff) << 8);
@@ -402,6 +464,7 @@ static CUresult ctx_create(CUcontext *pctx, unsigned flags, CUdevice d)
         if (gf_remote_tl_ctx && tl_depth < CTX_STACK) tl_stack[tl_depth++] = gf_remote_tl_ctx;
         gf_remote_tl_ctx = id;
         gf_r.sent_ctx = id;
+        gf_robj_ctx_set(id, GF_RCTX_LIVE);
         *pctx = (CUcontext)(uintptr_t)id;
     }
     gf_remote_unlock();
@@ -427,12 +490,25 @@ static CUresult r_cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *p, unsigned
     return ctx_create(pctx, flags, d);
 }
 
+/* Removes ctx from the calling thread's stack, every occurrence (as a driver does). */
+static void unstack(uint64_t ctx)
+{
+    unsigned j = 0;
+    for (unsigned i = 0; i < tl_depth; i++)
+        if (tl_stack[i] != ctx) tl_stack[j++] = tl_stack[i];
+    tl_depth = j;
+    if (gf_remote_tl_ctx == ctx) gf_remote_tl_ctx = tl_depth ? tl_stack[--tl_depth] : 0;
+}
+
 static CUresult r_cuCtxDestroy(CUcontext ctx)
 {
     CUresult r = need_init();
     if (r != CUDA_SUCCESS) return r;
-    if (!ctx_ok(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
     uint64_t id = (uint64_t)(uintptr_t)ctx;
+    /* Made-up, already destroyed and primary contexts are not the caller's to destroy. */
+    if (!ctx_ok(ctx) || gf_robj_ctx_state(id) != GF_RCTX_LIVE) return CUDA_ERROR_INVALID_CONTEXT;
+    for (int i = 0; i < gf_r.ndev; i++)
+        if (gf_r.dev[i].primary == id) return CUDA_ERROR_INVALID_CONTEXT;
     LOCK();
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_CTX_DESTROY);
@@ -442,20 +518,32 @@ static CUresult r_cuCtxDestroy(CUcontext ctx)
     CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
     if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
         at_del(0, id, 0);
+        gf_robj_drop_ctx(id);
+        gf_robj_ctx_set(id, GF_RCTX_DESTROYED);
         if (gf_r.sent_ctx == id) gf_r.sent_ctx = 0;
-        if (gf_remote_tl_ctx == id) gf_remote_tl_ctx = tl_depth ? tl_stack[--tl_depth] : 0;
-        for (int i = 0; i < gf_r.ndev; i++)
-            if (gf_r.dev[i].primary == id) gf_r.dev[i].primary = 0;
+        unstack(id);
     }
     gf_remote_unlock();
     return t != CUDA_SUCCESS ? t : rc;
+}
+
+/* A context a thread may make current: one of this process's, not destroyed (an inactive
+ * primary context may be current; work in it is refused). */
+static int ctx_known(CUcontext ctx)
+{
+    int st = gf_robj_ctx_state((uint64_t)(uintptr_t)ctx);
+    return ctx_ok(ctx) && (st == GF_RCTX_LIVE || st == GF_RCTX_INACTIVE);
 }
 
 static CUresult r_cuCtxSetCurrent(CUcontext ctx)
 {
     CUresult r = need_init();
     if (r != CUDA_SUCCESS) return r;
-    if (ctx && !ctx_ok(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (!ctx) { /* NULL pops the top of the stack, as on a driver */
+        if (gf_remote_tl_ctx) gf_remote_tl_ctx = tl_depth ? tl_stack[--tl_depth] : 0;
+        return CUDA_SUCCESS;
+    }
+    if (!ctx_known(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
     gf_remote_tl_ctx = (uint64_t)(uintptr_t)ctx;
     return CUDA_SUCCESS;
 }
@@ -473,7 +561,7 @@ static CUresult r_cuCtxPushCurrent(CUcontext ctx)
 {
     CUresult r = need_init();
     if (r != CUDA_SUCCESS) return r;
-    if (!ctx_ok(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (!ctx_known(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
     if (tl_depth == CTX_STACK) return CUDA_ERROR_INVALID_VALUE;
     if (gf_remote_tl_ctx) tl_stack[tl_depth++] = gf_remote_tl_ctx;
     gf_remote_tl_ctx = (uint64_t)(uintptr_t)ctx;
@@ -510,21 +598,25 @@ static CUresult r_cuCtxSynchronize(void)
 
 static CUresult r_cuCtxSynchronize_v2(CUcontext ctx)
 {
+    uint64_t h;
     if (!ctx) return r_cuCtxSynchronize();
-    if (!ctx_ok(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+    CUresult r = ctx_arg(ctx, &h);
+    if (r != CUDA_SUCCESS) return r;
     uint64_t saved = gf_remote_tl_ctx;
     gf_remote_tl_ctx = (uint64_t)(uintptr_t)ctx;
-    CUresult r = r_cuCtxSynchronize();
+    r = r_cuCtxSynchronize();
     gf_remote_tl_ctx = saved;
     return r;
 }
 
 static CUresult r_cuCtxGetApiVersion(CUcontext ctx, unsigned *v)
 {
-    (void)ctx;
+    uint64_t h;
+    CUresult r = ctx_arg(ctx, &h);
+    if (r != CUDA_SUCCESS) return r;
     if (!v) return CUDA_ERROR_INVALID_VALUE;
-    *v = 3020;
-    return need_init();
+    *v = 3020; /* what every context since CUDA 3.2 reports */
+    return CUDA_SUCCESS;
 }
 
 static CUresult r_cuCtxGetFlags(unsigned *flags)
@@ -540,9 +632,10 @@ static CUresult r_cuCtxGetFlags(unsigned *flags)
 
 static CUresult r_cuCtxGetId(CUcontext ctx, unsigned long long *id)
 {
-    uint64_t h = ctx ? (uint64_t)(uintptr_t)ctx : gf_remote_tl_ctx;
+    uint64_t h;
+    CUresult r = ctx_arg(ctx, &h);
+    if (r != CUDA_SUCCESS) return r;
     if (!id) return CUDA_ERROR_INVALID_VALUE;
-    if (!h || GF_RPC_HANDLE_KIND(h) != GF_RPC_H_CTX) return CUDA_ERROR_INVALID_CONTEXT;
     *id = h & 0xffffffffu;
     return CUDA_SUCCESS;
 }
@@ -1673,6 +1766,14 @@ static CUresult r_cuLaunchKernelEx(const CUlaunchConfig *c, CUfunction f, void *
 
 /* ---- streams and events ------------------------------------------------------------------------ */
 
+static CUresult handle_op(uint32_t kind, uint64_t h)
+{
+    gf_rreq q;
+    gf_rreq_init(&q, kind);
+    gf_wire_put_handle(&q.w, h);
+    return call_async(&q);
+}
+
 static CUresult stream_create(CUstream *s, unsigned flags, int prio)
 {
     CUresult r = need_ctx();
@@ -1689,8 +1790,43 @@ static CUresult stream_create(CUstream *s, unsigned flags, int prio)
     gf_wire_put_u32(&q.w, flags);
     gf_wire_put_i32(&q.w, prio);
     r = call_async(&q);
+    if (r == CUDA_SUCCESS && gf_robj_add(id, gf_remote_tl_ctx) != 0) {
+        handle_op(GF_RPC_STREAM_DESTROY, id);
+        r = CUDA_ERROR_OUT_OF_MEMORY;
+    }
     if (r == CUDA_SUCCESS) *s = (CUstream)(uintptr_t)id;
     return r;
+}
+
+/* The calling thread's per-thread default stream in its current context (CU_STREAM_PER_THREAD,
+ * and NULL in the _ptsz calls): a blocking stream of the thread's own on the worker, made at its
+ * first use, as a driver makes one per thread and context. 0 when it cannot be made (the worker
+ * is then sent CU_STREAM_PER_THREAD itself). */
+#define PTDS_SLOTS 8
+static _Thread_local struct {
+    uint64_t ctx, stream;
+} tl_ptds[PTDS_SLOTS];
+
+static uint64_t ptds_stream(void)
+{
+    uint64_t ctx = gf_remote_tl_ctx;
+    int slot = -1;
+    for (int i = 0; i < PTDS_SLOTS; i++) {
+        int live = tl_ptds[i].stream && gf_robj_find(tl_ptds[i].stream, NULL);
+        if (tl_ptds[i].ctx == ctx && live) return tl_ptds[i].stream;
+        if (!live && slot < 0) slot = i; /* never made, or gone with its context */
+    }
+    if (slot < 0) slot = 0; /* a thread in more contexts: the oldest one's is made again */
+    uint64_t id = gf_remote_handle(GF_RPC_H_STREAM, 0);
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_STREAM_CREATE);
+    gf_wire_put_handle(&q.w, id);
+    gf_wire_put_u32(&q.w, 0);
+    gf_wire_put_i32(&q.w, 0);
+    if (call_async(&q) != CUDA_SUCCESS || gf_robj_add(id, ctx) != 0) return 0;
+    tl_ptds[slot].ctx = ctx;
+    tl_ptds[slot].stream = id;
+    return id;
 }
 
 static CUresult r_cuStreamCreate(CUstream *s, unsigned flags)
@@ -1703,30 +1839,23 @@ static CUresult r_cuStreamCreateWithPriority(CUstream *s, unsigned flags, int pr
     return stream_create(s, flags, prio);
 }
 
-static CUresult handle_op(uint32_t kind, uint64_t h)
-{
-    gf_rreq q;
-    gf_rreq_init(&q, kind);
-    gf_wire_put_handle(&q.w, h);
-    return call_async(&q);
-}
 
 static CUresult r_cuStreamDestroy(CUstream s)
 {
     uint64_t sh;
     CUresult r = need_init();
     if (r != CUDA_SUCCESS) return r;
-    if (!s || !stream_ok(s, &sh) || sh < 0x100) return CUDA_ERROR_INVALID_HANDLE;
+    /* The default streams (the per-thread one included) are not the caller's to destroy. */
+    if ((uint64_t)(uintptr_t)s < 0x100 || !stream_ok(s, &sh) || !gf_robj_del(sh))
+        return CUDA_ERROR_INVALID_HANDLE;
     return handle_op(GF_RPC_STREAM_DESTROY, sh);
 }
 
 static CUresult stream_wait(CUstream s, uint32_t kind)
 {
-    uint64_t sh;
-    CUresult r = need_init();
+    uint64_t sh, ctx;
+    CUresult r = stream_arg(s, &sh, &ctx);
     if (r != CUDA_SUCCESS) return r;
-    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
-    if (sh < 0x100 && !gf_remote_tl_ctx) return CUDA_ERROR_INVALID_CONTEXT;
     gf_rreq q;
     gf_rreq_init(&q, kind);
     gf_wire_put_handle(&q.w, sh);
@@ -1743,30 +1872,51 @@ static CUresult r_cuStreamQuery(CUstream s)
     return stream_wait(s, GF_RPC_STREAM_QUERY);
 }
 
-/* The stream getters answer from the client-minted handle: flags and priority are packed in
- * its high bytes (0 for the default streams, whose handles are < 0x100). */
+/* The stream getters answer from the client-minted handle and the registry: flags and
+ * priority are packed in the handle's high bytes (0 for the legacy stream, whose handle is
+ * < 0x100; the per-thread one is a stream of flags 0). Each has a _ptsz twin, where NULL means
+ * the per-thread default stream. */
+#define PTSZ(s) ((s) ? (s) : CU_STREAM_PER_THREAD)
 #define STREAM_GETTER(fn, type, expr)                                                         \
     static CUresult fn(CUstream s, type *out)                                                 \
     {                                                                                         \
-        uint64_t sh;                                                                          \
+        uint64_t sh, c;                                                                       \
+        CUresult r = stream_arg(s, &sh, &c);                                                  \
+        if (r != CUDA_SUCCESS) return r;                                                      \
         if (!out) return CUDA_ERROR_INVALID_VALUE;                                            \
-        if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;                             \
         *out = (expr);                                                                        \
-        return need_init();                                                                   \
+        return CUDA_SUCCESS;                                                                  \
+    }                                                                                         \
+    static CUresult fn##_ptsz(CUstream s, type *out)                                          \
+    {                                                                                         \
+        return fn(PTSZ(s), out);                                                              \
     }
 
 STREAM_GETTER(r_cuStreamGetFlags, unsigned, sh < 0x100 ? 0 : (unsigned)((sh >> 48) & 0xff))
 STREAM_GETTER(r_cuStreamGetPriority, int,
               sh < 0x100 ? 0 : (int)(int8_t)(uint8_t)((sh >> 40) & 0xff))
-STREAM_GETTER(r_cuStreamGetId, unsigned long long, sh < 0x100 ? sh : (sh & 0xffffffffu))
-STREAM_GETTER(r_cuStreamGetDevice, CUdevice, gf_remote_tl_ctx ? ctx_dev(gf_remote_tl_ctx) : 0)
+STREAM_GETTER(r_cuStreamGetId, unsigned long long, sh < 0x100 ? 1 : (sh & 0xffffffffu))
+STREAM_GETTER(r_cuStreamGetDevice, CUdevice, ctx_dev(c))
+STREAM_GETTER(r_cuStreamGetCtx, CUcontext, (CUcontext)(uintptr_t)c)
+
+static CUresult r_cuStreamGetCtx_v2(CUstream s, CUcontext *pctx, CUgreenCtx *green)
+{
+    CUresult r = r_cuStreamGetCtx(s, pctx);
+    if (r == CUDA_SUCCESS && green) *green = NULL;
+    return r;
+}
+
+static CUresult r_cuStreamGetCtx_v2_ptsz(CUstream s, CUcontext *pctx, CUgreenCtx *green)
+{
+    return r_cuStreamGetCtx_v2(PTSZ(s), pctx, green);
+}
 
 static CUresult r_cuStreamWaitEvent(CUstream s, CUevent e, unsigned flags)
 {
-    uint64_t sh;
-    CUresult r = need_init();
-    if (r != CUDA_SUCCESS) return r;
-    if (!stream_ok(s, &sh) || !event_ok(e)) return CUDA_ERROR_INVALID_HANDLE;
+    uint64_t sh, sc, ec;
+    CUresult r = stream_arg(s, &sh, &sc);
+    if (r != CUDA_SUCCESS || (r = event_arg(e, &ec)) != CUDA_SUCCESS) return r;
+    if (flags & ~(unsigned)CU_EVENT_WAIT_EXTERNAL) return CUDA_ERROR_INVALID_VALUE;
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_STREAM_WAIT_EVENT);
     gf_wire_put_handle(&q.w, sh);
@@ -1798,31 +1948,42 @@ static CUresult r_cuEventCreate(CUevent *e, unsigned flags)
 {
     CUresult r = need_ctx();
     if (r != CUDA_SUCCESS) return r;
-    if (!e || (flags & ~0xfu)) return CUDA_ERROR_INVALID_VALUE;
+    if (!e ||
+        (flags & ~(unsigned)(CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING | CU_EVENT_INTERPROCESS)) ||
+        ((flags & CU_EVENT_INTERPROCESS) && !(flags & CU_EVENT_DISABLE_TIMING)))
+        return CUDA_ERROR_INVALID_VALUE;
     uint64_t id = gf_remote_handle(GF_RPC_H_EVENT, 0);
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_EVENT_CREATE);
     gf_wire_put_handle(&q.w, id);
     gf_wire_put_u32(&q.w, flags);
     r = call_async(&q);
+    if (r == CUDA_SUCCESS && gf_robj_add(id, gf_remote_tl_ctx) != 0) {
+        handle_op(GF_RPC_EVENT_DESTROY, id);
+        r = CUDA_ERROR_OUT_OF_MEMORY;
+    }
     if (r == CUDA_SUCCESS) *e = (CUevent)(uintptr_t)id;
     return r;
 }
 
 static CUresult r_cuEventDestroy(CUevent e)
 {
-    CUresult r = need_init();
+    uint64_t ec;
+    CUresult r = event_arg(e, &ec);
     if (r != CUDA_SUCCESS) return r;
-    if (!event_ok(e)) return CUDA_ERROR_INVALID_HANDLE;
+    if (!gf_robj_del((uint64_t)(uintptr_t)e)) return CUDA_ERROR_INVALID_HANDLE;
     return handle_op(GF_RPC_EVENT_DESTROY, (uint64_t)(uintptr_t)e);
 }
 
+/* As a driver checks: the event, the stream (and its context), the flags, and that the stream is
+ * of the event's context. */
 static CUresult event_record(CUevent e, CUstream s, unsigned flags)
 {
-    uint64_t sh;
-    CUresult r = need_init();
-    if (r != CUDA_SUCCESS) return r;
-    if (!event_ok(e) || !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    uint64_t sh, sc, ec;
+    CUresult r = event_arg(e, &ec);
+    if (r != CUDA_SUCCESS || (r = stream_arg(s, &sh, &sc)) != CUDA_SUCCESS) return r;
+    if (flags & ~(unsigned)CU_EVENT_RECORD_EXTERNAL) return CUDA_ERROR_INVALID_VALUE;
+    if (sc != ec) return CUDA_ERROR_INVALID_HANDLE;
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_EVENT_RECORD);
     gf_wire_put_handle(&q.w, (uint64_t)(uintptr_t)e);
@@ -1843,9 +2004,9 @@ static CUresult r_cuEventRecordWithFlags(CUevent e, CUstream s, unsigned flags)
 
 static CUresult event_wait(CUevent e, uint32_t kind)
 {
-    CUresult r = need_init();
+    uint64_t ec;
+    CUresult r = event_arg(e, &ec);
     if (r != CUDA_SUCCESS) return r;
-    if (!event_ok(e)) return CUDA_ERROR_INVALID_HANDLE;
     gf_rreq q;
     gf_rreq_init(&q, kind);
     gf_wire_put_handle(&q.w, (uint64_t)(uintptr_t)e);
@@ -1867,7 +2028,8 @@ static CUresult r_cuEventElapsedTime(float *ms, CUevent a, CUevent b)
     CUresult r = need_init();
     if (r != CUDA_SUCCESS) return r;
     if (!ms) return CUDA_ERROR_INVALID_VALUE;
-    if (!event_ok(a) || !event_ok(b)) return CUDA_ERROR_INVALID_HANDLE;
+    uint64_t ac, bc;
+    if ((r = event_arg(a, &ac)) != CUDA_SUCCESS || (r = event_arg(b, &bc)) != CUDA_SUCCESS) return r;
     LOCK();
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_EVENT_ELAPSED);
@@ -2003,6 +2165,157 @@ static CUresult r_cuGetProcAddress(const char *symbol, void **pfn, int ver, cuui
     return r_cuGetProcAddress_v2(symbol, pfn, ver, flags, NULL);
 }
 
+/* ---- _ptsz entry points: NULL is the calling thread's per-thread default stream -------------- */
+
+static CUresult r_cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+{
+    return r_cuMemAllocAsync(dptr, bytesize, PTSZ(hStream));
+}
+
+static CUresult r_cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream)
+{
+    return r_cuMemFreeAsync(dptr, PTSZ(hStream));
+}
+
+static CUresult r_cuMemcpyHtoDAsync_ptsz(CUdeviceptr dstDevice, const void *srcHost,
+                                         size_t ByteCount, CUstream hStream)
+{
+    return r_cuMemcpyHtoDAsync(dstDevice, srcHost, ByteCount, PTSZ(hStream));
+}
+
+static CUresult r_cuMemcpyDtoHAsync_ptsz(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount,
+                                         CUstream hStream)
+{
+    return r_cuMemcpyDtoHAsync(dstHost, srcDevice, ByteCount, PTSZ(hStream));
+}
+
+static CUresult r_cuMemcpyDtoDAsync_ptsz(CUdeviceptr dstDevice, CUdeviceptr srcDevice,
+                                         size_t ByteCount, CUstream hStream)
+{
+    return r_cuMemcpyDtoDAsync(dstDevice, srcDevice, ByteCount, PTSZ(hStream));
+}
+
+static CUresult r_cuMemsetD8Async_ptsz(CUdeviceptr dstDevice, unsigned char uc, size_t N,
+                                       CUstream hStream)
+{
+    return r_cuMemsetD8Async(dstDevice, uc, N, PTSZ(hStream));
+}
+
+static CUresult r_cuMemsetD16Async_ptsz(CUdeviceptr dstDevice, unsigned short us, size_t N,
+                                        CUstream hStream)
+{
+    return r_cuMemsetD16Async(dstDevice, us, N, PTSZ(hStream));
+}
+
+static CUresult r_cuMemsetD32Async_ptsz(CUdeviceptr dstDevice, unsigned int ui, size_t N,
+                                        CUstream hStream)
+{
+    return r_cuMemsetD32Async(dstDevice, ui, N, PTSZ(hStream));
+}
+
+static CUresult r_cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount,
+                                     CUstream hStream)
+{
+    return r_cuMemcpyAsync(dst, src, ByteCount, PTSZ(hStream));
+}
+
+static CUresult r_cuMemcpyPeerAsync_ptsz(CUdeviceptr dstDevice, CUcontext dstContext,
+                                         CUdeviceptr srcDevice, CUcontext srcContext,
+                                         size_t ByteCount, CUstream hStream)
+{
+    return r_cuMemcpyPeerAsync(dstDevice, dstContext, srcDevice, srcContext, ByteCount,
+                               PTSZ(hStream));
+}
+
+static CUresult r_cuMemcpy2DAsync_ptsz(const CUDA_MEMCPY2D *pCopy, CUstream hStream)
+{
+    return r_cuMemcpy2DAsync(pCopy, PTSZ(hStream));
+}
+
+static CUresult r_cuMemsetD2D8Async_ptsz(CUdeviceptr dstDevice, size_t dstPitch, unsigned char uc,
+                                         size_t Width, size_t Height, CUstream hStream)
+{
+    return r_cuMemsetD2D8Async(dstDevice, dstPitch, uc, Width, Height, PTSZ(hStream));
+}
+
+static CUresult r_cuMemsetD2D16Async_ptsz(CUdeviceptr dstDevice, size_t dstPitch, unsigned short us,
+                                          size_t Width, size_t Height, CUstream hStream)
+{
+    return r_cuMemsetD2D16Async(dstDevice, dstPitch, us, Width, Height, PTSZ(hStream));
+}
+
+static CUresult r_cuMemsetD2D32Async_ptsz(CUdeviceptr dstDevice, size_t dstPitch, unsigned int ui,
+                                          size_t Width, size_t Height, CUstream hStream)
+{
+    return r_cuMemsetD2D32Async(dstDevice, dstPitch, ui, Width, Height, PTSZ(hStream));
+}
+
+static CUresult r_cuLaunchKernel_ptsz(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+                                      unsigned int gridDimZ, unsigned int blockDimX,
+                                      unsigned int blockDimY, unsigned int blockDimZ,
+                                      unsigned int sharedMemBytes, CUstream hStream,
+                                      void **kernelParams, void **extra)
+{
+    return r_cuLaunchKernel(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ,
+                            sharedMemBytes, PTSZ(hStream), kernelParams, extra);
+}
+
+static CUresult r_cuLaunchKernelEx_ptsz(const CUlaunchConfig *config, CUfunction f,
+                                        void **kernelParams, void **extra)
+{
+    if (!config || config->hStream)
+        return r_cuLaunchKernelEx(config, f, kernelParams, extra);
+    CUlaunchConfig c = *config;
+    c.hStream = CU_STREAM_PER_THREAD;
+    return r_cuLaunchKernelEx(&c, f, kernelParams, extra);
+}
+
+static CUresult r_cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int gridDimX,
+                                                 unsigned int gridDimY, unsigned int gridDimZ,
+                                                 unsigned int blockDimX, unsigned int blockDimY,
+                                                 unsigned int blockDimZ,
+                                                 unsigned int sharedMemBytes, CUstream hStream,
+                                                 void **kernelParams)
+{
+    return r_cuLaunchCooperativeKernel(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY,
+                                       blockDimZ, sharedMemBytes, PTSZ(hStream), kernelParams);
+}
+
+static CUresult r_cuStreamSynchronize_ptsz(CUstream hStream)
+{
+    return r_cuStreamSynchronize(PTSZ(hStream));
+}
+
+static CUresult r_cuStreamQuery_ptsz(CUstream hStream)
+{
+    return r_cuStreamQuery(PTSZ(hStream));
+}
+
+static CUresult r_cuStreamWaitEvent_ptsz(CUstream hStream, CUevent hEvent, unsigned int Flags)
+{
+    return r_cuStreamWaitEvent(PTSZ(hStream), hEvent, Flags);
+}
+
+static CUresult r_cuLaunchHostFunc_ptsz(CUstream hStream, CUhostFn fn, void *userData)
+{
+    return r_cuLaunchHostFunc(PTSZ(hStream), fn, userData);
+}
+
+static CUresult r_cuStreamAddCallback_ptsz(CUstream hStream, CUstreamCallback callback,
+                                           void *userData, unsigned int flags)
+{
+    return r_cuStreamAddCallback(PTSZ(hStream), callback, userData, flags);
+}
+
+static CUresult r_cuEventRecord_ptsz(CUevent hEvent, CUstream hStream)
+{
+    return r_cuEventRecord(hEvent, PTSZ(hStream));
+}
+
+static CUresult r_cuEventRecordWithFlags_ptsz(CUevent hEvent, CUstream hStream, unsigned int flags)
+{
+    return r_cuEventRecordWithFlags(hEvent, PTSZ(hStream), flags);
+}
 /* ---- the table ---------------------------------------------------------------------------------- */
 
 #pragma GCC diagnostic push
@@ -2070,9 +2383,9 @@ void gf_remote_setup(void)
     R(cuMemGetInfo, r_cuMemGetInfo_v1);
     R(cuMemGetAddressRange_v2, r_cuMemGetAddressRange);
     R(cuMemAllocAsync, r_cuMemAllocAsync);
-    R(cuMemAllocAsync_ptsz, r_cuMemAllocAsync);
+    R(cuMemAllocAsync_ptsz, r_cuMemAllocAsync_ptsz);
     R(cuMemFreeAsync, r_cuMemFreeAsync);
-    R(cuMemFreeAsync_ptsz, r_cuMemFreeAsync);
+    R(cuMemFreeAsync_ptsz, r_cuMemFreeAsync_ptsz);
     R(cuMemAllocHost_v2, r_cuMemAllocHost);
     R(cuMemHostAlloc, r_cuMemHostAlloc);
     R(cuMemFreeHost, r_cuMemFreeHost);
@@ -2081,15 +2394,15 @@ void gf_remote_setup(void)
     R(cuMemcpyHtoD_v2, r_cuMemcpyHtoD);
     R(cuMemcpyHtoD_v2_ptds, r_cuMemcpyHtoD);
     R(cuMemcpyHtoDAsync_v2, r_cuMemcpyHtoDAsync);
-    R(cuMemcpyHtoDAsync_v2_ptsz, r_cuMemcpyHtoDAsync);
+    R(cuMemcpyHtoDAsync_v2_ptsz, r_cuMemcpyHtoDAsync_ptsz);
     R(cuMemcpyDtoH_v2, r_cuMemcpyDtoH);
     R(cuMemcpyDtoH_v2_ptds, r_cuMemcpyDtoH);
     R(cuMemcpyDtoHAsync_v2, r_cuMemcpyDtoHAsync);
-    R(cuMemcpyDtoHAsync_v2_ptsz, r_cuMemcpyDtoHAsync);
+    R(cuMemcpyDtoHAsync_v2_ptsz, r_cuMemcpyDtoHAsync_ptsz);
     R(cuMemcpyDtoD_v2, r_cuMemcpyDtoD);
     R(cuMemcpyDtoD_v2_ptds, r_cuMemcpyDtoD);
     R(cuMemcpyDtoDAsync_v2, r_cuMemcpyDtoDAsync);
-    R(cuMemcpyDtoDAsync_v2_ptsz, r_cuMemcpyDtoDAsync);
+    R(cuMemcpyDtoDAsync_v2_ptsz, r_cuMemcpyDtoDAsync_ptsz);
     R(cuMemsetD8_v2, r_cuMemsetD8);
     R(cuMemsetD8_v2_ptds, r_cuMemsetD8);
     R(cuMemsetD16_v2, r_cuMemsetD16);
@@ -2097,27 +2410,27 @@ void gf_remote_setup(void)
     R(cuMemsetD32_v2, r_cuMemsetD32);
     R(cuMemsetD32_v2_ptds, r_cuMemsetD32);
     R(cuMemsetD8Async, r_cuMemsetD8Async);
-    R(cuMemsetD8Async_ptsz, r_cuMemsetD8Async);
+    R(cuMemsetD8Async_ptsz, r_cuMemsetD8Async_ptsz);
     R(cuMemsetD16Async, r_cuMemsetD16Async);
-    R(cuMemsetD16Async_ptsz, r_cuMemsetD16Async);
+    R(cuMemsetD16Async_ptsz, r_cuMemsetD16Async_ptsz);
     R(cuMemsetD32Async, r_cuMemsetD32Async);
-    R(cuMemsetD32Async_ptsz, r_cuMemsetD32Async);
+    R(cuMemsetD32Async_ptsz, r_cuMemsetD32Async_ptsz);
     R(cuPointerGetAttribute, r_cuPointerGetAttribute);
     R(cuPointerGetAttributes, r_cuPointerGetAttributes);
     R(cuMemcpy, r_cuMemcpy);
     R(cuMemcpy_ptds, r_cuMemcpy);
     R(cuMemcpyAsync, r_cuMemcpyAsync);
-    R(cuMemcpyAsync_ptsz, r_cuMemcpyAsync);
+    R(cuMemcpyAsync_ptsz, r_cuMemcpyAsync_ptsz);
     R(cuMemcpyPeer, r_cuMemcpyPeer);
     R(cuMemcpyPeer_ptds, r_cuMemcpyPeer);
     R(cuMemcpyPeerAsync, r_cuMemcpyPeerAsync);
-    R(cuMemcpyPeerAsync_ptsz, r_cuMemcpyPeerAsync);
+    R(cuMemcpyPeerAsync_ptsz, r_cuMemcpyPeerAsync_ptsz);
     R(cuMemcpy2D_v2, r_cuMemcpy2D);
     R(cuMemcpy2D_v2_ptds, r_cuMemcpy2D);
     R(cuMemcpy2DUnaligned_v2, r_cuMemcpy2D);
     R(cuMemcpy2DUnaligned_v2_ptds, r_cuMemcpy2D);
     R(cuMemcpy2DAsync_v2, r_cuMemcpy2DAsync);
-    R(cuMemcpy2DAsync_v2_ptsz, r_cuMemcpy2DAsync);
+    R(cuMemcpy2DAsync_v2_ptsz, r_cuMemcpy2DAsync_ptsz);
     R(cuMemsetD2D8_v2, r_cuMemsetD2D8);
     R(cuMemsetD2D8_v2_ptds, r_cuMemsetD2D8);
     R(cuMemsetD2D16_v2, r_cuMemsetD2D16);
@@ -2125,11 +2438,11 @@ void gf_remote_setup(void)
     R(cuMemsetD2D32_v2, r_cuMemsetD2D32);
     R(cuMemsetD2D32_v2_ptds, r_cuMemsetD2D32);
     R(cuMemsetD2D8Async, r_cuMemsetD2D8Async);
-    R(cuMemsetD2D8Async_ptsz, r_cuMemsetD2D8Async);
+    R(cuMemsetD2D8Async_ptsz, r_cuMemsetD2D8Async_ptsz);
     R(cuMemsetD2D16Async, r_cuMemsetD2D16Async);
-    R(cuMemsetD2D16Async_ptsz, r_cuMemsetD2D16Async);
+    R(cuMemsetD2D16Async_ptsz, r_cuMemsetD2D16Async_ptsz);
     R(cuMemsetD2D32Async, r_cuMemsetD2D32Async);
-    R(cuMemsetD2D32Async_ptsz, r_cuMemsetD2D32Async);
+    R(cuMemsetD2D32Async_ptsz, r_cuMemsetD2D32Async_ptsz);
     R(cuModuleLoadData, r_cuModuleLoadData);
     R(cuModuleLoadDataEx, r_cuModuleLoadDataEx);
     R(cuModuleLoadFatBinary, r_cuModuleLoadFatBinary);
@@ -2155,40 +2468,44 @@ void gf_remote_setup(void)
     R(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags,
       r_cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags);
     R(cuLaunchKernel, r_cuLaunchKernel);
-    R(cuLaunchKernel_ptsz, r_cuLaunchKernel);
+    R(cuLaunchKernel_ptsz, r_cuLaunchKernel_ptsz);
     R(cuLaunchKernelEx, r_cuLaunchKernelEx);
-    R(cuLaunchKernelEx_ptsz, r_cuLaunchKernelEx);
+    R(cuLaunchKernelEx_ptsz, r_cuLaunchKernelEx_ptsz);
     R(cuLaunchCooperativeKernel, r_cuLaunchCooperativeKernel);
-    R(cuLaunchCooperativeKernel_ptsz, r_cuLaunchCooperativeKernel);
+    R(cuLaunchCooperativeKernel_ptsz, r_cuLaunchCooperativeKernel_ptsz);
     R(cuStreamCreate, r_cuStreamCreate);
     R(cuStreamCreateWithPriority, r_cuStreamCreateWithPriority);
     R(cuStreamDestroy, r_cuStreamDestroy);
     R(cuStreamDestroy_v2, r_cuStreamDestroy);
     R(cuStreamSynchronize, r_cuStreamSynchronize);
-    R(cuStreamSynchronize_ptsz, r_cuStreamSynchronize);
+    R(cuStreamSynchronize_ptsz, r_cuStreamSynchronize_ptsz);
     R(cuStreamQuery, r_cuStreamQuery);
-    R(cuStreamQuery_ptsz, r_cuStreamQuery);
+    R(cuStreamQuery_ptsz, r_cuStreamQuery_ptsz);
     R(cuStreamGetFlags, r_cuStreamGetFlags);
-    R(cuStreamGetFlags_ptsz, r_cuStreamGetFlags);
+    R(cuStreamGetFlags_ptsz, r_cuStreamGetFlags_ptsz);
     R(cuStreamGetPriority, r_cuStreamGetPriority);
-    R(cuStreamGetPriority_ptsz, r_cuStreamGetPriority);
+    R(cuStreamGetPriority_ptsz, r_cuStreamGetPriority_ptsz);
     R(cuStreamGetId, r_cuStreamGetId);
-    R(cuStreamGetId_ptsz, r_cuStreamGetId);
+    R(cuStreamGetId_ptsz, r_cuStreamGetId_ptsz);
     R(cuStreamGetDevice, r_cuStreamGetDevice);
-    R(cuStreamGetDevice_ptsz, r_cuStreamGetDevice);
+    R(cuStreamGetDevice_ptsz, r_cuStreamGetDevice_ptsz);
+    R(cuStreamGetCtx, r_cuStreamGetCtx);
+    R(cuStreamGetCtx_ptsz, r_cuStreamGetCtx_ptsz);
+    R(cuStreamGetCtx_v2, r_cuStreamGetCtx_v2);
+    R(cuStreamGetCtx_v2_ptsz, r_cuStreamGetCtx_v2_ptsz);
     R(cuStreamWaitEvent, r_cuStreamWaitEvent);
-    R(cuStreamWaitEvent_ptsz, r_cuStreamWaitEvent);
+    R(cuStreamWaitEvent_ptsz, r_cuStreamWaitEvent_ptsz);
     R(cuLaunchHostFunc, r_cuLaunchHostFunc);
-    R(cuLaunchHostFunc_ptsz, r_cuLaunchHostFunc);
+    R(cuLaunchHostFunc_ptsz, r_cuLaunchHostFunc_ptsz);
     R(cuStreamAddCallback, r_cuStreamAddCallback);
-    R(cuStreamAddCallback_ptsz, r_cuStreamAddCallback);
+    R(cuStreamAddCallback_ptsz, r_cuStreamAddCallback_ptsz);
     R(cuEventCreate, r_cuEventCreate);
     R(cuEventDestroy, r_cuEventDestroy);
     R(cuEventDestroy_v2, r_cuEventDestroy);
     R(cuEventRecord, r_cuEventRecord);
-    R(cuEventRecord_ptsz, r_cuEventRecord);
+    R(cuEventRecord_ptsz, r_cuEventRecord_ptsz);
     R(cuEventRecordWithFlags, r_cuEventRecordWithFlags);
-    R(cuEventRecordWithFlags_ptsz, r_cuEventRecordWithFlags);
+    R(cuEventRecordWithFlags_ptsz, r_cuEventRecordWithFlags_ptsz);
     R(cuEventSynchronize, r_cuEventSynchronize);
     R(cuEventQuery, r_cuEventQuery);
     R(cuEventElapsedTime, r_cuEventElapsedTime);
