@@ -35,13 +35,16 @@ uint64_t gf_remote_handle(unsigned kind, uint64_t extra)
 
 static void after_fork_child(void)
 {
-    /* The session belongs to the parent; the child starts over (cuInit connects anew). */
+    /* The session belongs to the parent. A child forked before cuInit starts its own at its
+     * cuInit; one forked after it cannot use CUDA, as on a driver (gf_r.forked), and its NVML
+     * queries get a session of their own. */
     for (unsigned i = 0; i < 8; i++)
         if (!orphaned[i]) {
             orphaned[i] = gf_r.c;
             break;
         }
     gf_r.c = NULL;
+    if (gf_r.inited) gf_r.forked = 1;
     gf_r.inited = 0;
     gf_r.broken = 0;
     gf_r.sent_ctx = 0;

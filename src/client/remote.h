@@ -51,6 +51,9 @@ typedef struct gf_remote {
     pthread_mutex_t lk;    /* serializes all use of c */
     gf_wire_conn *c;
     int inited;            /* cuInit succeeded */
+    /* A child forked after its parent's cuInit: as on a driver, CUDA is unusable in it (every
+     * call, cuInit included, is CUDA_ERROR_NOT_INITIALIZED); NVML still works. */
+    int forked;
     int broken;            /* the worker is gone: every call fails with broken_rc */
     CUresult broken_rc;
     /* A kernel fault the worker reported (gpufuse/cuda_faults.h): the session's process on the

@@ -50,7 +50,7 @@ static CUresult call_async(gf_rreq *q)
 
 static CUresult need_init(void)
 {
-    if (!gf_r.inited) return CUDA_ERROR_NOT_INITIALIZED;
+    if (!gf_r.inited || gf_r.forked) return CUDA_ERROR_NOT_INITIALIZED;
     if (gf_r.broken) return gf_r.broken_rc;
     return CUDA_SUCCESS;
 }
@@ -208,6 +208,7 @@ static int at_overruns(uint64_t p, uint64_t n)
 static CUresult r_cuInit(unsigned int flags)
 {
     if (flags) return CUDA_ERROR_INVALID_VALUE;
+    if (gf_r.forked) return CUDA_ERROR_NOT_INITIALIZED; /* the parent's CUDA is not the child's */
     return gf_remote_connect();
 }
 
@@ -847,6 +848,17 @@ static CUresult r_cuMemAllocHost(void **pp, size_t n)
     size_t rounded = (n + 4095) & ~(size_t)4095;
     *pp = aligned_alloc(4096, rounded);
     return *pp ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+/* Managed memory is not forwarded (docs/remote.md), but a call a driver refuses for its
+ * arguments or for want of a context gets that answer first, as any call does. */
+static CUresult r_cuMemAllocManaged(CUdeviceptr *p, size_t n, unsigned flags)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!p || !n || (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST))
+        return CUDA_ERROR_INVALID_VALUE;
+    return gf_remote_unsupported("cuMemAllocManaged");
 }
 
 static CUresult r_cuMemHostAlloc(void **pp, size_t n, unsigned flags)
@@ -2388,6 +2400,7 @@ void gf_remote_setup(void)
     R(cuMemFreeAsync_ptsz, r_cuMemFreeAsync_ptsz);
     R(cuMemAllocHost_v2, r_cuMemAllocHost);
     R(cuMemHostAlloc, r_cuMemHostAlloc);
+    R(cuMemAllocManaged, r_cuMemAllocManaged);
     R(cuMemFreeHost, r_cuMemFreeHost);
     R(cuMemHostRegister_v2, r_cuMemHostRegister);
     R(cuMemHostUnregister, r_cuMemHostUnregister);
