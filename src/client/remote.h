@@ -43,6 +43,11 @@ typedef struct gf_rfunc {
     uint32_t pbytes;
     uint32_t *off, *size;
     char name[256];
+    /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, asked for at the first launch with
+     * dynamic shared memory (max_dyn_known), kept up to date by cuFuncSetAttribute: a launch
+     * over it fails at once, as on a driver, not at the next synchronizing call. */
+    int max_dyn_known;
+    int32_t max_dyn;
 } gf_rfunc;
 
 typedef struct gf_remote {

@@ -1324,11 +1324,74 @@ static CUresult image_extent(const void *image, const void **data, size_t *n)
         image = fb;
     }
     if (!image || gf_image_size(image, SIZE_MAX, n) != 0 || !*n) return CUDA_ERROR_INVALID_IMAGE;
+    if (*n > GF_RPC_IMAGE_MAX) {
+        /* Its header claims more than any image a frame carries: a corrupt size field (the
+         * driver's INVALID_IMAGE), or an image too large to send; either way its bytes past
+         * what the program holds must not be read. */
+        gf_log(GF_LOG_ERROR, GF_REMOTE_LOG, "module image of %zu bytes (by its header): "
+               "malformed, or more than the %u bytes a remote load carries", *n,
+               (unsigned)GF_RPC_IMAGE_MAX);
+        return CUDA_ERROR_INVALID_IMAGE;
+    }
     *data = image;
     return CUDA_SUCCESS;
 }
 
-static CUresult load_image(void **out, const void *image, int lib)
+/* The JIT options of a load that ask for output: the info and error log buffers (and where
+ * their sizes are, which the driver overwrites with the bytes it filled). */
+typedef struct {
+    char *buf[2];       /* info, error */
+    size_t cap[2];
+    int size_at[2];     /* index of the *_SIZE_BYTES option, -1 none */
+} jit_logs;
+
+static void jit_logs_parse(jit_logs *j, unsigned n, const CUjit_option *o, void **v)
+{
+    memset(j, 0, sizeof *j);
+    j->size_at[0] = j->size_at[1] = -1;
+    if (!o || !v) return;
+    for (unsigned i = 0; i < n; i++) {
+        int k = o[i] == CU_JIT_INFO_LOG_BUFFER || o[i] == CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES ? 0
+                : o[i] == CU_JIT_ERROR_LOG_BUFFER || o[i] == CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES
+                    ? 1
+                    : -1;
+        if (k < 0) continue;
+        if (o[i] == CU_JIT_INFO_LOG_BUFFER || o[i] == CU_JIT_ERROR_LOG_BUFFER) {
+            j->buf[k] = v[i];
+        } else {
+            j->cap[k] = (size_t)(uintptr_t)v[i];
+            j->size_at[k] = (int)i;
+        }
+    }
+}
+
+/* Under the lock, after a MODULE_LOAD: the worker's JIT logs into the program's buffers. */
+static void jit_logs_fetch(const jit_logs *j, void **v)
+{
+    if (!(j->buf[0] && j->cap[0]) && !(j->buf[1] && j->cap[1])) return;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_JIT_LOG);
+    CUresult rc;
+    gf_wire_reader rep;
+    if (gf_remote_sync(&q, &rc, &rep, NULL) != CUDA_SUCCESS || rc != CUDA_SUCCESS) return;
+    for (int k = 0; k < 2; k++) {
+        const uint8_t *log;
+        size_t len = gf_wire_get_bytes(&rep, &log);
+        uint64_t filled = gf_wire_get_u64(&rep);
+        if (gf_wire_reader_status(&rep, 0, NULL, 0) != GF_OK) return;
+        int want = j->buf[k] && j->cap[k];
+        if (want) { /* truncated to the program's buffer, as the driver truncates */
+            size_t m = len < j->cap[k] - 1 ? len : j->cap[k] - 1;
+            memcpy(j->buf[k], log, m);
+            j->buf[k][m] = 0;
+        }
+        if (want && j->size_at[k] >= 0 && filled < j->cap[k])
+            v[j->size_at[k]] = (void *)(uintptr_t)filled;
+    }
+}
+
+static CUresult load_image(void **out, const void *image, int lib, unsigned nopt,
+                           CUjit_option *opt, void **val)
 {
     if (!out) return CUDA_ERROR_INVALID_VALUE;
     CUresult r = lib ? need_init() : need_ctx();
@@ -1351,27 +1414,29 @@ static CUresult load_image(void **out, const void *image, int lib)
     CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
     gf_wire_writer_free(&w);
     if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) *out = (void *)(uintptr_t)id;
+    if (t == CUDA_SUCCESS) {
+        jit_logs j;
+        jit_logs_parse(&j, nopt, opt, val);
+        jit_logs_fetch(&j, val);
+    }
     gf_remote_unlock();
     return t != CUDA_SUCCESS ? t : rc;
 }
 
 static CUresult r_cuModuleLoadData(CUmodule *m, const void *image)
 {
-    return load_image((void **)m, image, 0);
+    return load_image((void **)m, image, 0, 0, NULL, NULL);
 }
 
 static CUresult r_cuModuleLoadDataEx(CUmodule *m, const void *image, unsigned n, CUjit_option *o,
                                      void **v)
 {
-    (void)n;
-    (void)o;
-    (void)v;
-    return load_image((void **)m, image, 0);
+    return load_image((void **)m, image, 0, n, o, v);
 }
 
 static CUresult r_cuModuleLoadFatBinary(CUmodule *m, const void *image)
 {
-    return load_image((void **)m, image, 0);
+    return load_image((void **)m, image, 0, 0, NULL, NULL);
 }
 
 static CUresult r_cuModuleLoad(CUmodule *m, const char *path)
@@ -1386,7 +1451,7 @@ static CUresult r_cuModuleLoad(CUmodule *m, const char *path)
     CUresult r = CUDA_ERROR_OUT_OF_MEMORY;
     if (b && fread(b, 1, (size_t)n, f) == (size_t)n) {
         b[n] = 0;
-        r = load_image((void **)m, b, 0);
+        r = load_image((void **)m, b, 0, 0, NULL, NULL);
     }
     free(b);
     fclose(f);
@@ -1396,13 +1461,10 @@ static CUresult r_cuModuleLoad(CUmodule *m, const char *path)
 static CUresult r_cuLibraryLoadData(CUlibrary *l, const void *code, CUjit_option *jo, void **jv,
                                     unsigned nj, CUlibraryOption *lo, void **lv, unsigned nl)
 {
-    (void)jo;
-    (void)jv;
-    (void)nj;
     (void)lo;
     (void)lv;
     (void)nl;
-    return load_image((void **)l, code, 1);
+    return load_image((void **)l, code, 1, nj, jo, jv);
 }
 
 static CUresult unload(uint64_t id, int lib)
@@ -1588,6 +1650,8 @@ static CUresult r_cuKernelGetAttribute(int *v, CUfunction_attribute a, CUkernel 
     return func_attr(v, (int)a, (CUfunction)k);
 }
 
+/* Synchronous, as on a driver: an attribute that cannot be set, or a value over the limit (the
+ * dynamic shared memory a kernel may opt in to depends on its static use), is refused now. */
 static CUresult func_set_attr(CUfunction fn, int attr, int val)
 {
     CUresult r = need_init();
@@ -1599,7 +1663,12 @@ static CUresult func_set_attr(CUfunction fn, int attr, int val)
     gf_wire_put_handle(&q.w, f->id);
     gf_wire_put_i32(&q.w, attr);
     gf_wire_put_i32(&q.w, val);
-    return call_async(&q);
+    r = call_plain(&q);
+    if (r == CUDA_SUCCESS && attr == CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES) {
+        f->max_dyn = val;
+        f->max_dyn_known = 1;
+    }
+    return r;
 }
 
 static CUresult r_cuFuncSetAttribute(CUfunction f, CUfunction_attribute a, int v)
@@ -1675,6 +1744,63 @@ static CUresult r_cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *n, C
     return occupancy(n, f, b, s, fl);
 }
 
+/* The block size of best occupancy: one call; the program's block-size-to-smem callback runs
+ * here, for each block size a driver tries (multiples of 32 up to the limit), and its answers
+ * go along. */
+static CUresult occupancy_block_size(int *grid, int *block, CUfunction fn, CUoccupancyB2DSize cb,
+                                     size_t smem, int limit, unsigned flags)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    gf_rfunc *f = func_of(fn);
+    if (!f) return CUDA_ERROR_INVALID_HANDLE;
+    if (!grid || !block || flags > 1) return CUDA_ERROR_INVALID_VALUE;
+    uint8_t tab[32 * 8];
+    uint32_t n = 0;
+    if (cb) {
+        const int32_t *attrs = gf_r.dev[ctx_dev(gf_remote_tl_ctx)].attrs;
+        int32_t most = attrs[CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK - 1];
+        if (most <= 0 || most > 1024) most = 1024;
+        if (limit > 0 && limit < most) most = limit;
+        for (int b = 32; n < 32 && b - 32 < most; b += 32) {
+            uint64_t v = cb(b > most ? most : b);
+            for (int i = 0; i < 8; i++) tab[8 * n + (uint32_t)i] = (uint8_t)(v >> (8 * i));
+            n++;
+        }
+    }
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_OCCUPANCY_BLOCK_SIZE);
+    gf_wire_put_handle(&q.w, f->id);
+    gf_wire_put_u64(&q.w, smem);
+    gf_wire_put_i32(&q.w, limit);
+    gf_wire_put_u32(&q.w, flags);
+    gf_wire_put_u32(&q.w, n);
+    gf_wire_put_bytes(&q.w, tab, 8 * (size_t)n);
+    CUresult rc;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        *grid = gf_wire_get_i32(&rep);
+        *block = gf_wire_get_i32(&rep);
+    }
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuOccupancyMaxPotentialBlockSize(int *grid, int *block, CUfunction f,
+                                                   CUoccupancyB2DSize cb, size_t smem, int limit)
+{
+    return occupancy_block_size(grid, block, f, cb, smem, limit, 0);
+}
+
+static CUresult r_cuOccupancyMaxPotentialBlockSizeWithFlags(int *grid, int *block, CUfunction f,
+                                                            CUoccupancyB2DSize cb, size_t smem,
+                                                            int limit, unsigned flags)
+{
+    return occupancy_block_size(grid, block, f, cb, smem, limit, flags);
+}
+
 /* ---- launches ---------------------------------------------------------------------------------- */
 
 /* The hot path: no allocation, one encode into a stack buffer, one memcpy into the batch. */
@@ -1709,6 +1835,19 @@ static CUresult launch(CUfunction fn, unsigned gx, unsigned gy, unsigned gz, uns
     if (!f) return CUDA_ERROR_INVALID_HANDLE;
     if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
     if (!geometry_ok(ctx_dev(gf_remote_tl_ctx), gx, gy, gz, bx, by, bz, shmem))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (params && extra) return CUDA_ERROR_INVALID_VALUE;
+    if (shmem && !f->max_dyn_known) {
+        /* Once per function: its own dynamic shared memory limit (48 KiB less its static
+         * use, or what it opted in to), for the driver's answer to a launch over it. */
+        int v;
+        if (func_attr(&v, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, fn) == CUDA_SUCCESS &&
+            !f->max_dyn_known) {
+            f->max_dyn = v;
+            f->max_dyn_known = 1;
+        }
+    }
+    if (f->max_dyn_known && f->max_dyn >= 0 && shmem > (unsigned)f->max_dyn)
         return CUDA_ERROR_INVALID_VALUE;
     uint8_t pbuf[GF_RPC_MAX_PARAM_BYTES];
     if (f->pbytes > sizeof pbuf) return CUDA_ERROR_INVALID_VALUE;
@@ -2033,6 +2172,31 @@ static CUresult r_cuEventSynchronize(CUevent e)
 static CUresult r_cuEventQuery(CUevent e)
 {
     return event_wait(e, GF_RPC_EVENT_QUERY);
+}
+
+/* cuCtxRecordEvent / cuCtxWaitEvent: queued; the event must be of the context, as on a driver. */
+static CUresult ctx_event(CUcontext c, CUevent e, uint32_t kind)
+{
+    uint64_t ch, ec;
+    CUresult r = ctx_arg(c, &ch);
+    if (r != CUDA_SUCCESS) return r;
+    if ((r = event_arg(e, &ec)) != CUDA_SUCCESS) return r;
+    if (kind == GF_RPC_CTX_RECORD_EVENT && ec != ch) return CUDA_ERROR_INVALID_HANDLE;
+    gf_rreq q;
+    gf_rreq_init(&q, kind);
+    gf_wire_put_handle(&q.w, ch);
+    gf_wire_put_handle(&q.w, (uint64_t)(uintptr_t)e);
+    return call_async(&q);
+}
+
+static CUresult r_cuCtxRecordEvent(CUcontext c, CUevent e)
+{
+    return ctx_event(c, e, GF_RPC_CTX_RECORD_EVENT);
+}
+
+static CUresult r_cuCtxWaitEvent(CUcontext c, CUevent e)
+{
+    return ctx_event(c, e, GF_RPC_CTX_WAIT_EVENT);
 }
 
 static CUresult r_cuEventElapsedTime(float *ms, CUevent a, CUevent b)
@@ -2480,6 +2644,10 @@ void gf_remote_setup(void)
     R(cuOccupancyMaxActiveBlocksPerMultiprocessor, r_cuOccupancyMaxActiveBlocksPerMultiprocessor);
     R(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags,
       r_cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags);
+    R(cuOccupancyMaxPotentialBlockSize, r_cuOccupancyMaxPotentialBlockSize);
+    R(cuOccupancyMaxPotentialBlockSizeWithFlags, r_cuOccupancyMaxPotentialBlockSizeWithFlags);
+    R(cuCtxRecordEvent, r_cuCtxRecordEvent);
+    R(cuCtxWaitEvent, r_cuCtxWaitEvent);
     R(cuLaunchKernel, r_cuLaunchKernel);
     R(cuLaunchKernel_ptsz, r_cuLaunchKernel_ptsz);
     R(cuLaunchKernelEx, r_cuLaunchKernelEx);

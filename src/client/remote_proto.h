@@ -44,7 +44,8 @@
  *                      u64 offset, u64 size
  *   GET_GLOBAL      h mod, u32 library, str name -> h dptr, u64 size
  *   FUNC_ATTR       h fn, i32 attr               -> i32 value
- *   FUNC_SET_ATTR   h fn, i32 attr, i32 value
+ *   FUNC_SET_ATTR   h fn, i32 attr, i32 value   (sent with a reply, so that a refused value
+ *                   fails the call, as on a driver; a worker answers it with or without)
  *   LAUNCH          h fn, u32 gx, gy, gz, bx, by, bz, u32 shmem, h stream, u32 flags,
  *                   bytes params (packed at the offsets GET_FUNCTION reported)
  *   STREAM_CREATE   h new, u32 flags, i32 priority
@@ -68,6 +69,18 @@
  *                   to a synchronizing call (S) or a MEMCPY_DTOH.
  *   DTOH_DATA       worker -> client, request_id of the MEMCPY_DTOH_ASYNC: u32 CUresult, u64 n;
  *                   on success n bytes follow as BULK. Exactly one per MEMCPY_DTOH_ASYNC.
+ *   CTX_RECORD_EVENT h ctx, h event              (cuCtxRecordEvent: the event of ctx records
+ *                   the point after all work queued in ctx so far, every stream's)
+ *   CTX_WAIT_EVENT  h ctx, h event               (cuCtxWaitEvent: later work of ctx waits)
+ *   JIT_LOG         -> bytes info log, u64 info bytes, bytes error log, u64 error bytes: the
+ *                   JIT's logs of the session's last MODULE_LOAD (failed or not) and how many
+ *                   bytes of each the driver reports filled (the client asks only when the
+ *                   program gave log buffers: CU_JIT_INFO/ERROR_LOG_BUFFER)
+ *   OCCUPANCY_BLOCK_SIZE h fn, u64 dynamic smem, i32 block size limit, u32 flags, u32 n,
+ *                   bytes of n little-endian u64: the dynamic smem for block sizes 32, 64, ...
+ *                   32n (n 0: the fixed size applies) -> i32 min grid size, i32 block size
+ *                   (cuOccupancyMaxPotentialBlockSize[WithFlags]; the client evaluates the
+ *                   program's block-size-to-smem callback for each block size)
  */
 #define GF_RPC_OPS(X)                                                                         \
     X(DEVICE_INFO, 1, 1)                                                                      \
@@ -94,7 +107,7 @@
     X(GET_FUNCTION, 22, 1)                                                                    \
     X(GET_GLOBAL, 23, 1)                                                                      \
     X(FUNC_ATTR, 24, 1)                                                                       \
-    X(FUNC_SET_ATTR, 25, 0)                                                                   \
+    X(FUNC_SET_ATTR, 25, 1)                                                                   \
     X(LAUNCH, 26, 0)                                                                          \
     X(STREAM_CREATE, 27, 0)                                                                   \
     X(STREAM_DESTROY, 28, 0)                                                                  \
@@ -111,7 +124,11 @@
     X(STATS, 39, 1)                                                                           \
     X(FENCE, 40, 1)                                                                           \
     X(MEMCPY_DTOH_ASYNC, 41, 0)                                                               \
-    X(DTOH_DATA, 42, 0)
+    X(DTOH_DATA, 42, 0)                                                                       \
+    X(CTX_RECORD_EVENT, 90, 0)                                                                \
+    X(CTX_WAIT_EVENT, 91, 0)                                                                  \
+    X(JIT_LOG, 92, 1)                                                                         \
+    X(OCCUPANCY_BLOCK_SIZE, 93, 1)
 
 enum gf_rpc_op {
 #define GF__RPC_ENUM(name, num, sync) GF_RPC_##name = GF_WIRE_K_CUDA_FIRST + (num),
@@ -158,6 +175,8 @@ static inline const char *gf_rpc_op_name(uint32_t kind)
 /* Most kernel parameters of one function (the PTX limit is 4 KiB of parameter space). */
 #define GF_RPC_MAX_PARAMS 512
 #define GF_RPC_MAX_PARAM_BYTES 32768u
+/* The largest module image a MODULE_LOAD carries (within the default frame payload). */
+#define GF_RPC_IMAGE_MAX (GF_WIRE_MAX_PAYLOAD_DEFAULT - 4096u)
 
 /* LAUNCH flags. */
 #define GF_RPC_LAUNCH_COOPERATIVE 1u

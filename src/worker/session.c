@@ -6,6 +6,7 @@
  * anything else is refused with the error a driver gives. */
 #include "worker.h"
 
+#include <endian.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <sys/types.h>
@@ -1326,6 +1327,9 @@ static CUresult op_module_load(call *c)
     const uint8_t *img;
     size_t n = gf_wire_get_bytes(&c->r, &img);
     if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_session *s = c->s;
+    s->jit_info[0] = s->jit_err[0] = 0;
+    s->jit_info_n = s->jit_err_n = 0;
     gf_wk_obj *ctx = NULL;
     CUresult r = cur_ctx(c, &ctx);
     if (r != CUDA_SUCCESS && !lib) return r;
@@ -1337,8 +1341,17 @@ static CUresult op_module_load(call *c)
     memcpy(copy, img, n);
     memset(copy + n, 0, 16);
     void *h = NULL;
-    if (lib) r = D.cuLibraryLoadData((CUlibrary *)&h, copy, NULL, NULL, 0, NULL, NULL, 0);
+    /* The JIT's logs go to the session, for a JIT_LOG that asks for them. */
+    CUjit_option jo[4] = {CU_JIT_INFO_LOG_BUFFER, CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES,
+                          CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+    void *jv[4] = {s->jit_info, (void *)(uintptr_t)(GF_WK_JIT_LOG - 1), s->jit_err,
+                   (void *)(uintptr_t)(GF_WK_JIT_LOG - 1)};
+    if (lib) r = D.cuLibraryLoadData((CUlibrary *)&h, copy, jo, jv, 4, NULL, NULL, 0);
+    else if (D.cuModuleLoadDataEx) r = D.cuModuleLoadDataEx((CUmodule *)&h, copy, 4, jo, jv);
     else r = D.cuModuleLoadData((CUmodule *)&h, copy);
+    s->jit_info[GF_WK_JIT_LOG - 1] = s->jit_err[GF_WK_JIT_LOG - 1] = 0;
+    s->jit_info_n = (uintptr_t)jv[1];
+    s->jit_err_n = (uintptr_t)jv[3];
     if (r != CUDA_SUCCESS || !lib) {
         free(copy);
         copy = NULL;
@@ -1358,6 +1371,17 @@ static CUresult op_module_load(call *c)
         else D.cuModuleUnload((CUmodule)h);
     }
     return r;
+}
+
+/* The JIT's logs of the session's last MODULE_LOAD. */
+static CUresult op_jit_log(call *c)
+{
+    gf_wk_session *s = c->s;
+    gf_wire_put_bytes(&c->out, s->jit_info, strlen(s->jit_info));
+    gf_wire_put_u64(&c->out, s->jit_info_n);
+    gf_wire_put_bytes(&c->out, s->jit_err, strlen(s->jit_err));
+    gf_wire_put_u64(&c->out, s->jit_err_n);
+    return CUDA_SUCCESS;
 }
 
 static CUresult op_module_unload(call *c)
@@ -1552,6 +1576,48 @@ static CUresult op_occupancy(call *c)
     return r;
 }
 
+/* OCCUPANCY_BLOCK_SIZE: the program's block-size-to-smem callback runs on the client, which
+ * sends its value for each block size; the driver's callback reads them back (it is called on
+ * this thread, during the call). */
+static _Thread_local const uint8_t *occ_tab;
+static _Thread_local uint32_t occ_n;
+
+static size_t occ_smem(int block)
+{
+    uint32_t i = block > 0 ? (uint32_t)(block + 31) / 32 - 1 : 0;
+    if (i >= occ_n) i = occ_n - 1;
+    uint64_t v;
+    memcpy(&v, occ_tab + 8 * (size_t)i, 8);
+    return (size_t)le64toh(v);
+}
+
+static CUresult op_occupancy_block_size(call *c)
+{
+    uint64_t fid = gf_wire_get_handle(&c->r);
+    uint64_t smem = gf_wire_get_u64(&c->r);
+    int32_t limit = gf_wire_get_i32(&c->r);
+    uint32_t flags = gf_wire_get_u32(&c->r);
+    uint32_t n = gf_wire_get_u32(&c->r);
+    const uint8_t *tab;
+    size_t tn = gf_wire_get_bytes(&c->r, &tab);
+    if (!READ_OK(c) || n > 64 || tn != 8 * (size_t)n) return WK_PROTO;
+    gf_wk_obj *f = NULL;
+    CUresult r = get_obj(c, fid, GF_RPC_H_FUNCTION, "function", &f);
+    if (r != CUDA_SUCCESS || (r = func_ready(c, f)) != CUDA_SUCCESS) return r;
+    if (!D.cuOccupancyMaxPotentialBlockSizeWithFlags) return CUDA_ERROR_NOT_SUPPORTED;
+    occ_tab = tab;
+    occ_n = n;
+    int grid = 0, block = 0;
+    r = D.cuOccupancyMaxPotentialBlockSizeWithFlags(&grid, &block, (CUfunction)f->real,
+                                                    n ? occ_smem : NULL, smem, limit, flags);
+    occ_tab = NULL;
+    occ_n = 0;
+    if (r != CUDA_SUCCESS) return r;
+    gf_wire_put_i32(&c->out, grid);
+    gf_wire_put_i32(&c->out, block);
+    return CUDA_SUCCESS;
+}
+
 static CUresult op_launch(call *c)
 {
     gf_wk_session *s = c->s;
@@ -1682,6 +1748,20 @@ static CUresult op_event_record(call *c)
     if (r != CUDA_SUCCESS) return r;
     return flags ? D.cuEventRecordWithFlags((CUevent)e->real, st, flags)
                  : D.cuEventRecord((CUevent)e->real, st);
+}
+
+/* CTX_RECORD_EVENT / CTX_WAIT_EVENT: the context and the event must be the session's. */
+static CUresult op_ctx_event(call *c, int wait)
+{
+    uint64_t ch = gf_wire_get_handle(&c->r), eh = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *ctx = NULL, *e = NULL;
+    CUresult r = get_ctx(c, ch, &ctx);
+    if (r == CUDA_SUCCESS) r = get_obj(c, eh, GF_RPC_H_EVENT, "event", &e);
+    if (r != CUDA_SUCCESS) return r;
+    CUresult (*fn)(CUcontext, CUevent) = wait ? D.cuCtxWaitEvent : D.cuCtxRecordEvent;
+    if (!fn) return CUDA_ERROR_NOT_SUPPORTED;
+    return fn((CUcontext)ctx->real, (CUevent)e->real);
 }
 
 static CUresult op_event_sync(call *c, int query)
@@ -1824,6 +1904,7 @@ static void dispatch(gf_wk_session *s, gf_wk_msg *m)
     case GF_RPC_MEM_FREE_ASYNC: r = op_mem_free_async(&c); break;
     case GF_RPC_MODULE_LOAD: r = op_module_load(&c); break;
     case GF_RPC_MODULE_UNLOAD: r = op_module_unload(&c); break;
+    case GF_RPC_JIT_LOG: r = noreply ? WK_PROTO : op_jit_log(&c); break;
     case GF_RPC_GET_FUNCTION: r = op_get_function(&c); break;
     case GF_RPC_GET_GLOBAL: r = op_get_global(&c); break;
     case GF_RPC_FUNC_ATTR: r = op_func_attr(&c, 0); break;
@@ -1840,6 +1921,9 @@ static void dispatch(gf_wk_session *s, gf_wk_msg *m)
     case GF_RPC_EVENT_SYNC: r = op_event_sync(&c, 0); break;
     case GF_RPC_EVENT_QUERY: r = op_event_sync(&c, 1); break;
     case GF_RPC_EVENT_ELAPSED: r = op_event_elapsed(&c); break;
+    case GF_RPC_CTX_RECORD_EVENT: r = op_ctx_event(&c, 0); break;
+    case GF_RPC_CTX_WAIT_EVENT: r = op_ctx_event(&c, 1); break;
+    case GF_RPC_OCCUPANCY_BLOCK_SIZE: r = noreply ? WK_PROTO : op_occupancy_block_size(&c); break;
     case GF_RPC_OCCUPANCY: r = op_occupancy(&c); break;
     case GF_RPC_STATS: r = op_stats(&c); break;
     case GF_RPC_FENCE: r = CUDA_SUCCESS; break;

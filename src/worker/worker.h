@@ -129,6 +129,8 @@ typedef struct gf_wk_msg {
 
 struct gf_wk_worker;
 
+#define GF_WK_JIT_LOG 4096 /* bytes of each JIT log a session keeps */
+
 typedef struct gf_wk_session {
     struct gf_wk_worker *w;
     struct gf_wk_session *next; /* the worker's list */
@@ -188,6 +190,10 @@ typedef struct gf_wk_session {
     size_t nd2h, cap_d2h;
     uint64_t d2h_bytes;
     uint8_t *params;  /* GF_RPC_MAX_PARAM_BYTES, aligned */
+    /* The JIT's info and error logs of the last MODULE_LOAD (JIT_LOG), NUL-terminated, and the
+     * bytes the driver says it filled. */
+    char jit_info[GF_WK_JIT_LOG], jit_err[GF_WK_JIT_LOG];
+    uint64_t jit_info_n, jit_err_n;
 } gf_wk_session;
 
 /* A session process's worker: its event loop and its one session. The supervisor fills opts,
