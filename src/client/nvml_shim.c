@@ -11,6 +11,7 @@
 #define NVML_NO_UNVERSIONED_FUNC_DEFS 1
 #pragma GCC visibility push(default)
 #include "gpufuse/nvml.h"
+#include "gpufuse/nvml_errors.h"
 nvmlReturn_t nvmlInit(void);
 nvmlReturn_t nvmlDeviceGetCount(unsigned int *deviceCount);
 nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int index, nvmlDevice_t *device);
@@ -88,7 +89,9 @@ static void load(void)
 
 static int remote_mode = -1; /* -1 unknown, 0 local, 1 remote */
 static const gf_rnvml_table *rtab;
-static int rinit; /* nvmlInit succeeded and nvmlShutdown was not called since */
+/* Successful nvmlInit calls not yet matched by an nvmlShutdown: as in NVML, init is counted and
+ * each needs its shutdown. */
+static atomic_int rinit;
 static gf_rnvml_dev rdev_tokens[GF_RNVML_MAX_DEVS]; /* their addresses are the nvmlDevice_t */
 
 static int is_remote(void)
@@ -142,11 +145,11 @@ static nvmlReturn_t remote_init(void)
     if (r != NVML_SUCCESS) return r;
     gf_rnvml *snap = malloc(sizeof *snap);
     if (!snap) return NVML_ERROR_MEMORY;
-    rinit = 1;
+    atomic_fetch_add(&rinit, 1);
     r = remote_snap(snap);
     free(snap);
     if (r != NVML_SUCCESS) {
-        rinit = 0;
+        atomic_fetch_sub(&rinit, 1);
         return r == NVML_ERROR_GPU_IS_LOST ? NVML_ERROR_DRIVER_NOT_LOADED : r;
     }
     return NVML_SUCCESS;
@@ -291,9 +294,10 @@ nvmlReturn_t nvmlInitWithFlags(unsigned int flags)
 nvmlReturn_t nvmlShutdown(void)
 {
     if (is_remote()) {
-        if (!rinit) return NVML_ERROR_UNINITIALIZED;
-        rinit = 0;
-        return NVML_SUCCESS;
+        int cur = atomic_load(&rinit);
+        while (cur > 0 && !atomic_compare_exchange_weak(&rinit, &cur, cur - 1)) {
+        }
+        return cur > 0 ? NVML_SUCCESS : NVML_ERROR_UNINITIALIZED;
     }
     REAL(nvmlShutdown);
 }
@@ -301,15 +305,11 @@ nvmlReturn_t nvmlShutdown(void)
 const char *nvmlErrorString(nvmlReturn_t result)
 {
     if (is_remote()) {
-        switch (result) {
-        case NVML_SUCCESS: return "Success";
-        case NVML_ERROR_UNINITIALIZED: return "Uninitialized";
-        case NVML_ERROR_INVALID_ARGUMENT: return "Invalid Argument";
+        switch (result) { /* where gpufuse's remote NVML has more to say */
         case NVML_ERROR_NOT_SUPPORTED: return "Not Supported (by gpufuse's remote NVML)";
-        case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
         case NVML_ERROR_LIBRARY_NOT_FOUND: return "gpufuse's client library not found";
         case NVML_ERROR_GPU_IS_LOST: return "GPU is lost (the remote worker is gone)";
-        default: return "Unknown Error";
+        default: return gf_nvml_error_string(result);
         }
     }
     if (!loaded) load();
