@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gpufuse/units.h"
@@ -20,6 +21,11 @@ _Thread_local uint64_t gf_remote_tl_ctx;
 
 /* A conn dropped in a forked child stays reachable here (never closed: it is the parent's). */
 static gf_wire_conn *orphaned[8];
+
+/* The flusher thread (below): woken through flush_cv when a call is queued. */
+static pthread_cond_t flush_cv = PTHREAD_COND_INITIALIZER;
+static int flusher_pid;  /* the process the flusher thread runs in (none after a fork) */
+static int flush_wanted; /* under gf_r.lk */
 
 int gf_remote_wanted(void)
 {
@@ -52,6 +58,9 @@ static void after_fork_child(void)
     gf_remote_tl_ctx = 0;
     pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
     gf_r.lk = m;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    flush_cv = cv;
+    flush_wanted = 0; /* the flusher is the parent's; a child that connects starts its own */
 }
 
 static void at_exit(void)
@@ -115,6 +124,53 @@ void gf_remote_sync_ctx(void)
 
 static CUresult wait_reply(uint64_t rid, CUresult *rc, gf_wire_reader *rep);
 
+/* ---- the flusher ------------------------------------------------------------------------------
+ * Asynchronous calls are batched: they leave with the next synchronizing call. A program that
+ * queues work and then computes on the host without calling CUDA would leave the device idle
+ * meanwhile, where a GPU starts a launch at once. So a thread of the backend's own writes what
+ * is queued GF_REMOTE_FLUSH_US after the first call queued since the last write (calls queued
+ * within that window still leave as one write), without waiting for the socket. */
+#define GF_REMOTE_FLUSH_US 200
+
+
+static void *flusher_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&gf_r.lk);
+    for (;;) {
+        while (!flush_wanted) pthread_cond_wait(&flush_cv, &gf_r.lk);
+        pthread_mutex_unlock(&gf_r.lk);
+        struct timespec ts = {0, GF_REMOTE_FLUSH_US * 1000L};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&gf_r.lk);
+        flush_wanted = 0;
+        if (!gf_r.c || gf_r.broken || gf_r.pid != getpid()) continue;
+        char err[256];
+        gf_status st = gf_wire_flush(gf_r.c, 0, err, sizeof err);
+        if (st == GF_EBUSY) flush_wanted = 1; /* the socket is full: the rest after the window */
+        else if (st != GF_OK) broken(st, err);
+    }
+    return NULL;
+}
+
+/* Under the lock, after queueing: the flusher writes it soon unless a call does first. */
+static void want_flush(void)
+{
+    if (flush_wanted) return;
+    if (flusher_pid != getpid()) {
+        pthread_t t;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &a, flusher_main, NULL);
+        pthread_attr_destroy(&a);
+        if (rc != 0) return; /* then the next synchronizing call sends it, as before */
+        flusher_pid = getpid();
+    }
+    flush_wanted = 1;
+    pthread_cond_signal(&flush_cv);
+}
+
 CUresult gf_remote_dtoh_async(gf_rreq *q, void *dst, size_t n)
 {
     if (gf_r.fault) return gf_r.fault;
@@ -127,6 +183,7 @@ CUresult gf_remote_dtoh_async(gf_rreq *q, void *dst, size_t n)
                                  sizeof err);
     if (st != GF_OK) return broken(st, err);
     gf_r.d2h[gf_r.nd2h++] = (struct gf_rd2h){rid, dst, n};
+    want_flush();
     return CUDA_SUCCESS;
 }
 
@@ -173,6 +230,7 @@ CUresult gf_remote_async(gf_rreq *q)
     gf_status st = gf_wire_queue(gf_r.c, q->kind, GF_WIRE_F_NOREPLY, 0, q->w.buf, q->w.len, err,
                                  sizeof err);
     if (st != GF_OK) return broken(st, err);
+    want_flush();
     return maybe_fence();
 }
 
@@ -183,6 +241,7 @@ CUresult gf_remote_queue_raw(uint32_t kind, const void *p, size_t n)
     gf_remote_sync_ctx();
     gf_status st = gf_wire_queue(gf_r.c, kind, GF_WIRE_F_NOREPLY, 0, p, n, err, sizeof err);
     if (st != GF_OK) return broken(st, err);
+    want_flush();
     return maybe_fence();
 }
 
