@@ -176,8 +176,24 @@ static unsigned count(const char *s, const char *needle)
 /* ---- the matrix ------------------------------------------------------------------------------- */
 
 /* Sim test programs and the cases of each that hold in remote mode (docs/remote.md lists the
- * rest and why: host functions complete before the call returns; VMM, managed/mapped memory,
- * arrays are not forwarded; pinned memory is plain host memory). */
+ * rest and why: VMM, managed/mapped memory, arrays are not forwarded; pinned memory is plain
+ * host memory). Cases left out, one line each:
+ *   test_streams host_functions_and_callbacks_run_in_stream_order: host functions run when
+ *     queued, after their stream's earlier work (the stream is synchronized first), not later.
+ *   test_misuse memory: cuMemAllocManaged, cuMemHostAlloc flags and VMM (cuMemCreate/Map) are
+ *     not forwarded.
+ *   test_misuse kernel_touching_unmapped_or_foreign_memory_faults: maps its memory with VMM.
+ *   test_nvml devices_follow_sim_gpus, bad_sim_gpus_fails_init: configure the sim's devices
+ *     (GPUFUSE_SIM_GPUS of the test process); a remote vGPU's devices are the worker's.
+ *   test_nvml memory_info_shows_other_processes, running_processes_and_small_buffers: reserve
+ *     memory in the sim's state file directly; the vGPU's memory and processes as NVML shows
+ *     them remotely are checked below (rprobe nvml).
+ *   test_nvml utilization_temperature_and_power_follow_busy_time: writes busy intervals into
+ *     the sim's state file; temperature and power are not in the remote NVML snapshot.
+ *   test_sharing vram_is_one_pool_across_processes_and_sigkill_returns_it: its third process
+ *     must see the holder's process in NVML; a remote vGPU's NVML shows only its own session
+ *     (tenants do not see each other). The pool and a killed client's memory coming back are
+ *     checked below (vram_limit_holds_remotely, killed_client_memory_back_within_a_second). */
 static const struct {
     const char *prog;
     const char *cases;
@@ -195,8 +211,9 @@ static const struct {
      "non_blocking_streams_do_not_synchronize_with_the_null_stream many_threads_share_one_context "
      "legacy_stream_synchronizes_with_blocking_streams kernels_of_two_streams_take_turns_on_the_device "
      "event_timing_errors event_elapsed_time_matches_a_spin destroying_a_busy_stream_lets_its_work_finish "
-     "ctx_synchronize_waits_for_every_stream async_copies_and_kernels_keep_stream_order",
-     11},
+     "ctx_synchronize_waits_for_every_stream async_copies_and_kernels_keep_stream_order "
+     "per_thread_default_stream_is_per_thread ctx_record_event_covers_every_stream",
+     13},
     {"sim/test_memory",
      "alloc_free_and_mem_get_info a_60_gib_allocation_costs_no_ram_until_touched "
      "pitched_memory_and_2d_copies unified_copies_and_copy_bounds",
@@ -206,9 +223,15 @@ static const struct {
      3},
     {"sim/test_misuse",
      "calls_before_cuInit devices illegal_address_is_sticky a_fault_poisons_contexts_made_before_it "
-     "error_names_for_every_result unsupported_calls_and_export_tables",
-     6},
-    {"sim/test_sharing", "two_processes_spinning_share_the_device spin_kernels_take_their_time_on_one_stream", 2},
+     "error_names_for_every_result unsupported_calls_and_export_tables "
+     "calls_without_a_current_context contexts streams_and_events modules_and_libraries "
+     "launch_geometry_and_parameters a_forked_child_cannot_use_its_parents_cuda",
+     12},
+    {"sim/test_sharing",
+     "two_processes_spinning_share_the_device spin_kernels_take_their_time_on_one_stream "
+     "utilization_is_high_while_spinning_and_zero_a_second_later",
+     3},
+    {"sim/test_nvml", "calls_before_init_are_uninitialized error_strings_cover_every_code", 2},
 };
 
 static void run_matrix(const char *listen)
