@@ -7,9 +7,9 @@
  * context that still owns objects when it is destroyed. At the end of each input every object
  * the session made must have been freed (no leak on the driver side either).
  *
- * Input: records of [u8 op][u8 flags][u16 len LE][len payload bytes]. op < 48 is the CUDA call
- * GF_WIRE_K_CUDA_FIRST + op, 48 a BULK chunk (of the last request), 49 NVML_SNAPSHOT, 50 PING,
- * anything else a kind of op << 8. flags bit 0 NOREPLY, bit 1 MORE, bit 2 REPLY.
+ * Input: records of [u8 op][u8 flags][u16 len LE][len payload bytes]. op < 48 and 90..109 are
+ * the CUDA call GF_WIRE_K_CUDA_FIRST + op, 48 a BULK chunk (of the last request), 49
+ * NVML_SNAPSHOT, 50 PING, anything else a kind of op << 8. flags bit 0 NOREPLY, bit 1 MORE, bit 2 REPLY.
  * Corpus: tests/fuzz/corpus/worker_request/ (seeds written by tests/fuzz/worker_request_corpus.py). */
 #include "../../src/worker/session.c"
 
@@ -331,6 +331,18 @@ static CUresult unload(void *h, int kind)
 
 static CUresult f_mod_load(CUmodule *m, const void *img) { return load_image(F_MOD, (void **)m, img); }
 static CUresult f_mod_unload(CUmodule m) { return unload(m, F_MOD); }
+/* The JIT log options must point at buffers of the sizes they claim: the fake JIT fills them. */
+static CUresult f_mod_load_ex(CUmodule *m, const void *img, unsigned n, CUjit_option *o, void **v)
+{
+    for (unsigned i = 0; i + 1 < n; i++)
+        if ((o[i] == CU_JIT_ERROR_LOG_BUFFER && o[i + 1] == CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES) ||
+            (o[i] == CU_JIT_INFO_LOG_BUFFER && o[i + 1] == CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES)) {
+            size_t cap = (size_t)(uintptr_t)v[i + 1];
+            if (cap) memset(v[i], 'j', cap - 1), ((char *)v[i])[cap - 1] = 0;
+            v[i + 1] = (void *)(uintptr_t)(cap ? cap - 1 : 0);
+        }
+    return f_mod_load(m, img);
+}
 static CUresult f_lib_load(CUlibrary *l, const void *img, CUjit_option *a, void **b, unsigned c,
                            CUlibraryOption *d, void **e, unsigned f)
 {
@@ -411,6 +423,28 @@ static CUresult f_occupancy(int *n, CUfunction f, int b, size_t s, unsigned fl)
     *n = 1;
     return CUDA_SUCCESS;
 }
+
+static CUresult f_block_size(int *grid, int *block, CUfunction f, CUoccupancyB2DSize cb,
+                             size_t smem, int limit, unsigned fl)
+{
+    (void)smem, (void)limit, (void)fl;
+    fget(f, F_FUNC, "cuOccupancyMaxPotentialBlockSize");
+    if (cb)
+        for (int b = 1; b <= 1024; b += 31) (void)cb(b);
+    *grid = 1;
+    *block = 32;
+    return CUDA_SUCCESS;
+}
+
+static CUresult ctx_event(CUcontext c, CUevent e, const char *what)
+{
+    fobj *x = fget(c, F_CTX, what), *ev = fget(e, F_EVENT, what);
+    if (ev->ctx != x) return CUDA_ERROR_INVALID_HANDLE;
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_ctx_record_event(CUcontext c, CUevent e) { return ctx_event(c, e, "cuCtxRecordEvent"); }
+static CUresult f_ctx_wait_event(CUcontext c, CUevent e) { return ctx_event(c, e, "cuCtxWaitEvent"); }
 
 static CUresult f_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                          unsigned by, unsigned bz, unsigned sh, CUstream st, void **args,
@@ -566,6 +600,10 @@ static void install_fake_driver(void)
     d->cuMemsetD16Async = f_set16a;
     d->cuMemsetD32Async = f_set32a;
     d->cuModuleLoadData = f_mod_load;
+    d->cuModuleLoadDataEx = f_mod_load_ex;
+    d->cuOccupancyMaxPotentialBlockSizeWithFlags = f_block_size;
+    d->cuCtxRecordEvent = f_ctx_record_event;
+    d->cuCtxWaitEvent = f_ctx_wait_event;
     d->cuModuleUnload = f_mod_unload;
     d->cuModuleGetFunction = f_get_function;
     d->cuModuleGetGlobal_v2 = f_mod_global;
@@ -687,7 +725,7 @@ static size_t frames(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
         pos += 4;
         if (pl > n - pos) pl = n - pos;
         uint32_t kind;
-        if (op < 48) kind = GF_WIRE_K_CUDA_FIRST + op;
+        if (op < 48 || (op >= 90 && op < 110)) kind = GF_WIRE_K_CUDA_FIRST + op;
         else if (op == 48) kind = GF_WIRE_K_BULK;
         else if (op == 49) kind = GF_RPC_NVML_SNAPSHOT;
         else if (op == 50) kind = GF_WIRE_K_PING;

@@ -14,7 +14,8 @@ OPS = dict(DEVICE_INFO=1, CTX_SET=2, CTX_CREATE=3, PRIMARY_RETAIN=4, PRIMARY_RES
            STREAM_WAIT_EVENT=31, EVENT_CREATE=32, EVENT_DESTROY=33, EVENT_RECORD=34,
            EVENT_SYNC=35, EVENT_QUERY=36, EVENT_ELAPSED=37, OCCUPANCY=38, STATS=39, FENCE=40,
            MEMCPY_DTOH_ASYNC=41, DTOH_DATA=42,
-           BULK=48, NVML=49, PING=50)
+           BULK=48, NVML=49, PING=50,
+           CTX_RECORD_EVENT=90, CTX_WAIT_EVENT=91, JIT_LOG=92, OCCUPANCY_BLOCK_SIZE=93)
 H_CTX, H_MOD, H_LIB, H_FUNC, H_STREAM, H_EVENT = 1, 2, 3, 4, 5, 6
 BASE = 0x100000000000  # the fake driver's first allocation
 
@@ -105,6 +106,18 @@ seeds = {
     rec('STREAM_QUERY', hd(h(H_STREAM, 2))) + rec('STREAM_SYNC', hd(h(H_STREAM, 2))) +
     rec('MEMCPY_DTOH_ASYNC', hd(BASE), u64(64), hd(0), flags=NOREPLY) +
     rec('CTX_DESTROY', hd(CTX)) + rec('CTX_SYNC'),
+    'ctx_events_jit_occupancy': setup +
+    rec('MODULE_LOAD', hd(h(H_MOD, 3)), u32(0), byt(b'not an image')) + rec('JIT_LOG') +
+    rec('MODULE_LOAD', hd(h(H_MOD, 3)), u32(0), byt(b'FZ module')) + rec('JIT_LOG') +
+    rec('GET_FUNCTION', hd(h(H_MOD, 3)), u32(0), hd(h(H_FUNC, 4)), st('k2')) +
+    rec('OCCUPANCY_BLOCK_SIZE', hd(h(H_FUNC, 4)), u64(0), i32(0), u32(0), u32(0), byt(b'')) +
+    rec('OCCUPANCY_BLOCK_SIZE', hd(h(H_FUNC, 4)), u64(0), i32(100), u32(0), u32(4),
+        byt(struct.pack('<4Q', 0, 128, 256, 1 << 40))) +
+    rec('EVENT_CREATE', hd(h(H_EVENT, 8)), u32(0), flags=NOREPLY) +
+    rec('CTX_RECORD_EVENT', hd(CTX), hd(h(H_EVENT, 8)), flags=NOREPLY) +
+    rec('CTX_WAIT_EVENT', hd(CTX), hd(h(H_EVENT, 8)), flags=NOREPLY) +
+    rec('CTX_RECORD_EVENT', hd(h(H_CTX, 77)), hd(h(H_EVENT, 8)), flags=NOREPLY) +
+    rec('CTX_SYNC') + rec('MODULE_UNLOAD', hd(h(H_MOD, 3)), u32(0)),
     'bulk_dtoh': setup + rec('MEM_ALLOC', u64(1200000)) +
     rec('MEMCPY_DTOH', hd(BASE), u64(1200000), hd(0), u32(0)) + rec('CTX_SYNC'),
 }
