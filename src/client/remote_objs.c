@@ -9,9 +9,17 @@
  * late for. */
 #include "remote.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 static pthread_mutex_t lk = PTHREAD_MUTEX_INITIALIZER;
+
+/* Bumped by every change that can make a handle unusable (a context's state, a stream or event
+ * deleted or dropped): each thread remembers the last context and stream it found usable at a
+ * generation, and the launch path asks again only after a change (no lock per call). */
+static atomic_uint gen = 1;
+static _Thread_local uint64_t tl_ok_ctx, tl_ok_h, tl_ok_hctx;
+static _Thread_local unsigned tl_ok_ctx_gen, tl_ok_h_gen;
 
 /* Contexts: few, and never forgotten (a destroyed one must stay told apart from a made-up one). */
 static struct rctx {
@@ -53,17 +61,24 @@ void gf_robj_ctx_set(uint64_t ctx, int state)
         c->id = ctx;
     }
     if (c) c->state = state;
+    atomic_fetch_add(&gen, 1);
     pthread_mutex_unlock(&lk);
 }
 
 CUresult gf_robj_ctx_check(uint64_t ctx, int need_active)
 {
     if (!ctx) return CUDA_ERROR_INVALID_CONTEXT;
+    unsigned g = atomic_load(&gen);
+    if (ctx == tl_ok_ctx && g == tl_ok_ctx_gen) return CUDA_SUCCESS;
     pthread_mutex_lock(&lk);
     struct rctx *c = ctx_find(ctx);
     int st = c ? c->state : -1;
     pthread_mutex_unlock(&lk);
     if (st == GF_RCTX_DESTROYED) return CUDA_ERROR_CONTEXT_IS_DESTROYED;
+    if (st == GF_RCTX_LIVE) {
+        tl_ok_ctx = ctx;
+        tl_ok_ctx_gen = g;
+    }
     if (st == GF_RCTX_LIVE || (st == GF_RCTX_INACTIVE && !need_active)) return CUDA_SUCCESS;
     return CUDA_ERROR_INVALID_CONTEXT;
 }
@@ -130,9 +145,19 @@ int gf_robj_add(uint64_t h, uint64_t ctx)
 
 int gf_robj_find(uint64_t h, uint64_t *ctx)
 {
+    unsigned g = atomic_load(&gen);
+    if (h == tl_ok_h && g == tl_ok_h_gen) {
+        if (ctx) *ctx = tl_ok_hctx;
+        return 1;
+    }
     pthread_mutex_lock(&lk);
     slot *s = find(h);
-    if (s && ctx) *ctx = s->ctx;
+    if (s) {
+        if (ctx) *ctx = s->ctx;
+        tl_ok_h = h;
+        tl_ok_hctx = s->ctx;
+        tl_ok_h_gen = g;
+    }
     pthread_mutex_unlock(&lk);
     return s != NULL;
 }
@@ -142,6 +167,7 @@ int gf_robj_del(uint64_t h)
     pthread_mutex_lock(&lk);
     slot *s = find(h);
     if (s) s->h = DELETED;
+    atomic_fetch_add(&gen, 1);
     pthread_mutex_unlock(&lk);
     return s != NULL;
 }
@@ -151,5 +177,6 @@ void gf_robj_drop_ctx(uint64_t ctx)
     pthread_mutex_lock(&lk);
     for (size_t i = 0; i < cap; i++)
         if (tab[i].h > DELETED && tab[i].ctx == ctx) tab[i].h = DELETED;
+    atomic_fetch_add(&gen, 1);
     pthread_mutex_unlock(&lk);
 }
