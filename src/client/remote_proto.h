@@ -69,6 +69,18 @@
  *                   to a synchronizing call (S) or a MEMCPY_DTOH.
  *   DTOH_DATA       worker -> client, request_id of the MEMCPY_DTOH_ASYNC: u32 CUresult, u64 n;
  *                   on success n bytes follow as BULK. Exactly one per MEMCPY_DTOH_ASYNC.
+ * Mirrors (managed and mapped host memory; docs/remote.md, "Managed and mapped host memory"):
+ *   MIRROR_ALLOC    u32 kind (GF_RPC_MIRROR_*), u64 bytes, u32 flags, h hint -> h dptr.
+ *                   MANAGED: cuMemAllocManaged(bytes, flags), charged as VRAM. HOST: pinned
+ *                   host memory on the worker mapped for the device, at the client's address
+ *                   hint when that is free on the worker too (then dptr == hint), not VRAM.
+ *                   Freed by MEM_FREE.
+ *   GET_MANAGED     h library, str name          -> h dptr, u64 size (cuLibraryGetManaged)
+ *   MIRROR_WRITE    h dptr, bytes data           (the client's bytes of a mirror: the range
+ *                   must be inside a MANAGED, __managed__ or HOST range of the session; at
+ *                   most GF_RPC_MIRROR_CHUNK bytes; done before the next call runs)
+ *   MIRROR_READ     h dptr, u64 n                -> bytes data (same ranges and limit)
+ * Events, JIT logs, occupancy (docs/remote.md):
  *   CTX_RECORD_EVENT h ctx, h event              (cuCtxRecordEvent: the event of ctx records
  *                   the point after all work queued in ctx so far, every stream's)
  *   CTX_WAIT_EVENT  h ctx, h event               (cuCtxWaitEvent: later work of ctx waits)
@@ -125,6 +137,10 @@
     X(FENCE, 40, 1)                                                                           \
     X(MEMCPY_DTOH_ASYNC, 41, 0)                                                               \
     X(DTOH_DATA, 42, 0)                                                                       \
+    X(MIRROR_ALLOC, 60, 1)                                                                    \
+    X(GET_MANAGED, 61, 1)                                                                     \
+    X(MIRROR_WRITE, 62, 0)                                                                    \
+    X(MIRROR_READ, 63, 1)                                                                     \
     X(CTX_RECORD_EVENT, 90, 0)                                                                \
     X(CTX_WAIT_EVENT, 91, 0)                                                                  \
     X(JIT_LOG, 92, 1)                                                                         \
@@ -177,6 +193,11 @@ static inline const char *gf_rpc_op_name(uint32_t kind)
 #define GF_RPC_MAX_PARAM_BYTES 32768u
 /* The largest module image a MODULE_LOAD carries (within the default frame payload). */
 #define GF_RPC_IMAGE_MAX (GF_WIRE_MAX_PAYLOAD_DEFAULT - 4096u)
+
+/* MIRROR_ALLOC kinds, and the most bytes one MIRROR_WRITE or MIRROR_READ carries. */
+#define GF_RPC_MIRROR_MANAGED 1u
+#define GF_RPC_MIRROR_HOST 2u
+#define GF_RPC_MIRROR_CHUNK (512u << 10)
 
 /* LAUNCH flags. */
 #define GF_RPC_LAUNCH_COOPERATIVE 1u

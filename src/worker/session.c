@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <sys/types.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +211,25 @@ static CUresult check_range(gf_wk_session *s, uint64_t p, uint64_t n, const char
     return deny(s, CUDA_ERROR_INVALID_VALUE, call,
                 "device range 0x%" PRIx64 " + %" PRIu64 " is not inside an allocation of this "
                 "session", p, n);
+}
+
+/* Gives a range's memory back to the driver (module globals go with their module). */
+static void range_release(gf_wk_range *r)
+{
+    switch (r->kind) {
+    case GF_WK_R_ALLOC:
+    case GF_WK_R_ASYNC:
+    case GF_WK_R_MANAGED: D.cuMemFree_v2((CUdeviceptr)r->base); break;
+    case GF_WK_R_HOST:
+        if (r->mapped) {
+            D.cuMemHostUnregister(r->host);
+            munmap((void *)((uintptr_t)r->host & ~(uintptr_t)4095), r->mapped);
+        } else {
+            D.cuMemFreeHost(r->host);
+        }
+        break;
+    default: break;
+    }
 }
 
 /* ---- the vGPU's limits ------------------------------------------------------------------------ */
@@ -725,7 +745,7 @@ static void lib_unmaterialize(gf_wk_session *s, gf_wk_obj *o)
         }
     }
     for (size_t i = s->nranges; i-- > 0;)
-        if (s->ranges[i].kind == 2 && s->ranges[i].charged == o->id) range_del(s, &s->ranges[i]);
+        if (gf_wk_range_is_global(s->ranges[i].kind) && s->ranges[i].charged == o->id) range_del(s, &s->ranges[i]);
 }
 
 /* Frees everything made in context ctx (allocations, modules, streams, events) and, with
@@ -737,8 +757,8 @@ static void drop_ctx(gf_wk_session *s, gf_wk_obj *ctx, int destroy)
     for (size_t i = s->nranges; i-- > 0;) {
         gf_wk_range *r = &s->ranges[i];
         if (r->ctx != ctx->id) continue;
-        if (r->kind != 2) D.cuMemFree_v2((CUdeviceptr)r->base);
-        uncharge(s, r->dev, r->charged);
+        range_release(r);
+        if (!gf_wk_range_is_global(r->kind)) uncharge(s, r->dev, r->charged);
         range_del(s, r);
     }
     /* Functions before their modules, modules and libraries, then streams and events. A
@@ -831,7 +851,7 @@ static CUresult op_ctx_sync(call *c)
 static CUresult track(call *c, gf_wk_obj *ctx, uint64_t base, uint64_t size, uint64_t charged,
                       int kind)
 {
-    gf_wk_range rg = {base, size, ctx->id, charged, ctx->dev, kind};
+    gf_wk_range rg = {base, size, ctx->id, charged, ctx->dev, kind, NULL, 0};
     if (range_add(c->s, rg) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
     return CUDA_SUCCESS;
 }
@@ -847,7 +867,7 @@ static CUresult op_mem_alloc(call *c)
     if ((r = charge(c->s, ctx->dev, bytes, "cuMemAlloc")) != CUDA_SUCCESS) return r;
     CUdeviceptr p = 0;
     r = D.cuMemAlloc_v2(&p, bytes);
-    if (r == CUDA_SUCCESS && (r = track(c, ctx, p, bytes, bytes, 0)) != CUDA_SUCCESS)
+    if (r == CUDA_SUCCESS && (r = track(c, ctx, p, bytes, bytes, GF_WK_R_ALLOC)) != CUDA_SUCCESS)
         D.cuMemFree_v2(p);
     if (r != CUDA_SUCCESS) {
         uncharge(c->s, ctx->dev, bytes);
@@ -875,7 +895,7 @@ static CUresult op_mem_alloc_pitch(call *c)
         D.cuMemFree_v2(p);
         return r;
     }
-    if ((r = track(c, ctx, p, bytes, bytes, 0)) != CUDA_SUCCESS) {
+    if ((r = track(c, ctx, p, bytes, bytes, GF_WK_R_ALLOC)) != CUDA_SUCCESS) {
         uncharge(c->s, ctx->dev, bytes);
         D.cuMemFree_v2(p);
         return r;
@@ -891,9 +911,14 @@ static CUresult op_mem_free(call *c)
     if (!READ_OK(c)) return WK_PROTO;
     if (!p) return CUDA_SUCCESS;
     gf_wk_range *rg = range_find(c->s, p, 1);
-    if (!rg || rg->base != p || rg->kind == 2)
+    if (!rg || rg->base != p || gf_wk_range_is_global(rg->kind))
         return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
                     "0x%" PRIx64 " is not the start of an allocation of this session", p);
+    if (rg->kind == GF_WK_R_HOST) {
+        range_release(rg);
+        range_del(c->s, rg);
+        return CUDA_SUCCESS;
+    }
     CUresult r = D.cuMemFree_v2(p);
     if (r != CUDA_SUCCESS) return r;
     uncharge(c->s, rg->dev, rg->charged);
@@ -947,7 +972,7 @@ static CUresult op_mem_alloc_async(call *c)
     if ((r = charge(c->s, ctx->dev, bytes, "cuMemAllocAsync")) != CUDA_SUCCESS) return r;
     CUdeviceptr p = 0;
     r = D.cuMemAllocAsync(&p, bytes, st);
-    if (r == CUDA_SUCCESS && (r = track(c, ctx, p, bytes, bytes, 1)) != CUDA_SUCCESS)
+    if (r == CUDA_SUCCESS && (r = track(c, ctx, p, bytes, bytes, GF_WK_R_ASYNC)) != CUDA_SUCCESS)
         D.cuMemFreeAsync(p, st);
     if (r != CUDA_SUCCESS) {
         uncharge(c->s, ctx->dev, bytes);
@@ -965,10 +990,10 @@ static CUresult op_mem_free_async(call *c)
     CUresult r = get_stream(c, sh, &st);
     if (r != CUDA_SUCCESS) return r;
     gf_wk_range *rg = range_find(c->s, p, 1);
-    if (!rg || rg->base != p || rg->kind == 2)
+    if (!rg || rg->base != p || gf_wk_range_is_global(rg->kind) || rg->kind == GF_WK_R_HOST)
         return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
                     "0x%" PRIx64 " is not the start of an allocation of this session", p);
-    r = rg->kind == 1 ? D.cuMemFreeAsync(p, st) : D.cuMemFree_v2(p);
+    r = rg->kind == GF_WK_R_ASYNC ? D.cuMemFreeAsync(p, st) : D.cuMemFree_v2(p);
     if (r != CUDA_SUCCESS) return r;
     uncharge(c->s, rg->dev, rg->charged);
     range_del(c->s, rg);
@@ -1400,7 +1425,7 @@ static CUresult op_module_unload(call *c)
         if (f && f != TOMB && f->kind == GF_RPC_H_FUNCTION && f->parent == id) obj_del(c->s, f);
     }
     for (size_t i = c->s->nranges; i-- > 0;) /* its globals */
-        if (c->s->ranges[i].kind == 2 && c->s->ranges[i].charged == id) range_del(c->s, &c->s->ranges[i]);
+        if (gf_wk_range_is_global(c->s->ranges[i].kind) && c->s->ranges[i].charged == id) range_del(c->s, &c->s->ranges[i]);
     obj_del(c->s, o);
     return CUDA_SUCCESS;
 }
@@ -1529,11 +1554,167 @@ static CUresult op_get_global(call *c)
     if (r != CUDA_SUCCESS) return r;
     if (n && !range_find(c->s, p, n)) {
         gf_wk_obj *ctx = obj_get(c->s, c->s->cur_ctx, GF_RPC_H_CTX);
-        gf_wk_range rg = {p, n, ctx ? ctx->id : 0, mid, ctx ? ctx->dev : 0, 2};
+        gf_wk_range rg = {p, n, ctx ? ctx->id : 0, mid, ctx ? ctx->dev : 0, GF_WK_R_GLOBAL,
+                          NULL, 0};
         if (range_add(c->s, rg) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
     }
     gf_wire_put_handle(&c->out, p);
     gf_wire_put_u64(&c->out, n);
+    return CUDA_SUCCESS;
+}
+
+/* ---- mirrors: managed and mapped host memory ---------------------------------------------- */
+
+/* Pinned host memory for a client's mirror: at the client's own address when it is free here
+ * too (the device address is then the client's host address, as on a local GPU with unified
+ * addressing), else wherever cuMemHostAlloc puts it. */
+static CUresult host_mirror(uint64_t bytes, uint64_t hint, gf_wk_range *rg)
+{
+    uint64_t page = hint & ~4095ull, len = ((hint + bytes + 4095) & ~4095ull) - page;
+    void *m = hint ? mmap((void *)(uintptr_t)page, len, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+                   : MAP_FAILED;
+    if (m != MAP_FAILED && (uintptr_t)m != page) { /* a kernel without MAP_FIXED_NOREPLACE */
+        munmap(m, len);
+        m = MAP_FAILED;
+    }
+    CUdeviceptr dp = 0;
+    if (m != MAP_FAILED) {
+        void *h = (void *)(uintptr_t)hint;
+        if (D.cuMemHostRegister_v2(h, bytes, CU_MEMHOSTREGISTER_PORTABLE |
+                                                 CU_MEMHOSTREGISTER_DEVICEMAP) == CUDA_SUCCESS &&
+            D.cuMemHostGetDevicePointer_v2(&dp, h, 0) == CUDA_SUCCESS) {
+            rg->host = h;
+            rg->mapped = len;
+            rg->base = dp;
+            return CUDA_SUCCESS;
+        }
+        D.cuMemHostUnregister(h);
+        munmap(m, len);
+    }
+    void *h = NULL;
+    CUresult r = D.cuMemHostAlloc(&h, bytes, CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP);
+    if (r != CUDA_SUCCESS) return r;
+    if ((r = D.cuMemHostGetDevicePointer_v2(&dp, h, 0)) != CUDA_SUCCESS) {
+        D.cuMemFreeHost(h);
+        return r;
+    }
+    rg->host = h;
+    rg->mapped = 0;
+    rg->base = dp;
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_mirror_alloc(call *c)
+{
+    uint32_t kind = gf_wire_get_u32(&c->r);
+    uint64_t bytes = gf_wire_get_u64(&c->r);
+    uint32_t flags = gf_wire_get_u32(&c->r);
+    uint64_t hint = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *ctx = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r != CUDA_SUCCESS) return r;
+    if (!bytes || bytes > (1ull << 46)) return CUDA_ERROR_INVALID_VALUE;
+    gf_wk_range rg = {0, bytes, ctx->id, 0, ctx->dev, 0, NULL, 0};
+    if (kind == GF_RPC_MIRROR_MANAGED) {
+        if ((r = charge(c->s, ctx->dev, bytes, "cuMemAllocManaged")) != CUDA_SUCCESS) return r;
+        CUdeviceptr p = 0;
+        if ((r = D.cuMemAllocManaged(&p, bytes, flags)) != CUDA_SUCCESS) {
+            uncharge(c->s, ctx->dev, bytes);
+            return r;
+        }
+        rg.base = p;
+        rg.charged = bytes;
+        rg.kind = GF_WK_R_MANAGED;
+    } else if (kind == GF_RPC_MIRROR_HOST) {
+        if (flags) return CUDA_ERROR_INVALID_VALUE;
+        if ((r = host_mirror(bytes, hint, &rg)) != CUDA_SUCCESS) return r;
+        rg.kind = GF_WK_R_HOST;
+    } else {
+        return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name, "unknown mirror kind %u", kind);
+    }
+    if (range_add(c->s, rg) != 0) {
+        range_release(&rg);
+        uncharge(c->s, rg.dev, rg.charged);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    gf_wire_put_handle(&c->out, rg.base);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_get_managed(call *c)
+{
+    uint64_t mid = gf_wire_get_handle(&c->r);
+    char name[1024];
+    gf_wire_get_str(&c->r, name, sizeof name);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *m = NULL;
+    CUresult r = get_obj(c, mid, GF_RPC_H_LIBRARY, "library", &m);
+    if (r != CUDA_SUCCESS || (r = lib_ready(c, m)) != CUDA_SUCCESS) return r;
+    CUdeviceptr p = 0;
+    size_t n = 0;
+    if ((r = D.cuLibraryGetManaged(&p, &n, (CUlibrary)m->real, name)) != CUDA_SUCCESS) return r;
+    if (n && !range_find(c->s, p, n)) {
+        gf_wk_obj *ctx = obj_get(c->s, c->s->cur_ctx, GF_RPC_H_CTX);
+        gf_wk_range rg = {p, n, ctx ? ctx->id : 0, mid, ctx ? ctx->dev : 0,
+                          GF_WK_R_MANAGED_GLOBAL, NULL, 0};
+        if (range_add(c->s, rg) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    gf_wire_put_handle(&c->out, p);
+    gf_wire_put_u64(&c->out, n);
+    return CUDA_SUCCESS;
+}
+
+/* The mirror range holding [p, p + n): the only memory MIRROR_READ/WRITE reach. */
+static CUresult mirror_range(call *c, uint64_t p, uint64_t n, gf_wk_range **out)
+{
+    gf_wk_range *rg = n && n <= GF_RPC_MIRROR_CHUNK ? range_find(c->s, p, n) : NULL;
+    if (!rg || (rg->kind != GF_WK_R_MANAGED && rg->kind != GF_WK_R_MANAGED_GLOBAL &&
+                rg->kind != GF_WK_R_HOST))
+        return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
+                    "0x%" PRIx64 " + %" PRIu64 " is not inside managed or mapped host memory of "
+                    "this session", p, n);
+    *out = rg;
+    return CUDA_SUCCESS;
+}
+
+/* Host memory is copied as host memory; managed memory with a synchronous copy in the
+ * session's current context, so the driver migrates what it must. */
+static CUresult op_mirror_write(call *c)
+{
+    uint64_t p = gf_wire_get_handle(&c->r);
+    const uint8_t *data;
+    size_t n = gf_wire_get_bytes(&c->r, &data);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_range *rg;
+    CUresult r = mirror_range(c, p, n, &rg);
+    if (r != CUDA_SUCCESS) return r;
+    if (rg->kind == GF_WK_R_HOST) {
+        memcpy((uint8_t *)rg->host + (p - rg->base), data, n);
+        return CUDA_SUCCESS;
+    }
+    gf_wk_obj *ctx = NULL;
+    if ((r = cur_ctx(c, &ctx)) != CUDA_SUCCESS) return r;
+    return D.cuMemcpy(p, (CUdeviceptr)(uintptr_t)data, n);
+}
+
+static CUresult op_mirror_read(call *c)
+{
+    uint64_t p = gf_wire_get_handle(&c->r), n = gf_wire_get_u64(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_range *rg;
+    CUresult r = mirror_range(c, p, n, &rg);
+    if (r != CUDA_SUCCESS) return r;
+    if (rg->kind == GF_WK_R_HOST) {
+        gf_wire_put_bytes(&c->out, (const uint8_t *)rg->host + (p - rg->base), n);
+        return CUDA_SUCCESS;
+    }
+    gf_wk_obj *ctx = NULL;
+    if ((r = cur_ctx(c, &ctx)) != CUDA_SUCCESS) return r;
+    if (!c->s->staging && !(c->s->staging = malloc(GF_RPC_CHUNK))) return CUDA_ERROR_OUT_OF_MEMORY;
+    if ((r = D.cuMemcpy((CUdeviceptr)(uintptr_t)c->s->staging, p, n)) != CUDA_SUCCESS) return r;
+    gf_wire_put_bytes(&c->out, c->s->staging, n);
     return CUDA_SUCCESS;
 }
 
@@ -1793,7 +1974,7 @@ static CUresult op_stats(call *c)
 {
     uint64_t bytes = 0, n = 0;
     for (size_t i = 0; i < c->s->nranges; i++)
-        if (c->s->ranges[i].kind != 2) {
+        if (!gf_wk_range_is_global(c->s->ranges[i].kind)) {
             n++;
             bytes += c->s->ranges[i].size;
         }
@@ -1826,7 +2007,9 @@ static CUresult op_nvml_snapshot(call *c)
         D.cuDeviceTotalMem_v2(&total, real);
         uint64_t tot = total, used = 0;
         for (size_t k = 0; k < s->nranges; k++)
-            if (s->ranges[k].kind != 2 && s->ranges[k].dev == i) used += s->ranges[k].size;
+            if (!gf_wk_range_is_global(s->ranges[k].kind) && s->ranges[k].kind != GF_WK_R_HOST &&
+                s->ranges[k].dev == i)
+                used += s->ranges[k].size;
         uint64_t mine = used;
         if (s->lim) {
             uint64_t lu = 0, limit = 0;
@@ -1929,6 +2112,10 @@ static void dispatch(gf_wk_session *s, gf_wk_msg *m)
     case GF_RPC_FENCE: r = CUDA_SUCCESS; break;
     case GF_RPC_NVML_SNAPSHOT: r = noreply ? WK_PROTO : op_nvml_snapshot(&c); break;
     case GF_RPC_MEMCPY_DTOH_ASYNC: r = noreply ? op_dtoh_async(&c) : WK_PROTO; break;
+    case GF_RPC_MIRROR_ALLOC: r = op_mirror_alloc(&c); break;
+    case GF_RPC_GET_MANAGED: r = op_get_managed(&c); break;
+    case GF_RPC_MIRROR_WRITE: r = op_mirror_write(&c); break;
+    case GF_RPC_MIRROR_READ: r = noreply ? WK_PROTO : op_mirror_read(&c); break;
     default: {
         /* A newer client's call: an ERROR reply, the session goes on (docs/wire.md). */
         gf_wire_writer_free(&c.out);
@@ -1996,7 +2183,7 @@ void gf_wk_session_release(gf_wk_session *s)
 {
     uint64_t nalloc = 0, bytes = 0;
     for (size_t i = 0; i < s->nranges; i++)
-        if (s->ranges[i].kind != 2) {
+        if (!gf_wk_range_is_global(s->ranges[i].kind)) {
             nalloc++;
             bytes += s->ranges[i].size;
         }

@@ -115,10 +115,28 @@ typedef struct gf_wk_obj {
 typedef struct gf_wk_range {
     uint64_t base, size;
     uint64_t ctx;     /* the context it was made in */
-    uint64_t charged; /* bytes charged to the vGPU (0 for module globals) */
+    uint64_t charged; /* bytes charged to the vGPU (module globals: their module's handle) */
     int dev;
-    int kind;         /* 0 cuMemAlloc, 1 stream-ordered, 2 module global (not freeable) */
+    int kind;         /* GF_WK_R_* */
+    void *host;       /* GF_WK_R_HOST: the worker's host address of base */
+    size_t mapped;    /* GF_WK_R_HOST: bytes mmap'ed at a client's address (0: cuMemHostAlloc) */
 } gf_wk_range;
+
+/* What a session's range is. Module globals belong to their module (freed with it, never by
+ * cuMemFree); the managed and host kinds back the client's mirrors (docs/remote.md, "Managed
+ * and mapped host memory") and are the only ones MIRROR_READ/MIRROR_WRITE reach. */
+enum {
+    GF_WK_R_ALLOC,          /* cuMemAlloc, cuMemAllocPitch */
+    GF_WK_R_ASYNC,          /* stream-ordered */
+    GF_WK_R_GLOBAL,         /* module global */
+    GF_WK_R_MANAGED,        /* cuMemAllocManaged */
+    GF_WK_R_MANAGED_GLOBAL, /* __managed__ variable (cuLibraryGetManaged) */
+    GF_WK_R_HOST,           /* pinned host memory mapped for the device */
+};
+static inline int gf_wk_range_is_global(int kind)
+{
+    return kind == GF_WK_R_GLOBAL || kind == GF_WK_R_MANAGED_GLOBAL;
+}
 
 typedef struct gf_wk_msg {
     struct gf_wk_msg *next;

@@ -15,6 +15,7 @@ OPS = dict(DEVICE_INFO=1, CTX_SET=2, CTX_CREATE=3, PRIMARY_RETAIN=4, PRIMARY_RES
            EVENT_SYNC=35, EVENT_QUERY=36, EVENT_ELAPSED=37, OCCUPANCY=38, STATS=39, FENCE=40,
            MEMCPY_DTOH_ASYNC=41, DTOH_DATA=42,
            BULK=48, NVML=49, PING=50,
+           MIRROR_ALLOC=60, GET_MANAGED=61, MIRROR_WRITE=62, MIRROR_READ=63,
            CTX_RECORD_EVENT=90, CTX_WAIT_EVENT=91, JIT_LOG=92, OCCUPANCY_BLOCK_SIZE=93)
 H_CTX, H_MOD, H_LIB, H_FUNC, H_STREAM, H_EVENT = 1, 2, 3, 4, 5, 6
 BASE = 0x100000000000  # the fake driver's first allocation
@@ -106,6 +107,16 @@ seeds = {
     rec('STREAM_QUERY', hd(h(H_STREAM, 2))) + rec('STREAM_SYNC', hd(h(H_STREAM, 2))) +
     rec('MEMCPY_DTOH_ASYNC', hd(BASE), u64(64), hd(0), flags=NOREPLY) +
     rec('CTX_DESTROY', hd(CTX)) + rec('CTX_SYNC'),
+    'mirrors': setup + rec('MIRROR_ALLOC', u32(1), u64(8192), u32(1), hd(0)) +
+    rec('MIRROR_WRITE', hd(BASE + 16), byt(b'0123456789abcdef'), flags=NOREPLY) +
+    rec('MIRROR_READ', hd(BASE), u64(64)) +
+    rec('MIRROR_READ', hd(BASE + 8000), u64(500)) +
+    rec('MIRROR_ALLOC', u32(2), u64(4096), u32(0), hd(0x300000000000)) +
+    rec('MIRROR_ALLOC', u32(2), u64(100), u32(0), hd(0)) +
+    rec('MODULE_LOAD', hd(h(H_LIB, 5)), u32(1), byt(b'FZ lib')) +
+    rec('GET_MANAGED', hd(h(H_LIB, 5)), st('g')) +
+    rec('MEM_ALLOC', u64(64)) + rec('MIRROR_READ', hd(BASE + 0x10000), u64(8)) +
+    rec('MEM_FREE', hd(BASE)) + rec('CTX_SYNC'),
     'ctx_events_jit_occupancy': setup +
     rec('MODULE_LOAD', hd(h(H_MOD, 3)), u32(0), byt(b'not an image')) + rec('JIT_LOG') +
     rec('MODULE_LOAD', hd(h(H_MOD, 3)), u32(0), byt(b'FZ module')) + rec('JIT_LOG') +

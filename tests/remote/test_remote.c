@@ -176,12 +176,10 @@ static unsigned count(const char *s, const char *needle)
 /* ---- the matrix ------------------------------------------------------------------------------- */
 
 /* Sim test programs and the cases of each that hold in remote mode (docs/remote.md lists the
- * rest and why: VMM, managed/mapped memory, arrays are not forwarded; pinned memory is plain
- * host memory). Cases left out, one line each:
+ * rest and why: VMM and arrays are not forwarded). Cases left out, one line each:
  *   test_streams host_functions_and_callbacks_run_in_stream_order: host functions run when
  *     queued, after their stream's earlier work (the stream is synchronized first), not later.
- *   test_misuse memory: cuMemAllocManaged, cuMemHostAlloc flags and VMM (cuMemCreate/Map) are
- *     not forwarded.
+ *   test_misuse memory: its second half is VMM (cuMemCreate/Map), not forwarded.
  *   test_misuse kernel_touching_unmapped_or_foreign_memory_faults: maps its memory with VMM.
  *   test_nvml devices_follow_sim_gpus, bad_sim_gpus_fails_init: configure the sim's devices
  *     (GPUFUSE_SIM_GPUS of the test process); a remote vGPU's devices are the worker's.
@@ -216,8 +214,9 @@ static const struct {
      13},
     {"sim/test_memory",
      "alloc_free_and_mem_get_info a_60_gib_allocation_costs_no_ram_until_touched "
-     "pitched_memory_and_2d_copies unified_copies_and_copy_bounds",
-     4},
+     "pitched_memory_and_2d_copies unified_copies_and_copy_bounds "
+     "pinned_registered_and_managed_memory",
+     5},
     {"sim/test_procaddr",
      "versions_and_flags_select_the_abi calls_through_the_returned_pointers a_runtime_style_bulk_lookup",
      3},
@@ -255,8 +254,13 @@ static void run_matrix(const char *listen)
                    pass, matrix[i].n, st, o);
         printf("  %s over %s: %u cases passed\n", matrix[i].prog, listen, pass);
     }
+    /* Managed and mapped host memory stay coherent in the cases where the copies could drift. */
+    const char *o = run(&st, "%s %s/tests/remote/helpers/mprobe 2>&1", client_env(), build_dir());
+    ASSERT_MSG(st == 0 && count(o, " ok") == 4 && !strstr(o, "FAILED"), "mprobe over %s:\n%s",
+               worker_addr, o);
+    printf("  managed and mapped memory over %s: 4 cases coherent\n", listen);
     /* NVML forwarded: the session's vGPU (1 GiB limit, 64 MiB in use by this client). */
-    const char *o = run(&st, "%s GPUFUSE_REMOTE_VRAM=1Gi %s/tests/remote/helpers/rprobe nvml 64 2>&1",
+    o = run(&st, "%s GPUFUSE_REMOTE_VRAM=1Gi %s/tests/remote/helpers/rprobe nvml 64 2>&1",
                         client_env(), build_dir());
     ASSERT_MSG(st == 0 && strstr(o, "nvml count=1 name_match=1 uuid_match=1 total=1073741824 "
                                     "used=67108864 mem_rc=0 procs=1 procs_rc=0 mine=67108864 "
@@ -405,6 +409,27 @@ TEST(forged_pointers_and_handles_are_refused)
     gf_wire_put_handle(&w, 0);
     gf_wire_put_u32(&w, 0);
     ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMCPY_DTOH, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    /* The mirror calls reach managed and mapped host memory of the session only: not A's
+     * memory, not C's own device memory. */
+    gf_wire_writer_reset(&w);
+    gf_wire_put_u64(&w, 4096);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_ALLOC, &w, &rep), CUDA_SUCCESS);
+    uint64_t own = gf_wire_get_handle(&rep);
+    const uint64_t targets[] = {ptr, ptr + 4096, own, own + 8, 0x1000, ~0ull - 4096};
+    for (unsigned i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        gf_wire_writer_reset(&w);
+        gf_wire_put_handle(&w, targets[i]);
+        gf_wire_put_u64(&w, 16);
+        ASSERT_EQ_INT(raw_call(c, GF_RPC_MIRROR_READ, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+        gf_wire_writer_reset(&w);
+        gf_wire_put_handle(&w, targets[i]);
+        gf_wire_put_bytes(&w, "0123456789abcdef", 16);
+        ASSERT_EQ_INT(raw_call(c, GF_RPC_MIRROR_WRITE, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    }
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_LIBRARY, 7));
+    gf_wire_put_str(&w, "x");
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_GET_MANAGED, &w, &rep), CUDA_ERROR_INVALID_HANDLE);
     /* A malformed request closes C only. */
     gf_wire_writer_reset(&w);
     gf_wire_put_str(&w, "not a handle");
