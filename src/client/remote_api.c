@@ -1326,6 +1326,7 @@ static CUresult memset_any(CUdeviceptr dst, uint32_t v, unsigned esz, size_t cou
     uint64_t sh = 0;
     if (r != CUDA_SUCCESS) return r;
     if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    if (count && dst % esz) return CUDA_ERROR_INVALID_VALUE; /* as a driver: at once */
     if (count <= UINT64_MAX / esz && at_overruns(dst, (uint64_t)count * esz))
         return CUDA_ERROR_INVALID_VALUE;
     gf_rreq q;
@@ -1630,6 +1631,7 @@ static CUresult memset2d(CUdeviceptr d, size_t pitch, uint32_t v, unsigned esz, 
     if (r != CUDA_SUCCESS) return r;
     if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
     if (!w || !h) return CUDA_SUCCESS;
+    if (d % esz || (h > 1 && pitch % esz)) return CUDA_ERROR_INVALID_VALUE;
     if (w > SIZE_MAX / esz || (h > 1 && pitch < w * esz)) return CUDA_ERROR_INVALID_VALUE;
     if (pitch && h - 1 > (SIZE_MAX - w * esz) / pitch) return CUDA_ERROR_INVALID_VALUE;
     if (at_overruns(d, (h - 1) * pitch + w * esz)) return CUDA_ERROR_INVALID_VALUE;

@@ -179,7 +179,8 @@ static unsigned count(const char *s, const char *needle)
  * rest and why: VMM and arrays are not forwarded). Cases left out, one line each:
  *   test_streams host_functions_and_callbacks_run_in_stream_order: host functions run when
  *     queued, after their stream's earlier work (the stream is synchronized first), not later.
- *   test_misuse memory: its second half is VMM (cuMemCreate/Map), not forwarded.
+ *   test_misuse memory: its pool (cuMemAllocFromPoolAsync) and VMM (cuMemCreate/Map) rows are
+ *     not forwarded yet; every row before them holds remotely.
  *   test_misuse kernel_touching_unmapped_or_foreign_memory_faults: maps its memory with VMM.
  *   test_nvml devices_follow_sim_gpus, bad_sim_gpus_fails_init: configure the sim's devices
  *     (GPUFUSE_SIM_GPUS of the test process); a remote vGPU's devices are the worker's.
