@@ -22,6 +22,17 @@ _Thread_local uint64_t gf_remote_tl_ctx;
 /* A conn dropped in a forked child stays reachable here (never closed: it is the parent's). */
 static gf_wire_conn *orphaned[8];
 
+/* Host functions queued whose HOST_FUNC_RUN has not come (below; under gf_r.lk). */
+static struct gf_rhostfn {
+    uint64_t token;
+    CUhostFn fn;
+    CUstreamCallback cb;
+    CUstream stream; /* the program's, for a callback */
+    void *data;
+} *hfs;
+static unsigned nhf, caphf;
+static uint64_t hf_token;
+
 /* The flusher thread (below): woken through flush_cv when a call is queued. */
 static pthread_cond_t flush_cv = PTHREAD_COND_INITIALIZER;
 static int flusher_pid;  /* the process the flusher thread runs in (none after a fork) */
@@ -60,6 +71,7 @@ static void after_fork_child(void)
     gf_r.lk = m;
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
     flush_cv = cv;
+    nhf = 0; /* the parent's host functions are the parent's */
     flush_wanted = 0; /* the flusher is the parent's; a child that connects starts its own */
 }
 
@@ -136,22 +148,99 @@ static CUresult wait_reply(uint64_t rid, CUresult *rc, gf_wire_reader *rep);
 #define GF_REMOTE_FLUSH_US 200
 
 
+/* ---- host functions ----------------------------------------------------------------------------
+ * cuLaunchHostFunc / cuStreamAddCallback queue HOST_FUNC; the worker holds the stream at that
+ * point and sends HOST_FUNC_RUN when the stream gets there. The function runs here, on whichever
+ * thread holds the connection then: one waiting for a call's answer (wait_reply, bulk data), or
+ * the flusher thread, which looks for RUN frames while host functions are out so that they run
+ * even when the program makes no CUDA call (it may be waiting for the function itself). Then
+ * HOST_FUNC_DONE lets the worker's stream go on. All of it under gf_r.lk. */
+
+static void host_run(uint64_t token)
+{
+    unsigned i = 0;
+    while (i < nhf && hfs[i].token != token) i++;
+    if (i == nhf) {
+        broken(GF_EPROTO, "HOST_FUNC_RUN for no host function queued");
+        return;
+    }
+    struct gf_rhostfn h = hfs[i];
+    hfs[i] = hfs[--nhf];
+    if (h.fn) h.fn(h.data);
+    else h.cb(h.stream, gf_r.fault, h.data);
+    char err[256];
+    gf_status st = gf_wire_send(gf_r.c, GF_RPC_HOST_FUNC_DONE, GF_WIRE_F_NOREPLY, token, NULL, 0,
+                                gf_r.timeout_ms, err, sizeof err);
+    if (st != GF_OK) broken(st, err);
+}
+
+CUresult gf_remote_host_func(uint64_t sh, CUstream stream, CUhostFn fn, CUstreamCallback cb,
+                             void *data)
+{
+    if (gf_r.fault) return gf_r.fault;
+    if (nhf == caphf) {
+        unsigned nc = caphf ? caphf * 2 : 16;
+        struct gf_rhostfn *n = realloc(hfs, nc * sizeof *n);
+        if (!n) return CUDA_ERROR_OUT_OF_MEMORY;
+        hfs = n;
+        caphf = nc;
+    }
+    uint64_t token = ++hf_token;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_HOST_FUNC);
+    gf_wire_put_handle(&q.w, sh);
+    gf_wire_put_u64(&q.w, token);
+    hfs[nhf++] = (struct gf_rhostfn){token, fn, cb, stream, data};
+    CUresult r = gf_remote_async(&q);
+    if (r != CUDA_SUCCESS) nhf--;
+    return r;
+}
+
+static CUresult d2h_data(const gf_wire_frame *f);
+
+/* The flusher's look for RUN frames: whatever the worker sent, without waiting. */
+static void host_poll(void)
+{
+    for (;;) {
+        gf_wire_frame f;
+        char err[256];
+        gf_status st = gf_wire_recv(gf_r.c, &f, 0, err, sizeof err);
+        if (st == GF_EBUSY || st == GF_ETIMEDOUT) return;
+        if (st != GF_OK) {
+            broken(st, err);
+            return;
+        }
+        if (f.hdr.kind == GF_RPC_HOST_FUNC_RUN) host_run(f.hdr.request_id);
+        else if (f.hdr.kind == GF_RPC_DTOH_DATA && !(f.hdr.flags & GF_WIRE_F_REPLY)) d2h_data(&f);
+        else if (f.hdr.kind != GF_WIRE_K_PONG) { /* no call is waiting for anything else */
+            broken(GF_EPROTO, "a frame came while no call was waiting");
+            return;
+        }
+        if (gf_r.broken) return;
+    }
+}
+
 static void *flusher_main(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&gf_r.lk);
     for (;;) {
-        while (!flush_wanted) pthread_cond_wait(&flush_cv, &gf_r.lk);
+        while (!flush_wanted && !nhf) pthread_cond_wait(&flush_cv, &gf_r.lk);
+        int flush = flush_wanted;
         pthread_mutex_unlock(&gf_r.lk);
-        struct timespec ts = {0, GF_REMOTE_FLUSH_US * 1000L};
+        struct timespec ts = {0, (flush ? GF_REMOTE_FLUSH_US : 1000) * 1000L};
         nanosleep(&ts, NULL);
         pthread_mutex_lock(&gf_r.lk);
         flush_wanted = 0;
-        if (!gf_r.c || gf_r.broken || gf_r.pid != getpid()) continue;
+        if (!gf_r.c || gf_r.broken || gf_r.pid != getpid()) {
+            nhf = 0; /* nothing will run them now */
+            continue;
+        }
         char err[256];
         gf_status st = gf_wire_flush(gf_r.c, 0, err, sizeof err);
         if (st == GF_EBUSY) flush_wanted = 1; /* the socket is full: the rest after the window */
         else if (st != GF_OK) broken(st, err);
+        else if (nhf) host_poll();
     }
     return NULL;
 }
@@ -273,6 +362,11 @@ static CUresult wait_reply(uint64_t rid, CUresult *rc, gf_wire_reader *rep)
             pinged = 0;
             continue;
         }
+        if (f.hdr.kind == GF_RPC_HOST_FUNC_RUN && !(f.hdr.flags & GF_WIRE_F_REPLY)) {
+            host_run(f.hdr.request_id);
+            if (gf_r.broken) return gf_r.broken_rc;
+            continue;
+        }
         if (f.hdr.kind == GF_RPC_DTOH_DATA && !(f.hdr.flags & GF_WIRE_F_REPLY)) {
             CUresult dr = d2h_data(&f);
             if (dr != CUDA_SUCCESS) return dr;
@@ -301,12 +395,64 @@ static CUresult wait_reply(uint64_t rid, CUresult *rc, gf_wire_reader *rep)
     }
 }
 
+/* Calls that wait for device work on the worker: before one is sent, the host functions out
+ * run first (host_drain), so that the worker's thread is not the one waiting in the driver for
+ * a stream held at a gate; it then sends each function's RUN after the data of the copies that
+ * finished before it (the function may read their destination, as on a GPU). */
+static int waits_for_work(uint32_t kind)
+{
+    switch (kind) {
+    case GF_RPC_CTX_SYNC:
+    case GF_RPC_STREAM_SYNC:
+    case GF_RPC_EVENT_SYNC:
+    case GF_RPC_MEMCPY_HTOD:
+    case GF_RPC_MEMCPY_DTOH:
+    case GF_RPC_MEM_FREE:
+    case GF_RPC_CTX_DESTROY:
+    case GF_RPC_PRIMARY_RESET:
+    case GF_RPC_MODULE_UNLOAD: return 1;
+    default: return 0;
+    }
+}
+
+static CUresult host_drain(void)
+{
+    char err[512];
+    gf_status st = gf_wire_flush(gf_r.c, gf_r.timeout_ms, err, sizeof err);
+    if (st != GF_OK) return broken(st, err);
+    int pinged = 0;
+    while (nhf && !gf_r.broken) {
+        gf_wire_frame f;
+        st = gf_wire_recv(gf_r.c, &f, gf_r.timeout_ms, err, sizeof err);
+        if (st == GF_ETIMEDOUT && !pinged) { /* a long kernel before the function */
+            pinged = 1;
+            if ((st = gf_wire_send(gf_r.c, GF_WIRE_K_PING, 0, 0, NULL, 0, gf_r.timeout_ms, err,
+                                   sizeof err)) == GF_OK)
+                continue;
+        }
+        if (st != GF_OK) return broken(st, err);
+        if (f.hdr.kind == GF_WIRE_K_PONG) pinged = 0;
+        else if (f.hdr.kind == GF_RPC_HOST_FUNC_RUN) host_run(f.hdr.request_id);
+        else if (f.hdr.kind == GF_RPC_DTOH_DATA && !(f.hdr.flags & GF_WIRE_F_REPLY)) {
+            CUresult r = d2h_data(&f);
+            if (r != CUDA_SUCCESS) return r;
+        } else {
+            return broken(GF_EPROTO, "a frame came while host functions were out");
+        }
+    }
+    return gf_r.broken ? gf_r.broken_rc : CUDA_SUCCESS;
+}
+
 CUresult gf_remote_sync(gf_rreq *q, CUresult *rc, gf_wire_reader *rep, uint64_t *rid_out)
 {
     char err[512];
     if (gf_wire_writer_status(&q->w) != GF_OK) {
         *rc = CUDA_ERROR_INVALID_VALUE;
         return CUDA_SUCCESS;
+    }
+    if (nhf && waits_for_work(q->kind)) {
+        CUresult d = host_drain();
+        if (d != CUDA_SUCCESS) return d;
     }
     gf_mirror_flush(q->kind);
     gf_remote_sync_ctx();
@@ -325,6 +471,10 @@ CUresult gf_remote_sync_bulk(gf_rreq *q, const void *data, size_t n, int noreply
                              gf_wire_reader *rep)
 {
     char err[512];
+    if (nhf && !noreply && waits_for_work(q->kind)) {
+        CUresult d = host_drain();
+        if (d != CUDA_SUCCESS) return d;
+    }
     gf_mirror_flush(q->kind);
     gf_remote_sync_ctx();
     uint64_t rid = ++gf_r.next_rid;
@@ -377,6 +527,14 @@ CUresult gf_remote_recv_bulk(uint64_t rid, void *dst, size_t n)
             break;
         }
         if (f.hdr.kind == GF_WIRE_K_PONG) continue;
+        if (f.hdr.kind == GF_RPC_HOST_FUNC_RUN) {
+            host_run(f.hdr.request_id);
+            if (gf_r.broken) {
+                r = gf_r.broken_rc;
+                break;
+            }
+            continue;
+        }
         uint64_t off;
         const uint8_t *d;
         size_t k;

@@ -168,6 +168,10 @@ CUresult gf_remote_sync_bulk(gf_rreq *q, const void *data, size_t n, int noreply
  * worker sends before a later synchronizing answer; dst is filled then. CUDA_ERROR_NOT_READY
  * (nothing sent) when too many are in flight: do it synchronously instead. */
 CUresult gf_remote_dtoh_async(gf_rreq *q, void *dst, size_t n);
+/* Under the lock: queues a host function (fn, or the callback cb with stream) after the work
+ * queued so far on stream sh (HOST_FUNC); it runs here when the worker's stream gets there. */
+CUresult gf_remote_host_func(uint64_t sh, CUstream stream, CUhostFn fn, CUstreamCallback cb,
+                             void *data);
 /* Under the lock: receives the n bytes of a reply's BULK transfer into dst. */
 CUresult gf_remote_recv_bulk(uint64_t rid, void *dst, size_t n);
 

@@ -2416,23 +2416,29 @@ static CUresult r_cuStreamWaitEvent(CUstream s, CUevent e, unsigned flags)
     return call_async(&q);
 }
 
-/* Host functions run in this process: after the stream's earlier work, before its later work
- * (the caller waits for the stream, so nothing later can overtake). */
+/* Host functions run in this process, in stream order: queued without waiting, run when the
+ * worker's stream gets there, and the stream's later work waits for them (gf_remote_host_func). */
+static CUresult host_func(CUstream s, CUhostFn fn, CUstreamCallback cb, void *data)
+{
+    uint64_t sh, ctx;
+    CUresult r = stream_arg(s, &sh, &ctx);
+    if (r != CUDA_SUCCESS) return r;
+    if (!fn && !cb) return CUDA_ERROR_INVALID_VALUE;
+    LOCK();
+    r = gf_remote_host_func(sh, s, fn, cb, data);
+    gf_remote_unlock();
+    return r;
+}
+
 static CUresult r_cuLaunchHostFunc(CUstream s, CUhostFn fn, void *data)
 {
-    if (!fn) return CUDA_ERROR_INVALID_VALUE;
-    CUresult r = r_cuStreamSynchronize(s);
-    if (r != CUDA_SUCCESS) return r;
-    fn(data);
-    return CUDA_SUCCESS;
+    return host_func(s, fn, NULL, data);
 }
 
 static CUresult r_cuStreamAddCallback(CUstream s, CUstreamCallback cb, void *data, unsigned flags)
 {
-    if (!cb || flags) return CUDA_ERROR_INVALID_VALUE;
-    CUresult r = r_cuStreamSynchronize(s);
-    cb(s, r, data);
-    return r == CUDA_SUCCESS || r == CUDA_ERROR_NOT_INITIALIZED ? r : CUDA_SUCCESS;
+    if (flags) return CUDA_ERROR_INVALID_VALUE;
+    return host_func(s, NULL, cb, data);
 }
 
 static CUresult r_cuEventCreate(CUevent *e, unsigned flags)

@@ -93,6 +93,14 @@
  *                   32n (n 0: the fixed size applies) -> i32 min grid size, i32 block size
  *                   (cuOccupancyMaxPotentialBlockSize[WithFlags]; the client evaluates the
  *                   program's block-size-to-smem callback for each block size)
+ *   HOST_FUNC       h stream, u64 token         (cuLaunchHostFunc, cuStreamAddCallback: the
+ *                   worker puts a gate in the stream: when the stream reaches it, it sends
+ *                   HOST_FUNC_RUN and holds the stream until HOST_FUNC_DONE)
+ *   HOST_FUNC_RUN   worker -> client, NOREPLY, request_id = the token, no payload: run the
+ *                   host function now (between any other frames, also while a call waits)
+ *   HOST_FUNC_DONE  client -> worker, NOREPLY, request_id = the token, no payload: it ran;
+ *                   handled when read, not in call order (the session's thread may be waiting
+ *                   in the driver for the very stream it opens)
  */
 #define GF_RPC_OPS(X)                                                                         \
     X(DEVICE_INFO, 1, 1)                                                                      \
@@ -144,7 +152,10 @@
     X(CTX_RECORD_EVENT, 90, 0)                                                                \
     X(CTX_WAIT_EVENT, 91, 0)                                                                  \
     X(JIT_LOG, 92, 1)                                                                         \
-    X(OCCUPANCY_BLOCK_SIZE, 93, 1)
+    X(OCCUPANCY_BLOCK_SIZE, 93, 1)                                                            \
+    X(HOST_FUNC, 94, 0)                                                                       \
+    X(HOST_FUNC_RUN, 95, 0)                                                                   \
+    X(HOST_FUNC_DONE, 96, 0)
 
 enum gf_rpc_op {
 #define GF__RPC_ENUM(name, num, sync) GF_RPC_##name = GF_WIRE_K_CUDA_FIRST + (num),

@@ -79,6 +79,7 @@ static void begin_close(gf_wk_worker *w, gf_wk_session *s, const char *why)
     if (!atomic_exchange(&s->closing, 1) && why)
         gf_log(GF_LOG_INFO, GF_WK_LOG, "session %" PRIu64 " (%s, %s): %s", s->id, s->peer,
                s->client_name, why);
+    gf_wk_host_release(s);
     pthread_mutex_lock(&s->qlk);
     pthread_cond_broadcast(&s->qcv);
     pthread_cond_broadcast(&s->outcv);
@@ -199,6 +200,10 @@ static int intake(gf_wk_session *s, const gf_wire_frame *f)
                             f->hdr.payload_len, 0, NULL, 0) == GF_OK ? 0 : -1;
     }
     if (k == GF_WIRE_K_GOODBYE || k == GF_WIRE_K_ERROR) return -1;
+    if (k == GF_RPC_HOST_FUNC_DONE) { /* now: the session's thread may wait for it */
+        gf_wk_host_done(s, f);
+        return 0;
+    }
     if (k == GF_WIRE_K_BULK || (k >= GF_WIRE_K_CUDA_FIRST && k <= GF_WIRE_K_CUDA_LAST) ||
         (k >= GF_WIRE_K_NVML_FIRST && k <= GF_WIRE_K_NVML_LAST)) {
         gf_wk_msg *m = calloc(1, sizeof *m);
@@ -252,6 +257,7 @@ static void service(gf_wk_worker *w, gf_wk_session *s)
         if (!was) break; /* the session's thread reads what follows the HELLO */
         if (atomic_load(&s->qbytes) > THROTTLE_BYTES) atomic_store(&s->throttled, 1);
     }
+    if (!why && loop_owns(s)) gf_wk_host_send_ready(s);
     if (!why) {
         gf_status st = gf_wire_flush(s->c, 0, err, sizeof err);
         if (st != GF_OK && st != GF_EBUSY) why = err;
@@ -302,6 +308,7 @@ static void housekeeping(gf_wk_worker *w)
                 gf_status st = GF_OK;
                 pthread_mutex_lock(&s->io);
                 if (loop_owns(s)) {
+                    gf_wk_host_send_ready(s);
                     st = gf_wire_flush(s->c, 0, NULL, 0);
                     if (st == GF_OK || st == GF_EBUSY) update_events_locked(w, s);
                 }
@@ -328,7 +335,11 @@ static void watch_long_calls(gf_wk_worker *w)
     for (gf_wk_session *s = w->sessions; s; s = s->next) {
         if (!s->handshaken || atomic_load(&s->closing)) continue;
         uint64_t since = atomic_load(&s->busy_since_ns);
-        if (since == UINT64_MAX || now < since || now - since < LONG_CALL_MS * 1000000ull)
+        /* A host function that is due cannot wait for the call to count as long: its driver
+         * thread holds a stream the call may be waiting for. */
+        int due = atomic_load(&s->hf_ready) > 0;
+        if (since == UINT64_MAX || now < since ||
+            (now - since < LONG_CALL_MS * 1000000ull && !due))
             continue;
         pthread_mutex_lock(&s->io);
         if (!s->thread_io && s->registered_events < 0 && s->c) {
@@ -336,6 +347,7 @@ static void watch_long_calls(gf_wk_worker *w)
             if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, gf_wire_conn_fd(s->c), &ev) == 0)
                 s->registered_events = EPOLLIN;
         }
+        if (loop_owns(s)) gf_wk_host_send_ready(s);
         pthread_mutex_unlock(&s->io);
     }
 }

@@ -361,6 +361,7 @@ gf_status gf_wk_session_setup(gf_wk_session *s, const gf_wire_hello *h, char *re
 
 static void end_session(gf_wk_session *s, int level, const char *why)
 {
+    gf_wk_host_release(s);
     if (!atomic_exchange(&s->closing, 1))
         gf_log(level, GF_WK_LOG, "session %" PRIu64 " (%s, %s): %s; closing it", s->id, s->peer,
                s->client_name, why);
@@ -443,6 +444,8 @@ static int is_call(uint32_t k)
  * a long call) come first; otherwise the thread reads the connection itself, so a request wakes
  * exactly the thread that runs it. The returned message may borrow the conn's buffer: use it
  * before the next call of next_msg. */
+static void d2h_send(gf_wk_session *s, int release);
+
 static gf_wk_msg *next_msg(gf_wk_session *s)
 {
     for (;;) {
@@ -463,14 +466,31 @@ static gf_wk_msg *next_msg(gf_wk_session *s)
         }
         io_enter(s);
         if (atomic_load_explicit(&s->qcount, memory_order_acquire)) continue;
+        if (atomic_load(&s->hf_ready)) {
+            /* Copies to the host that finished before the gate go first: the host function
+             * may read their destination, as it may on a GPU. */
+            if (s->nd2h) d2h_send(s, 0);
+            gf_wk_host_send_ready(s);
+        }
         gf_wire_frame f;
         char err[256];
-        gf_status st = gf_wire_recv(s->c, &f, SLICE_MS, err, sizeof err);
+        /* While host functions are out, look for due ones often: their driver threads wait. */
+        int out = 0;
+        if (s->hf_inited) {
+            pthread_mutex_lock(&s->hf_lk);
+            out = s->gates != NULL;
+            pthread_mutex_unlock(&s->hf_lk);
+        }
+        gf_status st = gf_wire_recv(s->c, &f, out ? 2 : SLICE_MS, err, sizeof err);
         if (st == GF_ETIMEDOUT) continue;
         if (st != GF_OK) {
             end_session(s, st == GF_ECLOSED ? GF_LOG_INFO : GF_LOG_WARN,
                         st == GF_ECLOSED ? "client disconnected" : err);
             return NULL;
+        }
+        if (f.hdr.kind == GF_RPC_HOST_FUNC_DONE) {
+            gf_wk_host_done(s, &f);
+            continue;
         }
         if (!is_call(f.hdr.kind)) {
             if (control_frame(s, &f) != 0) return NULL;
@@ -1180,6 +1200,7 @@ struct gf_wk_d2h {
     CUresult st;   /* an error to report instead of data */
     uint8_t *buf;  /* n bytes: pinned (ev set) or malloc'ed */
     CUevent ev;    /* recorded after the copy; NULL once done or for a malloc'ed buffer */
+    int sent;      /* its DTOH_DATA went out before a host function ran; only buf is left */
 };
 
 static void d2h_release(gf_wk_session *s, struct gf_wk_d2h *d)
@@ -1252,11 +1273,19 @@ static CUresult op_dtoh_async(call *c)
 
 /* Sends the data of every asynchronous D2H copy that is done (before the answer to a
  * synchronizing call, so that the client has it when the program may look). */
-static void d2h_flush(gf_wk_session *s)
+/* Sends the data of every finished copy; release: and frees their buffers (cuMemFreeHost may
+ * wait for the device, so before a host function's RUN, while its gate holds a stream, the
+ * buffers are kept for the next flush). */
+static void d2h_send(gf_wk_session *s, int release)
 {
     size_t k = 0;
     for (size_t i = 0; i < s->nd2h; i++) {
         struct gf_wk_d2h *d = &s->d2h[i];
+        if (d->sent) {
+            if (release) d2h_release(s, d);
+            else s->d2h[k++] = *d;
+            continue;
+        }
         if (d->ev && d->st == CUDA_SUCCESS) {
             CUresult q = D.cuEventQuery(d->ev);
             if (q == CUDA_ERROR_NOT_READY) {
@@ -1281,9 +1310,19 @@ static void d2h_flush(gf_wk_session *s)
                 off += k2;
             } while (off < d->n && !atomic_load(&s->closing));
         }
-        d2h_release(s, d);
+        if (release) {
+            d2h_release(s, d);
+        } else {
+            d->sent = 1;
+            s->d2h[k++] = *d;
+        }
     }
     s->nd2h = k;
+}
+
+static void d2h_flush(gf_wk_session *s)
+{
+    d2h_send(s, 1);
 }
 
 /* Before context ctx goes: its copies are done (it was synchronized); their data moves out of
@@ -1931,6 +1970,122 @@ static CUresult op_event_record(call *c)
                  : D.cuEventRecord((CUevent)e->real, st);
 }
 
+/* ---- host functions ----------------------------------------------------------------------------
+ * A host function runs on the client. HOST_FUNC puts a gate in the stream (a driver host
+ * function of the worker's own): when the stream reaches it, the gate becomes due, whoever owns
+ * the connection sends HOST_FUNC_RUN, and the driver thread waits until the client's
+ * HOST_FUNC_DONE (or the session's end) opens it, so the stream's later work waits for the
+ * client's function, as on a GPU. */
+typedef struct gf_wk_gate {
+    struct gf_wk_gate *next;
+    gf_wk_session *s;
+    uint64_t token;
+    int state; /* GATE_* */
+} gf_wk_gate;
+enum { GATE_QUEUED, GATE_DUE, GATE_SENT, GATE_OPEN };
+
+static void CUDA_CB gate_wait(void *p)
+{
+    gf_wk_gate *g = p;
+    gf_wk_session *s = g->s;
+    pthread_mutex_lock(&s->hf_lk);
+    if (!s->hf_release) {
+        g->state = GATE_DUE;
+        atomic_fetch_add(&s->hf_ready, 1);
+        gf_wk_wake(s->w); /* the loop sends it if it owns the connection now */
+        while (g->state != GATE_OPEN && !s->hf_release) pthread_cond_wait(&s->hf_cv, &s->hf_lk);
+    }
+    gf_wk_gate **pp = &s->gates;
+    while (*pp && *pp != g) pp = &(*pp)->next;
+    if (*pp) *pp = g->next;
+    pthread_mutex_unlock(&s->hf_lk);
+    free(g);
+}
+
+void gf_wk_host_send_ready(gf_wk_session *s)
+{
+    if (!s->hf_inited || !atomic_load(&s->hf_ready)) return;
+    for (;;) {
+        uint64_t token = 0;
+        pthread_mutex_lock(&s->hf_lk);
+        for (gf_wk_gate *g = s->gates; g && !token; g = g->next)
+            if (g->state == GATE_DUE) {
+                g->state = GATE_SENT;
+                atomic_fetch_sub(&s->hf_ready, 1);
+                token = g->token;
+            }
+        pthread_mutex_unlock(&s->hf_lk);
+        if (!token) return;
+        char err[256];
+        gf_status st = gf_wire_queue(s->c, GF_RPC_HOST_FUNC_RUN, GF_WIRE_F_NOREPLY, token, NULL, 0,
+                                     err, sizeof err);
+        if (st == GF_OK) st = gf_wire_flush(s->c, 0, err, sizeof err);
+        if (st != GF_OK && st != GF_EBUSY) {
+            end_session(s, GF_LOG_WARN, err);
+            return;
+        }
+    }
+}
+
+void gf_wk_host_done(gf_wk_session *s, const gf_wire_frame *f)
+{
+    if (!s->hf_inited) return;
+    pthread_mutex_lock(&s->hf_lk);
+    for (gf_wk_gate *g = s->gates; g; g = g->next)
+        if (g->token == f->hdr.request_id && g->state == GATE_SENT) {
+            g->state = GATE_OPEN;
+            pthread_cond_broadcast(&s->hf_cv);
+            break;
+        }
+    pthread_mutex_unlock(&s->hf_lk);
+}
+
+/* The session ends: every gate opens, so that no driver thread waits for a client that is gone
+ * (the contexts' teardown then finds their streams able to finish). */
+void gf_wk_host_release(gf_wk_session *s)
+{
+    if (!s->hf_inited) return;
+    pthread_mutex_lock(&s->hf_lk);
+    s->hf_release = 1;
+    pthread_cond_broadcast(&s->hf_cv);
+    pthread_mutex_unlock(&s->hf_lk);
+}
+
+static CUresult op_host_func(call *c)
+{
+    gf_wk_session *s = c->s;
+    uint64_t sh = gf_wire_get_handle(&c->r), token = gf_wire_get_u64(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *ctx = NULL;
+    CUstream st = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r != CUDA_SUCCESS || (r = get_stream(c, sh, &st)) != CUDA_SUCCESS) return r;
+    if (!D.cuLaunchHostFunc) return CUDA_ERROR_NOT_SUPPORTED;
+    if (!s->hf_inited) {
+        pthread_mutex_init(&s->hf_lk, NULL);
+        pthread_cond_init(&s->hf_cv, NULL);
+        s->hf_inited = 1;
+    }
+    gf_wk_gate *g = calloc(1, sizeof *g);
+    if (!g) return CUDA_ERROR_OUT_OF_MEMORY;
+    g->s = s;
+    g->token = token;
+    pthread_mutex_lock(&s->hf_lk);
+    g->next = s->gates;
+    s->gates = g;
+    pthread_mutex_unlock(&s->hf_lk);
+    r = D.cuLaunchHostFunc(st, gate_wait, g);
+    if (r != CUDA_SUCCESS) {
+        pthread_mutex_lock(&s->hf_lk);
+        gf_wk_gate **pp = &s->gates;
+        while (*pp && *pp != g) pp = &(*pp)->next;
+        if (*pp) *pp = g->next;
+        pthread_mutex_unlock(&s->hf_lk);
+        free(g);
+    }
+    return r;
+}
+
 /* CTX_RECORD_EVENT / CTX_WAIT_EVENT: the context and the event must be the session's. */
 static CUresult op_ctx_event(call *c, int wait)
 {
@@ -2106,6 +2261,7 @@ static void dispatch(gf_wk_session *s, gf_wk_msg *m)
     case GF_RPC_EVENT_ELAPSED: r = op_event_elapsed(&c); break;
     case GF_RPC_CTX_RECORD_EVENT: r = op_ctx_event(&c, 0); break;
     case GF_RPC_CTX_WAIT_EVENT: r = op_ctx_event(&c, 1); break;
+    case GF_RPC_HOST_FUNC: r = op_host_func(&c); break;
     case GF_RPC_OCCUPANCY_BLOCK_SIZE: r = noreply ? WK_PROTO : op_occupancy_block_size(&c); break;
     case GF_RPC_OCCUPANCY: r = op_occupancy(&c); break;
     case GF_RPC_STATS: r = op_stats(&c); break;
@@ -2187,6 +2343,7 @@ void gf_wk_session_release(gf_wk_session *s)
             nalloc++;
             bytes += s->ranges[i].size;
         }
+    gf_wk_host_release(s);
     /* Every context, with what was made in it. */
     for (;;) {
         gf_wk_obj *ctx = NULL;

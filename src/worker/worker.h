@@ -212,6 +212,15 @@ typedef struct gf_wk_session {
      * bytes the driver says it filled. */
     char jit_info[GF_WK_JIT_LOG], jit_err[GF_WK_JIT_LOG];
     uint64_t jit_info_n, jit_err_n;
+    /* Host functions (HOST_FUNC): gates at which a driver thread holds the stream until the
+     * client ran the function (HOST_FUNC_DONE). hf_lk guards gates and hf_release; hf_ready
+     * counts gates whose HOST_FUNC_RUN is due (whoever owns c sends it). */
+    pthread_mutex_t hf_lk;
+    pthread_cond_t hf_cv;
+    int hf_inited;  /* hf_lk and hf_cv made (by the thread, before the first gate) */
+    int hf_release; /* the session ends: every gate opens */
+    atomic_uint hf_ready;
+    struct gf_wk_gate *gates;
 } gf_wk_session;
 
 /* A session process's worker: its event loop and its one session. The supervisor fills opts,
@@ -247,6 +256,15 @@ gf_status gf_wk_session_setup(gf_wk_session *s, const gf_wire_hello *h, char *re
 void *gf_wk_session_main(void *arg);
 /* session.c: frees what the thread owns (called by the thread on exit). */
 void gf_wk_session_release(gf_wk_session *s);
+/* Host functions (session.c): sends HOST_FUNC_RUN for every gate that is due; the caller owns
+ * s->c (the session's thread, or the loop under s->io during a long call). A HOST_FUNC_DONE
+ * frame read from the client (by either) opens its gate; unknown ones are ignored. Both are
+ * no-ops for a session with no host functions. */
+void gf_wk_host_send_ready(gf_wk_session *s);
+void gf_wk_host_done(gf_wk_session *s, const gf_wire_frame *f);
+/* The session ends (its client is gone, or the worker stops): every gate opens, so that no
+ * driver thread, and no call of the session's thread, waits for a client that will not answer. */
+void gf_wk_host_release(gf_wk_session *s);
 
 /* loop.c: asks the loop to look at s (its output queue, its end). Any thread. */
 void gf_wk_wake(gf_wk_worker *w);

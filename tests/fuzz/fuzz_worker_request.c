@@ -522,10 +522,25 @@ static CUresult f_wait_event(CUstream s, CUevent e, unsigned fl)
     return CUDA_SUCCESS;
 }
 
+/* The worker's host-function gates wait for the client's HOST_FUNC_DONE; the fake has no stream
+ * thread to run them on, so they run at the session's end (gates open then), others at once. */
+static void *gates_due[256];
+static unsigned ngates_due;
+
+static void run_gates(void)
+{
+    while (ngates_due) gate_wait(gates_due[--ngates_due]);
+}
+
 static CUresult f_host_func(CUstream s, CUhostFn fn, void *data)
 {
     stream_ok(s, "cuLaunchHostFunc");
-    fn(data);
+    if (fn != gate_wait) {
+        fn(data);
+        return CUDA_SUCCESS;
+    }
+    if (ngates_due == sizeof gates_due / sizeof gates_due[0]) return CUDA_ERROR_OUT_OF_MEMORY;
+    gates_due[ngates_due++] = data;
     return CUDA_SUCCESS;
 }
 
@@ -874,6 +889,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gf_wire__set_nonblock(sp[1]);
     drain_start(sp[1]);
     gf_wk_session_main(s); /* until EOF; then frees what the session held */
+    run_gates();
     check_nothing_left();
     drain_stop(sp[1]);
 
@@ -883,6 +899,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pthread_mutex_destroy(&s->qlk);
     pthread_cond_destroy(&s->qcv);
     pthread_cond_destroy(&s->outcv);
+    if (s->hf_inited) {
+        pthread_mutex_destroy(&s->hf_lk);
+        pthread_cond_destroy(&s->hf_cv);
+    }
     free(s);
     return 0;
 }

@@ -16,7 +16,8 @@ OPS = dict(DEVICE_INFO=1, CTX_SET=2, CTX_CREATE=3, PRIMARY_RETAIN=4, PRIMARY_RES
            MEMCPY_DTOH_ASYNC=41, DTOH_DATA=42,
            BULK=48, NVML=49, PING=50,
            MIRROR_ALLOC=60, GET_MANAGED=61, MIRROR_WRITE=62, MIRROR_READ=63,
-           CTX_RECORD_EVENT=90, CTX_WAIT_EVENT=91, JIT_LOG=92, OCCUPANCY_BLOCK_SIZE=93)
+           CTX_RECORD_EVENT=90, CTX_WAIT_EVENT=91, JIT_LOG=92, OCCUPANCY_BLOCK_SIZE=93,
+           HOST_FUNC=94, HOST_FUNC_RUN=95, HOST_FUNC_DONE=96)
 H_CTX, H_MOD, H_LIB, H_FUNC, H_STREAM, H_EVENT = 1, 2, 3, 4, 5, 6
 BASE = 0x100000000000  # the fake driver's first allocation
 
@@ -107,6 +108,13 @@ seeds = {
     rec('STREAM_QUERY', hd(h(H_STREAM, 2))) + rec('STREAM_SYNC', hd(h(H_STREAM, 2))) +
     rec('MEMCPY_DTOH_ASYNC', hd(BASE), u64(64), hd(0), flags=NOREPLY) +
     rec('CTX_DESTROY', hd(CTX)) + rec('CTX_SYNC'),
+    'host_functions': setup +
+    rec('STREAM_CREATE', hd(h(H_STREAM, 7)), u32(0), i32(0), flags=NOREPLY) +
+    rec('HOST_FUNC', hd(h(H_STREAM, 7)), u64(1), flags=NOREPLY) +
+    rec('HOST_FUNC', hd(0), u64(2), flags=NOREPLY) +
+    rec('HOST_FUNC', hd(h(H_STREAM, 99)), u64(3), flags=NOREPLY) +
+    rec('HOST_FUNC_DONE', flags=NOREPLY) + rec('STREAM_QUERY', hd(h(H_STREAM, 7))) +
+    rec('STREAM_DESTROY', hd(h(H_STREAM, 7)), flags=NOREPLY) + rec('CTX_SYNC'),
     'mirrors': setup + rec('MIRROR_ALLOC', u32(1), u64(8192), u32(1), hd(0)) +
     rec('MIRROR_WRITE', hd(BASE + 16), byt(b'0123456789abcdef'), flags=NOREPLY) +
     rec('MIRROR_READ', hd(BASE), u64(64)) +

@@ -177,8 +177,6 @@ static unsigned count(const char *s, const char *needle)
 
 /* Sim test programs and the cases of each that hold in remote mode (docs/remote.md lists the
  * rest and why: VMM and arrays are not forwarded). Cases left out, one line each:
- *   test_streams host_functions_and_callbacks_run_in_stream_order: host functions run when
- *     queued, after their stream's earlier work (the stream is synchronized first), not later.
  *   test_misuse memory: its pool (cuMemAllocFromPoolAsync) and VMM (cuMemCreate/Map) rows are
  *     not forwarded yet; every row before them holds remotely.
  *   test_misuse kernel_touching_unmapped_or_foreign_memory_faults: maps its memory with VMM.
@@ -211,8 +209,9 @@ static const struct {
      "legacy_stream_synchronizes_with_blocking_streams kernels_of_two_streams_take_turns_on_the_device "
      "event_timing_errors event_elapsed_time_matches_a_spin destroying_a_busy_stream_lets_its_work_finish "
      "ctx_synchronize_waits_for_every_stream async_copies_and_kernels_keep_stream_order "
-     "per_thread_default_stream_is_per_thread ctx_record_event_covers_every_stream",
-     13},
+     "per_thread_default_stream_is_per_thread ctx_record_event_covers_every_stream "
+     "host_functions_and_callbacks_run_in_stream_order",
+     14},
     {"sim/test_memory",
      "alloc_free_and_mem_get_info a_60_gib_allocation_costs_no_ram_until_touched "
      "pitched_memory_and_2d_copies unified_copies_and_copy_bounds "
@@ -268,7 +267,12 @@ static void run_matrix(const char *listen)
                                     "util_rc=0 unsupported_rc=3 shutdown_rc=0"),
                "NVML over %s:\n%s", worker_addr, o);
     printf("  NVML over %s: %s", listen, o);
-    /* Library and kernel handles outlive a primary context reset (and a destroyed context);
+    /* Host functions run in stream order even while the program makes no CUDA call. */
+    o = run(&st, "%s %s/tests/remote/helpers/rprobe hostfn 2>&1", client_env(), build_dir());
+    ASSERT_MSG(st == 0 && strstr(o, "hostfn ran=2 order=12"), "host functions over %s:\n%s",
+               worker_addr, o);
+    printf("  host functions over %s: %s", listen, o);
+        /* Library and kernel handles outlive a primary context reset (and a destroyed context);
      * module handles of the reset context do not, as on a driver. */
     o = run(&st, "%s %s/tests/remote/helpers/rprobe reset 2>&1", client_env(), build_dir());
     ASSERT_MSG(st == 0 && strstr(o, "reset lib_launch=1 global=7 kfunc_launch=1 "

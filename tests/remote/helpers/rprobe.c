@@ -24,9 +24,13 @@
  *                        context, and prints what still works, as on a driver: the library,
  *                        its kernels and globals (loaded again, globals initialized again) but
  *                        not the module: "reset lib_launch=.. global=.. kfunc_launch=..
- *                        mod_get=NAME mod_unload=NAME destroyed_ctx_lib=.. lib_unload=NAME" */
+ *                        mod_get=NAME mod_unload=NAME destroyed_ctx_lib=.. lib_unload=NAME"
+ *   rprobe hostfn        queues two host functions behind a memset on a stream and then waits
+ *                        for them without any CUDA call (up to 10 s), as a program may:
+ *                        "hostfn ran=N order=AB" (N functions ran, in the order A then B) */
 #include <cuda.h>
 #include <dlfcn.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +168,16 @@ static int serve(CUdevice dev)
     return 0;
 }
 
+static atomic_int marks_n;
+static int marks[2];
+
+static void mark(void *p)
+{
+    int i = atomic_load(&marks_n);
+    if (i < 2) marks[i] = (int)(intptr_t)p;
+    atomic_store(&marks_n, i + 1);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -175,6 +189,19 @@ int main(int argc, char **argv)
     CK(cuDevicePrimaryCtxRetain(&ctx, dev));
     CK(cuCtxSetCurrent(ctx));
     if (!strcmp(argv[1], "serve")) return serve(dev);
+    if (!strcmp(argv[1], "hostfn")) {
+        CUstream s;
+        CUdeviceptr p;
+        CK(cuStreamCreate(&s, 0));
+        CK(cuMemAlloc(&p, 1 << 20));
+        CK(cuMemsetD8Async(p, 1, 1 << 20, s));
+        CK(cuLaunchHostFunc(s, mark, (void *)1));
+        CK(cuLaunchHostFunc(s, mark, (void *)2));
+        for (int i = 0; i < 1000 && atomic_load(&marks_n) < 2; i++) usleep(10000);
+        printf("hostfn ran=%d order=%d%d\n", atomic_load(&marks_n), marks[0], marks[1]);
+        CK(cuStreamSynchronize(s));
+        return 0;
+    }
     if (!strcmp(argv[1], "loop")) {
         uint64_t last = now_ms();
         int ready = 0;
