@@ -2445,8 +2445,8 @@ static CUresult r_cuEventCreate(CUevent *e, unsigned flags)
 {
     CUresult r = need_ctx();
     if (r != CUDA_SUCCESS) return r;
-    if (!e ||
-        (flags & ~(unsigned)(CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING | CU_EVENT_INTERPROCESS)) ||
+    unsigned known = CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING | CU_EVENT_INTERPROCESS;
+    if (!e || (flags & ~known) ||
         ((flags & CU_EVENT_INTERPROCESS) && !(flags & CU_EVENT_DISABLE_TIMING)))
         return CUDA_ERROR_INVALID_VALUE;
     uint64_t id = gf_remote_handle(GF_RPC_H_EVENT, 0);
@@ -2551,7 +2551,8 @@ static CUresult r_cuEventElapsedTime(float *ms, CUevent a, CUevent b)
     if (r != CUDA_SUCCESS) return r;
     if (!ms) return CUDA_ERROR_INVALID_VALUE;
     uint64_t ac, bc;
-    if ((r = event_arg(a, &ac)) != CUDA_SUCCESS || (r = event_arg(b, &bc)) != CUDA_SUCCESS) return r;
+    if ((r = event_arg(a, &ac)) != CUDA_SUCCESS || (r = event_arg(b, &bc)) != CUDA_SUCCESS)
+        return r;
     LOCK();
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_EVENT_ELAPSED);

@@ -446,8 +446,15 @@ static CUresult ctx_event(CUcontext c, CUevent e, const char *what)
     return CUDA_SUCCESS;
 }
 
-static CUresult f_ctx_record_event(CUcontext c, CUevent e) { return ctx_event(c, e, "cuCtxRecordEvent"); }
-static CUresult f_ctx_wait_event(CUcontext c, CUevent e) { return ctx_event(c, e, "cuCtxWaitEvent"); }
+static CUresult f_ctx_record_event(CUcontext c, CUevent e)
+{
+    return ctx_event(c, e, "cuCtxRecordEvent");
+}
+
+static CUresult f_ctx_wait_event(CUcontext c, CUevent e)
+{
+    return ctx_event(c, e, "cuCtxWaitEvent");
+}
 
 static CUresult f_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                          unsigned by, unsigned bz, unsigned sh, CUstream st, void **args,
