@@ -142,6 +142,51 @@ static double syn_run(gf_alloc_strategy s, size_t *failed, uint64_t *dig)
     return ops / dt;
 }
 
+/* Local multi-GPU requests, same pool: a steady state in which every 4th op asks 2, 4 or 8
+ * GPUs on one node (each of them syn_pick's size), the others one GPU; each op places one and
+ * releases the oldest. Only the multi-GPU placements are timed: *rate is their placements/s. */
+#define SYN_MULTI_OPS 40000
+#define SYN_MULTI_OPS_LF 4000 /* least-fragmentation scores every node: fewer ops */
+
+static double syn_multi(gf_alloc_strategy s, size_t *failed, uint64_t *dig, size_t *n_multi)
+{
+    int ops = s == GF_ALLOC_LEAST_FRAG ? SYN_MULTI_OPS_LF : SYN_MULTI_OPS;
+    gf_alloc *a = syn_pool(s == GF_ALLOC_LEAST_FRAG ? GF_ALLOC_BINPACK : s);
+    gf_alloc_result *res = malloc(sizeof(*res));
+    char id[32];
+    double t_multi = 0;
+    rng = 0x2545f4914f6cdd1dull;
+    *failed = *n_multi = 0;
+    *dig = DIGEST0;
+    for (int i = 0; i < SYN_LIVE + ops; i++) {
+        if (i == SYN_LIVE && s == GF_ALLOC_LEAST_FRAG) {
+            gf_alloc_pool_spec ps = {"default", s, 1, 1};
+            gf_alloc_pool_set(a, &ps, NULL, 0);
+        }
+        syn_req q = syn_pick();
+        gf_alloc_request r = {0};
+        r.vram_request = q.vram;
+        r.tflops_request = q.tflops;
+        int multi = i % 4 == 3;
+        if (multi) r.gpu_count = 2u << (rnd() % 3);
+        snprintf(id, sizeof(id), "w%d", i);
+        double t0 = multi && i >= SYN_LIVE ? now_s() : 0;
+        gf_status st = gf_alloc_place(a, id, &r, res);
+        if (i < SYN_LIVE) continue;
+        if (multi) {
+            t_multi += now_s() - t0;
+            (*n_multi)++;
+        }
+        if (st != GF_OK) (*failed)++;
+        digest(dig, st, res);
+        snprintf(id, sizeof(id), "w%d", i - SYN_LIVE);
+        gf_alloc_release(a, id);
+    }
+    free(res);
+    gf_alloc_free(a);
+    return (double)*n_multi / t_multi;
+}
+
 /* The baseline: the same workload on flat arrays, best fit by a scan of every GPU. */
 static double syn_naive(size_t *failed)
 {
@@ -1155,6 +1200,23 @@ int main(void)
     double lf = syn_run(GF_ALLOC_LEAST_FRAG, &fl, &dl);
     printf("  %-34s %10.0f placements/s (refused %zu)  %.1fx the scan  decisions %016llx\n",
            "gf_alloc least-fragmentation", lf, fl, lf / naive, (unsigned long long)dl);
+
+    printf("local multi-GPU requests (2, 4 or 8 GPUs on one node, every 4th of %d ops, %d for "
+           "least-fragmentation; the same pool and live allocations):\n", SYN_MULTI_OPS,
+           SYN_MULTI_OPS_LF);
+    static const struct {
+        const char *name;
+        gf_alloc_strategy s;
+    } ms[] = {{"gf_alloc binpack, multi-GPU", GF_ALLOC_BINPACK},
+              {"gf_alloc spread, multi-GPU", GF_ALLOC_SPREAD},
+              {"gf_alloc least-frag, multi-GPU", GF_ALLOC_LEAST_FRAG}};
+    for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+        size_t nm;
+        uint64_t dm;
+        double rate = syn_multi(ms[i].s, &fn, &dm, &nm);
+        printf("  %-34s %10.0f placements/s (%zu multi-GPU; refused %zu of all)  decisions "
+               "%016llx\n", ms[i].name, rate, nm, fn, (unsigned long long)dm);
+    }
 
     const char *dir = getenv("GPUFUSE_TRACE_DIR");
     char buf[1024];

@@ -316,6 +316,24 @@ int64_t gf_alloc__share(const gf_alloc__pool *p, const uint64_t eff[2], const ui
 int gf_alloc__bkt_sync(gf_alloc__pool *p);
 /* The least free compute of class b's members. */
 uint64_t gf_alloc__bkt_min_t(gf_alloc__pool *p, gf_alloc__bkt *b);
+/* One node's fragmentation while a local multi-GPU request's GPUs are chosen one by one: a
+ * copy of the node's per-type aggregates that each chosen GPU updates (see alloc_frag.c). */
+typedef struct gf_alloc__nev {
+    int agg;                  /* 0: no aggregates; every GPU is plain (state deltas add up) */
+    int64_t tot;
+    int64_t fc[GF_ALLOC__MAX_TYPES];
+    int64_t nf[GF_ALLOC__MAX_TYPES];
+} gf_alloc__nev;
+/* Starts an evaluation of node n as it is: 0, or -1 when the pool scores from scratch (no
+ * aggregates built, a reference run, a GPU of n not counted) and the caller must too. */
+int gf_alloc__nev_init(const gf_alloc *a, const gf_alloc__pool *p, const gf_alloc__node *n,
+                       gf_alloc__nev *e);
+/* F_n's change if g (Ready, of n, not yet committed) had keys nk, on top of the commits so far. */
+gf_alloc__fd gf_alloc__nev_delta(gf_alloc__pool *p, gf_alloc__nev *e, const gf_alloc__gpu *g,
+                                 const uint64_t nk[2]);
+/* Makes g's keys nk part of the evaluation (the step chosen). */
+void gf_alloc__nev_commit(gf_alloc__pool *p, gf_alloc__nev *e, const gf_alloc__gpu *g,
+                          const uint64_t nk[2]);
 /* Tests: nonzero makes least-fragmentation score every fitting GPU from scratch. */
 void gf_alloc__frag_set_reference(gf_alloc *a, const char *pool, int on);
 

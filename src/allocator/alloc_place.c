@@ -415,6 +415,7 @@ static int same_state_before(const gf_alloc *a, const uint32_t *cand, size_t c,
 /* Local multi-GPU: the node and its k GPUs, by strategy. Fills out[0..k). */
 static int pick_node(gf_alloc *a, gf_alloc__pool *p, const nreq *r, uint32_t *out)
 {
+    gf_alloc__nev ev[1]; /* least-fragmentation's node evaluator, 4 KiB */
     uint32_t cand[256], chosen[GF_ALLOC_MAX_GPUS], best_set[GF_ALLOC_MAX_GPUS];
     uint64_t nks[GF_ALLOC_MAX_GPUS][2];
     const gf_alloc__node *bestn = NULL;
@@ -434,8 +435,11 @@ static int pick_node(gf_alloc *a, gf_alloc__pool *p, const nreq *r, uint32_t *ou
         if (nc < r->k) continue;
         gf_alloc__fd score;
         if (p->strategy == GF_ALLOC_LEAST_FRAG) {
-            /* greedy: each next GPU is the one that grows the node's fragmentation least */
-            gf_alloc__fd d = 0, f0 = gf_alloc__frag_node(a, p, n, NULL, NULL, 0);
+            /* greedy: each next GPU is the one that grows the node's fragmentation least; the
+             * node evaluator gives each step's delta from the aggregates, else F_n is
+             * recomputed from every GPU of the node (the reference; the same integers) */
+            int fast = gf_alloc__nev_init(a, p, n, ev) == 0;
+            gf_alloc__fd d = 0, f0 = fast ? 0 : gf_alloc__frag_node(a, p, n, NULL, NULL, 0);
             for (uint32_t i = 0; i < r->k; i++) {
                 int bi = -1;
                 gf_alloc__fd bd = 0;
@@ -446,8 +450,10 @@ static int pick_node(gf_alloc *a, gf_alloc__pool *p, const nreq *r, uint32_t *ou
                     fits(g, r, q, l);
                     chosen[i] = g->seq;
                     new_keys(g, l, nks[i]);
-                    gf_alloc__fd dd = gf_alloc__frag_node(a, p, n, chosen,
-                                                          (const uint64_t(*)[2])nks, i + 1) - f0;
+                    gf_alloc__fd dd =
+                        fast ? d + gf_alloc__nev_delta(p, ev, g, nks[i])
+                             : gf_alloc__frag_node(a, p, n, chosen, (const uint64_t(*)[2])nks,
+                                                   i + 1) - f0;
                     if (bi < 0 || dd < bd ||
                         (dd == bd && better(g, 0, a->gpus[cand[bi]], 0, GF_ALLOC_BINPACK, t))) {
                         bi = (int)c;
@@ -458,6 +464,7 @@ static int pick_node(gf_alloc *a, gf_alloc__pool *p, const nreq *r, uint32_t *ou
                 fits(g, r, q, l);
                 chosen[i] = g->seq;
                 new_keys(g, l, nks[i]);
+                if (fast) gf_alloc__nev_commit(p, ev, g, nks[i]);
                 cand[bi] = UINT32_MAX;
                 d = bd;
             }

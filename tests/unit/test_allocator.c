@@ -823,9 +823,11 @@ TEST(index_matches_linear_scan)
 /* Least-fragmentation's fast path (state groups, memoized state scores, special GPUs at a
  * multi-GPU threshold) against the reference that scores every fitting GPU from scratch
  * (docs/allocator.md): randomized place/release sequences on a mixed pool (two models, nodes of
- * 2..8 GPUs, TFLOPs and percent requests, limits above requests, 1..3 GPUs local and remote,
- * model filters, a node going NotReady) must give the same placements, step by step, in both
- * the observed-distribution and the target-distribution modes. */
+ * 2..8 GPUs, TFLOPs and percent requests, limits above requests, 1..4 GPUs local and remote,
+ * whole or fractional, model filters, a node going NotReady) must give the same placements,
+ * step by step, in the observed-distribution mode and in two target modes: with multi-GPU types
+ * (local multi-GPU requests scored by the node evaluator over the per-node aggregates) and
+ * without (no aggregates: scored from the GPUs' states). */
 static gf_alloc *lf_pool(uint64_t seed, int target)
 {
     gf_alloc *a = mk(GF_ALLOC_LEAST_FRAG, 1.25, 1);
@@ -844,10 +846,13 @@ static gf_alloc *lf_pool(uint64_t seed, int target)
     }
     if (target) {
         gf_alloc_task_type tt[] = {{0, 25, 8 * GiB, 1, 5}, {0, 50, 16 * GiB, 1, 3},
-                                   {40, 0, 4 * GiB, 1, 4}, {0, 100, 16 * GiB, 2, 1.5},
-                                   {0, 100, 16 * GiB, 4, 0.7}, {120, 0, 10 * GiB, 1, 2}};
+                                   {40, 0, 4 * GiB, 1, 4}, {120, 0, 10 * GiB, 1, 2},
+                                   {0, 100, 16 * GiB, 2, 1.5}, {0, 100, 16 * GiB, 4, 0.7}};
+        /* target 2: single-GPU types only, so the pool keeps no per-node aggregates and
+         * multi-GPU requests are scored from the GPUs' states */
         char err[256] = "";
-        ASSERT_MSG(gf_alloc_pool_set_workload(a, "default", tt, 6, err, sizeof(err)) == GF_OK,
+        ASSERT_MSG(gf_alloc_pool_set_workload(a, "default", tt, target == 2 ? 4 : 6, err,
+                                              sizeof(err)) == GF_OK,
                    "set_workload: %s", err);
     }
     return a;
@@ -874,8 +879,10 @@ static void lf_random_sequence(uint64_t seed, int target)
         }
         r.vram_request = ((x >> 8) % 5) * 4 * GiB;
         uint32_t k = (x >> 12) % 10;
-        r.gpu_count = k < 7 ? 1 : k < 9 ? 2 : 3;
-        if (r.gpu_count > 1) r.percent_request = 100, r.percent_limit = 0, r.tflops_request = 0;
+        r.gpu_count = k < 6 ? 1 : k < 8 ? 2 : k < 9 ? 3 : 4;
+        /* multi-GPU: whole GPUs, or the single request's share on each */
+        if (r.gpu_count > 1 && (x >> 28) % 2)
+            r.percent_request = 100, r.percent_limit = 0, r.tflops_request = 0;
         r.remote = (x >> 16) % 4 == 0;
         if ((x >> 18) % 8 == 0) {
             r.models = h100;
@@ -932,6 +939,7 @@ TEST(least_fragmentation_fast_path_matches_reference)
     for (uint64_t s = 1; s <= 6; s++) {
         lf_random_sequence(s * 0x9e3779b97f4a7c15ull, 0);
         lf_random_sequence(s * 0x2545f4914f6cdd1dull, 1);
+        lf_random_sequence(s * 0xd6e8feb86659fd93ull, 2);
     }
 }
 
