@@ -492,7 +492,7 @@ int gf_cmd_rm(int argc, char **argv)
     struct gf_cli_conn cc = {0};
     int npos, force = 0;
     const char *pos[2];
-    /* --force (nodes only) is taken out before the common flags are parsed */
+    /* --force (nodes and GPUs) is taken out before the common flags are parsed */
     char **args = calloc((size_t)argc + 1, sizeof *args);
     if (!args) return 1;
     int nargs = 0;
@@ -506,14 +506,15 @@ int gf_cmd_rm(int argc, char **argv)
     free(args);
     if (bad) return 2;
     const struct kind *k = npos == 2 ? find_kind(pos[0]) : NULL;
-    if (!k || (strcmp(k->name, "workloads") && strcmp(k->name, "profiles") &&
-               strcmp(k->name, "nodes"))) {
-        fprintf(stderr, "gpufuse rm: usage: gpufuse rm workload|profile NAME | gpufuse rm node "
-                "NAME [--force]\n");
+    int hw = k && (!strcmp(k->name, "nodes") || !strcmp(k->name, "gpus"));
+    if (!k || (strcmp(k->name, "workloads") && strcmp(k->name, "profiles") && !hw)) {
+        fprintf(stderr, "gpufuse rm: usage: gpufuse rm workload|profile NAME | gpufuse rm "
+                "node NAME [--force] | gpufuse rm gpu UUID [--force]\n");
         return 2;
     }
-    if (force && strcmp(k->name, "nodes")) {
-        fprintf(stderr, "gpufuse rm: --force is for nodes only (gpufuse rm node NAME --force)\n");
+    if (force && !hw) {
+        fprintf(stderr, "gpufuse rm: --force is for nodes and GPUs only (gpufuse rm node NAME "
+                "--force, gpufuse rm gpu UUID --force)\n");
         return 2;
     }
     char seg[512], path[700];
@@ -533,6 +534,14 @@ int gf_cmd_rm(int argc, char **argv)
         json_array_foreach(wl, i, w) printf("%s%s", i ? ", " : " (", json_string_value(w));
         printf("%s, %.0f node token(s) revoked\n", json_array_size(wl) ? ")" : "",
                jn(v, "tokens_revoked"));
+    } else if (!strcmp(k->name, "gpus")) {
+        json_t *wl = json_object_get(v, "workloads_deleted");
+        printf("GPU \"%s\" (node \"%s\", index %.0f) deleted, %zu workload(s) deleted", pos[1],
+               js(v, "node"), jn(v, "index"), json_array_size(wl));
+        size_t i;
+        json_t *w;
+        json_array_foreach(wl, i, w) printf("%s%s", i ? ", " : " (", json_string_value(w));
+        printf("%s\n", json_array_size(wl) ? ")" : "");
     } else {
         printf("%s \"%s\" deleted\n", k->alias, pos[1]);
     }
