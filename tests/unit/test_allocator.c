@@ -820,6 +820,112 @@ TEST(index_matches_linear_scan)
     gf_alloc_free(a);
 }
 
+/* Local multi-GPU binpack and spread through the node order (nodes by the sum of their GPUs'
+ * free keys) against the scan of every node (the reference mode): randomized place/release
+ * sequences of 1..4-GPU requests (whole or fractional, TFLOPs or percent, some restricted to a
+ * model) on nodes of 1..8 GPUs of two models must give the same placements, step by step,
+ * through a node going NotReady and back, a change of the pool's ratios (every key moves), a
+ * GPU and a node removed, a GPU cordoned, and nodes and GPUs added. */
+static gf_alloc *order_pool(gf_alloc_strategy s, uint64_t seed)
+{
+    gf_alloc *a = mk(s, 1.25, 1);
+    char nm[32], u[32];
+    for (int n = 0; n < 16; n++) {
+        snprintf(nm, sizeof(nm), "n%02d", n);
+        node(a, nm, NULL, 1);
+        int k = 1 + (int)((seed >> (n * 3)) % 8);
+        for (int g = 0; g < k; g++) {
+            snprintf(u, sizeof(u), "g%02d-%d", n, g);
+            if (n % 4 == 3)
+                gpu(a, u, nm, (unsigned)g, "T4-like", 16 * GiB, 65);
+            else
+                gpu(a, u, nm, (unsigned)g, "H100-like", 80 * GiB, 400);
+        }
+    }
+    return a;
+}
+
+static void order_random_sequence(gf_alloc_strategy strat, uint64_t seed)
+{
+    gf_alloc *fast = order_pool(strat, seed), *ref = order_pool(strat, seed);
+    gf_alloc *both[2] = {fast, ref};
+    gf_alloc__frag_set_reference(ref, "default", 1);
+    static gf_alloc_result rf, rr;
+    char id[32], err[256];
+    int live[700] = {0};
+    const char *t4[] = {"T4-like"};
+    for (int i = 0; i < 700; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t x = seed >> 11;
+        gf_alloc_request r;
+        memset(&r, 0, sizeof(r));
+        if (x % 2)
+            r.percent_request = (double)(10 * (1 + (x >> 1) % 10));
+        else
+            r.tflops_request = (double)(5 * (1 + (x >> 1) % 12));
+        r.vram_request = ((x >> 8) % 4) * 3 * GiB;
+        r.gpu_count = 1 + (uint32_t)((x >> 12) % 4);
+        if ((x >> 28) % 3 == 0) r.percent_request = 100, r.tflops_request = 0, r.vram_request = 0;
+        if ((x >> 18) % 10 == 0) {
+            r.models = t4;
+            r.n_models = 1;
+        }
+        snprintf(id, sizeof(id), "w%03d", i);
+        gf_status sf = gf_alloc_place(fast, id, &r, &rf);
+        gf_status sr = gf_alloc_place(ref, id, &r, &rr);
+        ASSERT_MSG(sf == sr, "%s step %d: ordered status %s, scan %s",
+                   gf_alloc_strategy_name(strat), i, gf_status_name(sf), gf_status_name(sr));
+        if (sf == GF_OK) {
+            ASSERT_EQ_INT((int)rf.n, (int)rr.n);
+            for (uint32_t j = 0; j < rf.n; j++)
+                ASSERT_MSG(!strcmp(rf.placements[j].gpu_uuid, rr.placements[j].gpu_uuid),
+                           "%s step %d placement %u: ordered %s, scan %s",
+                           gf_alloc_strategy_name(strat), i, j, rf.placements[j].gpu_uuid,
+                           rr.placements[j].gpu_uuid);
+            live[i] = 1;
+        }
+        if ((x >> 20) % 3 == 0) { /* release a random live one */
+            int j = (int)((x >> 24) % (uint64_t)(i + 1));
+            if (live[j]) {
+                snprintf(id, sizeof(id), "w%03d", j);
+                ASSERT_EQ_INT(gf_alloc_release(fast, id), GF_OK);
+                ASSERT_EQ_INT(gf_alloc_release(ref, id), GF_OK);
+                live[j] = 0;
+            }
+        }
+        for (int b = 0; b < 2; b++) {
+            gf_alloc *a = both[b];
+            if (i == 150 || i == 250)
+                ASSERT_EQ_INT(gf_alloc_node_set_ready(a, "n02", i == 250, NULL, 0), GF_OK);
+            if (i == 200 || i == 450) {
+                gf_alloc_pool_spec ps = {"default", strat, i == 200 ? 1.5 : 1.25, 1};
+                ASSERT_EQ_INT(gf_alloc_pool_set(a, &ps, err, sizeof(err)), GF_OK);
+            }
+            if (i == 350) ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "g04-0", 1, NULL, 0), GF_OK);
+            if (i == 400) {
+                node(a, "n16", NULL, 1);
+                gpu(a, "g16-0", "n16", 0, "H100-like", 80 * GiB, 400);
+                gpu(a, "g16-1", "n16", 1, "H100-like", 80 * GiB, 400);
+                gpu(a, "g05-9", "n05", 9, "H100-like", 80 * GiB, 400);
+            }
+        }
+        if (i == 300) {
+            empty_and_remove(fast, ref, "n06", NULL, live);
+            empty_and_remove(fast, ref, "n01", "g01-0", live);
+        }
+    }
+    gf_alloc_free(fast);
+    gf_alloc_free(ref);
+}
+
+TEST(multi_gpu_node_order_matches_scan)
+{
+    for (uint64_t s = 1; s <= 8; s++) {
+        order_random_sequence(GF_ALLOC_BINPACK, s * 0x9e3779b97f4a7c15ull);
+        order_random_sequence(GF_ALLOC_SPREAD, s * 0x2545f4914f6cdd1dull);
+    }
+}
+
 /* Least-fragmentation's fast path (state groups, memoized state scores, special GPUs at a
  * multi-GPU threshold) against the reference that scores every fitting GPU from scratch
  * (docs/allocator.md): randomized place/release sequences on a mixed pool (two models, nodes of
