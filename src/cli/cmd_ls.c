@@ -235,7 +235,9 @@ static void print_gpus(json_t *items)
         snprintf(node, sizeof node, "%s%s", js(r, "node"),
                  strcmp(js(r, "node_status"), "Ready") ? " (NotReady)" : "");
         /* Missing: its agent no longer reports it; it takes no new workload */
-        const char *status = *js(r, "status") ? js(r, "status") : "Ready";
+        char status[48];
+        snprintf(status, sizeof status, "%s%s", *js(r, "status") ? js(r, "status") : "Ready",
+                 json_is_true(json_object_get(r, "cordoned")) ? ",Cordoned" : "");
         table_add(&t, (const char *[]){node, idx, model, status, vram, tf, vg, used, util,
                                        js(r, "uuid")});
     }
@@ -545,6 +547,32 @@ int gf_cmd_rm(int argc, char **argv)
     } else {
         printf("%s \"%s\" deleted\n", k->alias, pos[1]);
     }
+    json_decref(v);
+    return 0;
+}
+
+int gf_cmd_cordon(int argc, char **argv)
+{
+    struct gf_cli_conn cc = {0};
+    int npos;
+    const char *pos[2];
+    const char *cmd = !strcmp(argv[0], "uncordon") ? "uncordon" : "cordon";
+    if (parse_common(cmd, argc, argv, &cc, NULL, pos, 2, &npos)) return 2;
+    if (npos != 2 || strcmp(pos[0], "gpu")) {
+        fprintf(stderr, "gpufuse %s: usage: gpufuse %s gpu UUID\n", cmd, cmd);
+        return 2;
+    }
+    char seg[512], path[700];
+    encode_seg(pos[1], seg, sizeof seg);
+    snprintf(path, sizeof path, "/api/v1/gpus/%s/%s", seg, cmd);
+    gf_http_client *c = gf_cli_connect(cmd, &cc);
+    if (!c) return 1;
+    json_t *v = call(cmd, c, "POST", path, NULL, NULL);
+    gf_http_client_free(c);
+    if (!v) return 1;
+    printf("GPU \"%s\" (node \"%s\", index %.0f) %s\n", pos[1], js(v, "node"), jn(v, "index"),
+           json_is_true(json_object_get(v, "cordoned")) ? "cordoned: it takes no new placement"
+                                                         : "uncordoned");
     json_decref(v);
     return 0;
 }

@@ -65,6 +65,12 @@ static const struct gf_cli_command commands[] = {
      "its agent first. It is refused while workloads hold GPUs there, unless --force, which\n"
      "deletes those workloads first. Removing a GPU does the same for one GPU; its agent adds\n"
      "it back if it registers again while still reporting it. See docs/cli.md.\n"},
+    {"cordon", "take a GPU out of placement, keeping its workloads", gf_cmd_cordon,
+     "usage: gpufuse cordon gpu UUID [--server URL] [--token-file F] [--ca-file F]\n"
+     "The GPU takes no new placement until \"gpufuse uncordon gpu UUID\"; its workloads keep\n"
+     "running and counting. Kept across server restarts and agent registrations.\n"},
+    {"uncordon", "let a cordoned GPU take placements again", gf_cmd_cordon,
+     "usage: gpufuse uncordon gpu UUID [--server URL] [--token-file F] [--ca-file F]\n"},
     {"token", "make an API token for a node's agent (or another admin token)", gf_cmd_token,
      "usage: gpufuse token create --node NAME | --admin [--server URL] [--token-file F]\n"
      "Prints the new token; a node token may only register, heartbeat and report for NAME.\n"},

@@ -154,7 +154,7 @@ static void resp_one(gf_srv_resp *resp, json_t *rows, const char *kind, const ch
 
 #define GPU_SELECT                                                                               \
     "SELECT g.uuid, g.node, n.pool, g.idx AS \"index\", g.model, g.model_key, g.vram_bytes,"     \
-    " g.tflops, g.status, n.status AS node_status,"                                              \
+    " g.tflops, g.status, g.cordoned AS cordoned_bool, n.status AS node_status,"                \
     " COALESCE(SUM(a.vram_request), 0) AS vram_requested,"                                       \
     " COALESCE(SUM(a.vram_limit), 0) AS vram_limit_total,"                                       \
     " COALESCE(SUM(a.tflops_request), 0.0) AS tflops_requested,"                                 \
@@ -512,8 +512,11 @@ static void node_register(gf_server *srv, const gf_srv_req *req, gf_srv_role rol
     }
     for (unsigned i = 0; i < r->n_gpus; i++) {
         gf_alloc_gpu_info gi;
+        int64_t cordoned = 0; /* an admin's cordon outlives the GPU being Missing */
+        gf_store_query_int(srv->store, "SELECT cordoned FROM gpus WHERE uuid = ?", 0, &cordoned,
+                           "t", r->gpus[i].uuid);
         if (gf_alloc_gpu_get(srv->alloc, r->gpus[i].uuid, &gi) == GF_OK) {
-            gf_alloc_gpu_cordon(srv->alloc, r->gpus[i].uuid, 0, NULL, 0); /* back, if Missing */
+            gf_alloc_gpu_cordon(srv->alloc, r->gpus[i].uuid, cordoned != 0, NULL, 0);
             continue;
         }
         gf_alloc_gpu_spec gs = {.uuid = r->gpus[i].uuid, .node = r->name,
@@ -521,6 +524,8 @@ static void node_register(gf_server *srv, const gf_srv_req *req, gf_srv_role rol
                                 .vram_bytes = r->gpus[i].vram_bytes, .tflops = tflops[i]};
         if (gf_alloc_gpu_add(srv->alloc, &gs, err, sizeof err) != GF_OK)
             gf_log(GF_LOG_ERROR, "server", "allocator refused GPU %s: %s", r->gpus[i].uuid, err);
+        else if (cordoned)
+            gf_alloc_gpu_cordon(srv->alloc, r->gpus[i].uuid, 1, NULL, 0);
     }
     gf_log(GF_LOG_INFO, "server", "node %s registered with %u GPU(s) in pool %s", r->name,
            r->n_gpus, pool);
@@ -829,6 +834,42 @@ static void gpu_delete(gf_server *srv, const char *uuid, const gf_srv_req *req,
            "if it registers again while still reporting it", what, json_array_size(wl));
     resp_json(resp, 200, json_pack("{s:s,s:s,s:I,s:o}", "deleted", uuid, "node", node, "index",
                                    idx, "workloads_deleted", wl));
+}
+
+/* POST /api/v1/gpus/UUID/cordon | uncordon: an admin takes a GPU out of placement without
+ * removing it (its allocations stay and count), or puts it back. Kept in the store, so it holds
+ * across restarts and re-registrations; a Missing GPU stays unplaceable either way. Answers the
+ * GPU as GET does. */
+static void gpu_cordon(gf_server *srv, const char *uuid, int on, const gf_srv_req *req,
+                       gf_srv_resp *resp)
+{
+    char err[ERRLEN];
+    if (req->body_len || req->n_args) {
+        gf_srv__error(resp, 400, "%s: POST /api/v1/gpus/UUID/%s takes no body and no query "
+                      "arguments", req->body_len ? "body" : req->args[0],
+                      on ? "cordon" : "uncordon");
+        return;
+    }
+    int changed = 0;
+    if (gf_store_exec(srv->store, "UPDATE gpus SET cordoned = ? WHERE uuid = ?", &changed, "it",
+                      (int64_t)on, uuid) != GF_OK) {
+        gf_srv__error(resp, 500, "could not store the cordon of GPU \"%s\"; see the server's "
+                      "log", uuid);
+        return;
+    }
+    if (!changed) {
+        gf_srv__error(resp, 404, "GPU \"%s\" not found; \"gpufuse ls gpus\" lists them", uuid);
+        return;
+    }
+    int64_t missing = 0;
+    gf_store_query_int(srv->store, "SELECT COUNT(*) FROM gpus WHERE uuid = ? AND status = "
+                       "'Missing'", 0, &missing, "t", uuid);
+    if (gf_alloc_gpu_cordon(srv->alloc, uuid, on || missing, err, sizeof err) != GF_OK)
+        gf_log(GF_LOG_ERROR, "server", "allocator: cordon of GPU %s: %s", uuid, err);
+    gf_log(GF_LOG_INFO, "server", "GPU %s %s", uuid,
+           on ? "cordoned: it takes no new placement" : "uncordoned");
+    resp_one(resp, gf_store_query(srv->store, GPU_SELECT " WHERE g.uuid = ? GROUP BY g.uuid",
+                                  "t", uuid), "gpu", uuid);
 }
 
 /* ---- GPUs, allocations, profiles ------------------------------------------------------------- */
@@ -1323,6 +1364,9 @@ static void route_api(gf_server *srv, const gf_srv_req *req, unsigned n,
             if (del) DO(gpu_delete(srv, name, req, resp));
             DO(method_not_allowed(resp, m, req->path, "GET or DELETE"));
         }
+        if (n == 5 && (!strcmp(segs[4], "cordon") || !strcmp(segs[4], "uncordon")))
+            DO(post ? gpu_cordon(srv, name, !strcmp(segs[4], "cordon"), req, resp)
+                    : method_not_allowed(resp, m, req->path, "POST"));
     } else if (!strcmp(kind, "workloads")) {
         if (n == 3) {
             if (get) DO(workloads_list(srv, resp));

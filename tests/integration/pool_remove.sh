@@ -5,7 +5,8 @@
 # and its agent, still running with its node token, is refused (revoked) instead of bringing the
 # node back. An agent that registers again with one GPU fewer takes that GPU out of the pool: a
 # request that only fit there is refused with the allocator's "why not". "gpufuse rm gpu" takes
-# one GPU out the same way (409 naming the workload, --force deletes it) and leaves its node.
+# one GPU out the same way (409 naming the workload, --force deletes it) and leaves its node;
+# "gpufuse cordon gpu" keeps one out of placement (its workload stays) until "uncordon".
 source "$(dirname "$0")/pool_lib.bash"
 need_tools curl python3
 
@@ -69,9 +70,29 @@ api GET /api/v1/workloads/wfill
 [ "$CODE" = 200 ] && has '"status":"Running"' && pass remove/other_gpu_unaffected ||
     fail remove/other_gpu_unaffected "$CODE $BODY"
 
-# ---- one GPU out: gpufuse rm gpu ------------------------------------------------------------------
+# ---- a GPU cordoned and back: gpufuse cordon|uncordon gpu ---------------------------------------
 api GET /api/v1/gpus
 g0=$(jget "$BODY" '[g["uuid"] for g in d["items"] if g["node"] == "n2" and g["index"] == 0][0]')
+out=$(cli cordon gpu "$g0" 2>&1) &&
+    [[ $out == *"GPU \"$g0\" (node \"n2\", index 0) cordoned: it takes no new placement"* ]] &&
+    pass remove/cordon || fail remove/cordon "$out"
+out=$(cli ls gpus 2>&1)
+[[ $out == *Ready,Cordoned* ]] && pass remove/ls_gpus_cordoned || fail remove/ls_gpus_cordoned "$out"
+api POST /api/v1/workloads '{"name": "wc", "vram_request": "1Gi"}'
+[ "$CODE" = 409 ] && pass remove/cordoned_takes_nothing || fail remove/cordoned_takes_nothing "got $CODE $BODY"
+api GET /api/v1/workloads/wfill
+[ "$CODE" = 200 ] && has '"status":"Running"' && pass remove/cordoned_keeps_workload ||
+    fail remove/cordoned_keeps_workload "$CODE $BODY"
+out=$(cli uncordon gpu "$g0" 2>&1) && [[ $out == *uncordoned* ]] && pass remove/uncordon ||
+    fail remove/uncordon "$out"
+api POST /api/v1/workloads '{"name": "wc", "vram_request": "1Gi"}'
+[ "$CODE" = 201 ] && pass remove/uncordoned_takes_again || fail remove/uncordoned_takes_again "got $CODE $BODY"
+api DELETE /api/v1/workloads/wc
+out=$(cli cordon node n2 2>&1) && fail remove/cordon_usage "succeeded: $out" ||
+    { [[ $out == *"usage: gpufuse cordon gpu UUID"* ]] && pass remove/cordon_usage ||
+        fail remove/cordon_usage "$out"; }
+
+# ---- one GPU out: gpufuse rm gpu ------------------------------------------------------------------
 out=$(cli rm gpu "$g0" 2>&1) && fail remove/gpu_refused_with_workload "rm succeeded: $out" ||
     { [[ $out == *409* && $out == *wfill* && $out == *--force* ]] &&
         pass remove/gpu_refused_with_workload || fail remove/gpu_refused_with_workload "$out"; }

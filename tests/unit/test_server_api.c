@@ -553,3 +553,90 @@ TEST(gpu_removal)
                        "{\"name\": \"big\", \"vram_request\": \"60Gi\"}", NULL), 201);
     gf_server_free(srv);
 }
+
+/* POST with an optional body and query argument. */
+static unsigned call_post(const char *auth, const char *path, const char *body, const char *k,
+                          json_t **out)
+{
+    const char *args[] = {k, "1"};
+    gf_srv_req req = {.method = "POST", .path = path, .authorization = auth, .body = body,
+                      .body_len = body ? strlen(body) : 0, .args = args, .n_args = k ? 1 : 0};
+    gf_srv_resp resp;
+    gf_srv_handle(srv, &req, &resp);
+    if (out) *out = json_loadb(resp.body, resp.body_len, 0, NULL);
+    free(resp.body);
+    return resp.status;
+}
+
+static int gpu_cordoned(const char *uuid)
+{
+    char path[128];
+    json_t *v;
+    snprintf(path, sizeof path, "/api/v1/gpus/%s", uuid);
+    ASSERT_EQ_INT(call(hdr, "GET", path, NULL, &v), 200);
+    int on = json_is_true(json_object_get(v, "cordoned"));
+    ASSERT_TRUE(json_is_boolean(json_object_get(v, "cordoned")));
+    json_decref(v);
+    return on;
+}
+
+/* POST /api/v1/gpus/UUID/cordon | uncordon: a cordoned GPU takes no new placement, its workload
+ * stays; the cordon holds across a restart and a re-registration, and uncordoning a Missing GPU
+ * leaves it unplaceable until its node reports it again. Bad input: 404, 403, 400 naming the
+ * body or the query argument, 405. */
+TEST(gpu_cordon_route)
+{
+    const char *dir = gf_test_tmp_path("cordon");
+    open_server(dir);
+    json_t *v;
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/tokens", "{\"node\": \"n1\"}", &v), 201);
+    char ntok[300];
+    snprintf(ntok, sizeof ntok, "Bearer %s", json_string_value(json_object_get(v, "token")));
+    json_decref(v);
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", node_reg, NULL), 201);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"w\", \"vram_request\": \"60Gi\"}", NULL), 201);
+    const char *h1 = "{\"name\": \"h1\", \"vram_request\": \"10Gi\", \"gpu_models\": [\"H100\"]}";
+    ASSERT_TRUE(!(gpu_cordoned("GPU-a")));
+    /* bad input */
+    ASSERT_EQ_INT(call_post(hdr, "/api/v1/gpus/GPU-nope/cordon", NULL, NULL, &v), 404);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "GPU-nope");
+    json_decref(v);
+    ASSERT_EQ_INT(call_post(ntok, "/api/v1/gpus/GPU-a/cordon", NULL, NULL, NULL), 403);
+    ASSERT_EQ_INT(call_post(hdr, "/api/v1/gpus/GPU-a/cordon", "{\"on\": true}", NULL, &v), 400);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "body");
+    json_decref(v);
+    ASSERT_EQ_INT(call_post(hdr, "/api/v1/gpus/GPU-a/cordon", NULL, "until", &v), 400);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "until");
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/gpus/GPU-a/cordon", NULL, NULL), 405);
+    ASSERT_TRUE(!(gpu_cordoned("GPU-a")));
+    /* cordoned: w stays, nothing new lands there */
+    ASSERT_EQ_INT(call_post(hdr, "/api/v1/gpus/GPU-a/cordon", NULL, NULL, &v), 200);
+    ASSERT_TRUE(json_is_true(json_object_get(v, "cordoned")));
+    ASSERT_EQ_STR(json_string_value(json_object_get(v, "status")), "Ready");
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/w", NULL, NULL), 200);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads", h1, NULL), 409);
+    /* across a restart and a re-registration */
+    gf_server_free(srv);
+    open_server(dir);
+    ASSERT_TRUE(gpu_cordoned("GPU-a"));
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads", h1, NULL), 409);
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", node_reg, NULL), 200);
+    ASSERT_TRUE(gpu_cordoned("GPU-a"));
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads", h1, NULL), 409);
+    /* Missing (its node stopped reporting it; w holds it): uncordoned, still unplaceable */
+    const char *only_b = "{\"name\": \"n1\", \"gpus\": [{\"uuid\": \"GPU-b\", \"index\": 1, "
+                         "\"model\": \"T4\", \"vram_bytes\": \"16Gi\"}]}";
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", only_b, NULL), 200);
+    ASSERT_EQ_INT(call_post(hdr, "/api/v1/gpus/GPU-a/uncordon", NULL, NULL, &v), 200);
+    ASSERT_TRUE(!(json_is_true(json_object_get(v, "cordoned"))));
+    ASSERT_EQ_STR(json_string_value(json_object_get(v, "status")), "Missing");
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads", h1, NULL), 409);
+    /* reported again: placeable */
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", node_reg, NULL), 200);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads", h1, NULL), 201);
+    gf_server_free(srv);
+}
