@@ -1980,10 +1980,16 @@ extern const unsigned gf_own_fn_count;
 static CUresult r_cuGetProcAddress_v2(const char *symbol, void **pfn, int ver, cuuint64_t flags,
                                       CUdriverProcAddressQueryResult *status)
 {
+    if (status) *status = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
     if (!symbol || !pfn) return CUDA_ERROR_INVALID_VALUE;
+    *pfn = NULL;
+    /* What a driver refuses before it looks the name up: unknown flags, no version. */
+    if (flags & ~(cuuint64_t)(CU_GET_PROC_ADDRESS_LEGACY_STREAM |
+                              CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) ||
+        ver <= 0)
+        return CUDA_ERROR_INVALID_VALUE;
     const char *sym = NULL;
     int q = gf_cuda_procaddr_resolve(symbol, ver, flags, &sym);
-    *pfn = NULL;
     if (q == GF_PROCADDR_FOUND)
         for (unsigned i = 0; i < gf_own_fn_count; i++)
             if (!strcmp(gf_own_fns[i].name, sym)) {
