@@ -109,6 +109,16 @@ typedef struct gf_wk_obj {
     char *name;
     uint32_t attr_set;     /* library kernels: attributes set (bit a = attribute a < 32) ... */
     int32_t attr_val[32];  /* ... and their values, set again when looked up again */
+    /* VMM allocation handles (real: the CUmemGenericAllocationHandle). The physical memory
+     * lives while any handle of it (made by cuMemCreate, retained, imported) or any mapping of
+     * it remains; its bytes are charged to the vGPU on the cuMemCreate handle (phys) until then. */
+    uint64_t size;
+    uint32_t hrefs;     /* the program's references: cuMemCreate/import 1, each retain 1 */
+    uint32_t mrefs;     /* mappings made with this handle */
+    int settled;        /* hrefs and mrefs reached 0: no longer counted in phys_refs */
+    uint64_t phys;      /* the cuMemCreate handle's id (its own for one made by cuMemCreate) */
+    uint32_t phys_refs; /* on the cuMemCreate handle: its handles not settled yet */
+    uint32_t props[5];  /* type, handle types, location type, location id, alloc flags */
 } gf_wk_obj;
 
 /* A device memory range the session may touch. */
@@ -117,8 +127,15 @@ typedef struct gf_wk_range {
     uint64_t ctx;     /* the context it was made in */
     uint64_t charged; /* bytes charged to the vGPU (0 for module globals) */
     int dev;
-    int kind;         /* 0 cuMemAlloc, 1 stream-ordered, 2 module global (not freeable) */
+    int kind;         /* 0 cuMemAlloc, 1 stream-ordered, 2 module global (not freeable),
+                         3 a VMM mapping (freed by unmapping it) */
+    uint64_t handle;  /* kind 3: the id of the VMM handle mapped here */
 } gf_wk_range;
+
+/* A reserved virtual address range (cuMemAddressReserve). */
+typedef struct gf_wk_va {
+    uint64_t base, size;
+} gf_wk_va;
 
 typedef struct gf_wk_msg {
     struct gf_wk_msg *next;
@@ -166,6 +183,8 @@ typedef struct gf_wk_session {
     size_t obj_cap, obj_used, obj_live;
     gf_wk_range *ranges; /* sorted by base */
     size_t nranges, cap_ranges;
+    gf_wk_va *vas; /* reserved address ranges (VMM), unsorted */
+    size_t nvas, cap_vas;
     uint64_t cur_ctx; /* the id made current by CTX_SET */
     uint64_t primary[GF_WK_MAX_DEVS];
     CUresult sticky; /* first error of an asynchronous call since the last synchronizing one */
