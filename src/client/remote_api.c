@@ -177,11 +177,21 @@ static void at_del_vmm(uint64_t lo, uint64_t hi)
     pthread_mutex_unlock(&at_lk);
 }
 
-/* 1 when p starts an allocation that cuMemFree[Async] may free. */
-static int at_is_alloc(uint64_t p)
+/* Takes the allocation starting at p (one cuMemFree[Async] may free) out of the table: 1 and
+ * *out, or 0. Taken before the free is sent, so that another thread's allocation that gets
+ * the same address once the worker freed it is never the entry removed. */
+static int at_take(uint64_t p, gf_ralloc *out)
 {
-    gf_ralloc a;
-    return p && at_find(p, &a) && a.base == p && !a.module && !a.vmm;
+    int found = 0;
+    pthread_mutex_lock(&at_lk);
+    for (size_t i = 0; i < at_n && !found; i++)
+        if (p && at[i].base == p && !at[i].module && !at[i].vmm) {
+            *out = at[i];
+            at[i] = at[--at_n];
+            found = 1;
+        }
+    pthread_mutex_unlock(&at_lk);
+    return found;
 }
 
 /* 1 when [p, p + n) starts inside a known range but runs past its end: refused at once (as a
@@ -695,11 +705,13 @@ static CUresult r_cuMemFree(CUdeviceptr p)
     CUresult r = need_init();
     if (r != CUDA_SUCCESS) return r;
     if (!p) return CUDA_SUCCESS;
+    gf_ralloc was;
+    int known = at_take(p, &was);
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_MEM_FREE);
     gf_wire_put_handle(&q.w, p);
     r = call_plain(&q);
-    if (r == CUDA_SUCCESS) at_del(p, 0, 0);
+    if (r != CUDA_SUCCESS && known) at_put(was); /* not freed: still the program's */
     return r;
 }
 
@@ -785,13 +797,14 @@ static CUresult r_cuMemFreeAsync(CUdeviceptr p, CUstream s)
     if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
     /* Queued without a round trip: what is not an allocation (freed already, say) is refused
      * now, as the driver refuses it, not at the next synchronizing call. */
-    if (!at_is_alloc(p)) return CUDA_ERROR_INVALID_VALUE;
+    gf_ralloc was;
+    if (!at_take(p, &was)) return CUDA_ERROR_INVALID_VALUE;
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_MEM_FREE_ASYNC);
     gf_wire_put_handle(&q.w, p);
     gf_wire_put_handle(&q.w, sh);
     r = call_async(&q);
-    if (r == CUDA_SUCCESS) at_del(p, 0, 0);
+    if (r != CUDA_SUCCESS) at_put(was);
     return r;
 }
 
