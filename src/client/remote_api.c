@@ -928,21 +928,21 @@ static CUresult location_dev(const CUmemLocation *loc, CUmemAllocationType type,
 static CUresult r_cuMemGetDefaultMemPool(CUmemoryPool *pool, CUmemLocation *loc,
                                          CUmemAllocationType type)
 {
-    CUdevice d;
+    CUdevice d = 0;
     CUresult r = location_dev(loc, type, &d);
     return r != CUDA_SUCCESS ? r : r_cuDeviceGetDefaultMemPool(pool, d);
 }
 
 static CUresult r_cuMemGetMemPool(CUmemoryPool *pool, CUmemLocation *loc, CUmemAllocationType type)
 {
-    CUdevice d;
+    CUdevice d = 0;
     CUresult r = location_dev(loc, type, &d);
     return r != CUDA_SUCCESS ? r : r_cuDeviceGetMemPool(pool, d);
 }
 
 static CUresult r_cuMemSetMemPool(CUmemLocation *loc, CUmemAllocationType type, CUmemoryPool pool)
 {
-    CUdevice d;
+    CUdevice d = 0;
     CUresult r = location_dev(loc, type, &d);
     return r != CUDA_SUCCESS ? r : r_cuDeviceSetMemPool(d, pool);
 }
