@@ -88,11 +88,14 @@ CUresult gf_remote_lock(void)
         pthread_mutex_unlock(&gf_r.lk);
         return gf_r.broken_rc;
     }
+    gf_remote_tl_locked = 1;
     return CUDA_SUCCESS;
 }
 
 void gf_remote_unlock(void)
 {
+    if (gf_mirror_sync_due && !gf_mirror_busy && !gf_r.broken) gf_mirror_after_sync();
+    gf_remote_tl_locked = 0;
     pthread_mutex_unlock(&gf_r.lk);
 }
 
@@ -118,6 +121,7 @@ CUresult gf_remote_dtoh_async(gf_rreq *q, void *dst, size_t n)
     if (gf_r.nd2h == GF_REMOTE_MAX_D2H) return CUDA_ERROR_NOT_READY;
     if (gf_wire_writer_status(&q->w) != GF_OK) return CUDA_ERROR_INVALID_VALUE;
     char err[256];
+    gf_mirror_flush(q->kind);
     gf_remote_sync_ctx();
     uint64_t rid = ++gf_r.next_rid;
     gf_status st = gf_wire_queue(gf_r.c, q->kind, GF_WIRE_F_NOREPLY, rid, q->w.buf, q->w.len, err,
@@ -166,10 +170,12 @@ CUresult gf_remote_async(gf_rreq *q)
     if (gf_r.fault) return gf_r.fault;
     char err[256];
     if (gf_wire_writer_status(&q->w) != GF_OK) return CUDA_ERROR_INVALID_VALUE;
+    gf_mirror_flush(q->kind);
     gf_remote_sync_ctx();
     gf_status st = gf_wire_queue(gf_r.c, q->kind, GF_WIRE_F_NOREPLY, 0, q->w.buf, q->w.len, err,
                                  sizeof err);
     if (st != GF_OK) return broken(st, err);
+    gf_mirror_sent(q->kind);
     return maybe_fence();
 }
 
@@ -177,9 +183,11 @@ CUresult gf_remote_queue_raw(uint32_t kind, const void *p, size_t n)
 {
     if (gf_r.fault) return gf_r.fault;
     char err[256];
+    gf_mirror_flush(kind);
     gf_remote_sync_ctx();
     gf_status st = gf_wire_queue(gf_r.c, kind, GF_WIRE_F_NOREPLY, 0, p, n, err, sizeof err);
     if (st != GF_OK) return broken(st, err);
+    gf_mirror_sent(kind);
     return maybe_fence();
 }
 
@@ -238,19 +246,24 @@ CUresult gf_remote_sync(gf_rreq *q, CUresult *rc, gf_wire_reader *rep, uint64_t 
         *rc = CUDA_ERROR_INVALID_VALUE;
         return CUDA_SUCCESS;
     }
+    gf_mirror_flush(q->kind);
     gf_remote_sync_ctx();
     uint64_t rid = ++gf_r.next_rid;
     if (rid_out) *rid_out = rid;
     gf_status st = gf_wire_send(gf_r.c, q->kind, 0, rid, q->w.buf, q->w.len, gf_r.timeout_ms, err,
                                 sizeof err);
     if (st != GF_OK) return broken(st, err);
-    return wait_reply(rid, rc, rep);
+    gf_mirror_sent(q->kind);
+    CUresult t = wait_reply(rid, rc, rep);
+    if (t == CUDA_SUCCESS) gf_mirror_answered(q->kind);
+    return t;
 }
 
 CUresult gf_remote_sync_bulk(gf_rreq *q, const void *data, size_t n, int noreply, CUresult *rc,
                              gf_wire_reader *rep)
 {
     char err[512];
+    gf_mirror_flush(q->kind);
     gf_remote_sync_ctx();
     uint64_t rid = ++gf_r.next_rid;
     gf_status st = gf_wire_send(gf_r.c, q->kind, noreply ? GF_WIRE_F_NOREPLY : 0, rid, q->w.buf,
@@ -258,11 +271,14 @@ CUresult gf_remote_sync_bulk(gf_rreq *q, const void *data, size_t n, int noreply
     if (st == GF_OK)
         st = gf_wire_bulk_send(gf_r.c, rid, data, n, GF_RPC_CHUNK, gf_r.timeout_ms, err, sizeof err);
     if (st != GF_OK) return broken(st, err);
+    gf_mirror_sent(q->kind);
     if (noreply) {
         *rc = CUDA_SUCCESS;
         return CUDA_SUCCESS;
     }
-    return wait_reply(rid, rc, rep);
+    CUresult t = wait_reply(rid, rc, rep);
+    if (t == CUDA_SUCCESS) gf_mirror_answered(q->kind);
+    return t;
 }
 
 /* The route of a D2H transfer: each chunk lands in its place in the destination. */
@@ -394,6 +410,14 @@ static CUresult fetch_devices(void)
         d->total = gf_wire_get_u64(&rep);
         gf_wire_get_str(&rep, d->pci, sizeof d->pci);
         gf_wire_get_bytes_into(&rep, d->attrs, sizeof d->attrs);
+        /* What the remote device is from here (remote_mirror.c): the host sees managed memory
+         * only between synchronizations, and registered memory has a device address of its
+         * own; no device reads this process's pageable memory. */
+        d->attrs[CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS - 1] = 0;
+        d->attrs[CU_DEVICE_ATTRIBUTE_DIRECT_MANAGED_MEM_ACCESS_FROM_HOST - 1] = 0;
+        d->attrs[CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS - 1] = 0;
+        d->attrs[CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES - 1] = 0;
+        d->attrs[CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM - 1] = 0;
     }
     /* Peer access between the session's devices (a worker before it sends none: no access). */
     memset(gf_r.peer, 0, sizeof gf_r.peer);

@@ -172,6 +172,43 @@ uint64_t gf_remote_handle(unsigned kind, uint64_t extra);
 extern _Thread_local uint64_t gf_remote_tl_ctx;
 void gf_remote_sync_ctx(void);
 
+/* ---- mirrors: managed and mapped host memory (remote_mirror.c) ---- */
+enum { GF_MIRROR_MANAGED = 1, GF_MIRROR_HOST, GF_MIRROR_REGISTERED };
+typedef struct gf_mirror_info {
+    uint64_t base, size; /* the program's bytes */
+    uint64_t dev;        /* their device address on the worker (0: none yet) */
+    uint64_t ctx;
+    unsigned kind, flags;
+} gf_mirror_info;
+/* Set while this thread holds the connection's lock / runs mirror code (the fault handler
+ * must not wait for either). */
+extern _Thread_local int gf_remote_tl_locked;
+extern _Thread_local int gf_mirror_busy;
+/* 1 (2 for a context-wide one) when a synchronizing answer came after device work:
+ * gf_remote_unlock runs gf_mirror_after_sync. */
+extern int gf_mirror_sync_due;
+/* Maps managed memory the worker made at dev at the same address here; fresh: a new
+ * allocation (nothing to fetch). 0, or an errno (EEXIST: the address is taken here). */
+int gf_mirror_map_managed(uint64_t dev, uint64_t size, uint64_t ctx, uint64_t module, int fresh);
+/* Records pinned (GF_MIRROR_HOST) or registered host memory; no device copy until armed. */
+int gf_mirror_add_host(uint64_t base, uint64_t size, unsigned kind, unsigned flags, uint64_t ctx);
+/* The mirror holding [p, p + n): 1 and *out; 0 none; -1 the bytes run over a mirror's edge. */
+int gf_mirror_find(uint64_t p, uint64_t n, gf_mirror_info *out);
+/* 1 when [p, p + n) touches any mirror. */
+int gf_mirror_overlaps(uint64_t p, uint64_t n);
+/* Under the lock: the device copy of the host mirror at base, made now if it has none. */
+CUresult gf_mirror_arm(uint64_t base, uint64_t *dev);
+/* Drops the mirror starting at base (unmapping managed pages): 1 and *out, or 0. */
+int gf_mirror_forget(uint64_t base, gf_mirror_info *out);
+/* Drops the mirrors of a context or a module/library (ctx or module 0: any). */
+void gf_mirror_forget_owner(uint64_t ctx, uint64_t module);
+/* Under the lock, from the call helpers: host writes go out before any call (flush); calls
+ * that may write device memory are noted (sent); synchronizing answers noted (answered). */
+CUresult gf_mirror_flush(uint32_t kind);
+void gf_mirror_sent(uint32_t kind);
+void gf_mirror_answered(uint32_t kind);
+void gf_mirror_after_sync(void);
+
 /* NOT_SUPPORTED for a call the backend does not implement, logged once per name. */
 CUresult gf_remote_unsupported(const char *name);
 

@@ -9,6 +9,7 @@
 #include "gpufuse/cu_errors.h"
 #include "gpufuse/pci.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gpufuse/cuda_procaddr.h"
@@ -100,9 +102,16 @@ static gf_rfunc *func_of(CUfunction f)
  * host pointers here, with no round trip. The worker still checks every range it is sent. */
 typedef struct {
     uint64_t base, size, ctx, module; /* module: the module/library of a global, else 0 */
+    unsigned kind;                    /* RA_* */
     uint64_t pool;                    /* stream-ordered allocations: their memory pool */
-    int vmm;                          /* a VMM mapping (cuMemMap), freed by cuMemUnmap */
 } gf_ralloc;
+
+enum {
+    RA_DEVICE,  /* device memory */
+    RA_MANAGED, /* managed memory (a mirror: the same address is the program's host memory) */
+    RA_MAPPED,  /* the device copy of pinned or registered host memory (a host mirror) */
+    RA_VMM,     /* a VMM mapping (cuMemMap): memory until cuMemUnmap, never cuMemFree'd */
+};
 
 static pthread_mutex_t at_lk = PTHREAD_MUTEX_INITIALIZER;
 static gf_ralloc *at;
@@ -132,9 +141,15 @@ static void at_put(gf_ralloc e)
     pthread_mutex_unlock(&at_lk);
 }
 
+static void at_add_kind(uint64_t base, uint64_t size, uint64_t ctx, uint64_t module,
+                        unsigned kind)
+{
+    at_put((gf_ralloc){base, size, ctx, module, kind, 0});
+}
+
 static void at_add(uint64_t base, uint64_t size, uint64_t ctx, uint64_t module)
 {
-    at_put((gf_ralloc){base, size, ctx, module, 0, 0});
+    at_put((gf_ralloc){base, size, ctx, module, RA_DEVICE, 0});
 }
 
 /* Drops the allocation starting at base (base != 0), those of ctx (ctx != 0) or of module. */
@@ -142,8 +157,9 @@ static void at_del(uint64_t base, uint64_t ctx, uint64_t module)
 {
     pthread_mutex_lock(&at_lk);
     for (size_t i = 0; i < at_n;) {
-        if ((base && at[i].base == base && !at[i].module && !at[i].vmm) ||
-            (ctx && at[i].ctx == ctx && !at[i].vmm) || (module && at[i].module == module))
+        if ((base && at[i].base == base && !at[i].module && at[i].kind != RA_VMM) ||
+            (ctx && at[i].ctx == ctx && at[i].kind != RA_VMM) ||
+            (module && at[i].module == module))
             at[i] = at[--at_n];
         else
             i++;
@@ -171,7 +187,7 @@ static void at_del_vmm(uint64_t lo, uint64_t hi)
 {
     pthread_mutex_lock(&at_lk);
     for (size_t i = 0; i < at_n;) {
-        if (at[i].vmm && at[i].base >= lo && at[i].base < hi) at[i] = at[--at_n];
+        if (at[i].kind == RA_VMM && at[i].base >= lo && at[i].base < hi) at[i] = at[--at_n];
         else i++;
     }
     pthread_mutex_unlock(&at_lk);
@@ -185,7 +201,7 @@ static int at_take(uint64_t p, gf_ralloc *out)
     int found = 0;
     pthread_mutex_lock(&at_lk);
     for (size_t i = 0; i < at_n && !found; i++)
-        if (p && at[i].base == p && !at[i].module && !at[i].vmm) {
+        if (p && at[i].base == p && !at[i].module && at[i].kind != RA_VMM) {
             *out = at[i];
             at[i] = at[--at_n];
             found = 1;
@@ -204,10 +220,10 @@ static int at_overruns(uint64_t p, uint64_t n)
     for (;;) {
         uint64_t left = a.size - (p - a.base);
         if (n <= left) return 0;
-        if (!a.vmm) return 1;
+        if (a.kind != RA_VMM) return 1;
         p = a.base + a.size;
         n -= left;
-        if (!at_find(p, &a) || !a.vmm || a.base != p) return 1;
+        if (!at_find(p, &a) || a.kind != RA_VMM || a.base != p) return 1;
     }
 }
 
@@ -399,6 +415,7 @@ static CUresult r_cuDevicePrimaryCtxReset(CUdevice d)
     r = call_plain(&q);
     if (r == CUDA_SUCCESS && gf_r.dev[d].primary) {
         at_del(0, gf_r.dev[d].primary, 0);
+        gf_mirror_forget_owner(gf_r.dev[d].primary, 0);
         LOCK();
         gf_r.dev[d].primary_reset = 1;
         gf_remote_unlock();
@@ -488,6 +505,7 @@ static CUresult r_cuCtxDestroy(CUcontext ctx)
     CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
     if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
         at_del(0, id, 0);
+        gf_mirror_forget_owner(id, 0);
         if (gf_r.sent_ctx == id) gf_r.sent_ctx = 0;
         if (gf_remote_tl_ctx == id) gf_remote_tl_ctx = tl_depth ? tl_stack[--tl_depth] : 0;
         for (int i = 0; i < gf_r.ndev; i++)
@@ -705,14 +723,22 @@ static CUresult r_cuMemFree(CUdeviceptr p)
     CUresult r = need_init();
     if (r != CUDA_SUCCESS) return r;
     if (!p) return CUDA_SUCCESS;
+    gf_ralloc a;
+    if (at_find(p, &a) && a.kind == RA_MAPPED) return CUDA_ERROR_INVALID_VALUE;
+    /* Out of the table before the free is sent: another thread may get the address next. */
     gf_ralloc was;
     int known = at_take(p, &was);
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_MEM_FREE);
     gf_wire_put_handle(&q.w, p);
-    r = call_plain(&q);
-    if (r != CUDA_SUCCESS && known) at_put(was); /* not freed: still the program's */
-    return r;
+    LOCK();
+    CUresult rc = CUDA_SUCCESS;
+    gf_wire_reader rep;
+    r = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (r == CUDA_SUCCESS && rc == CUDA_SUCCESS) gf_mirror_forget(p, NULL); /* managed memory: its pages here go too */
+    else if (known) at_put(was); /* not freed: still the program's */
+    gf_remote_unlock();
+    return r != CUDA_SUCCESS ? r : rc;
 }
 
 static CUresult r_cuMemGetInfo(size_t *f, size_t *t_)
@@ -783,7 +809,8 @@ static CUresult r_cuMemAllocAsync(CUdeviceptr *p, size_t n, CUstream s)
     CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
     if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
         *p = gf_wire_get_handle(&rep);
-        at_put((gf_ralloc){*p, n, gf_remote_tl_ctx, 0, pool_of_dev(ctx_dev(gf_remote_tl_ctx)), 0});
+        at_put((gf_ralloc){*p, n, gf_remote_tl_ctx, 0, RA_DEVICE,
+                           pool_of_dev(ctx_dev(gf_remote_tl_ctx))});
     }
     gf_remote_unlock();
     return t != CUDA_SUCCESS ? t : rc;
@@ -799,6 +826,10 @@ static CUresult r_cuMemFreeAsync(CUdeviceptr p, CUstream s)
      * now, as the driver refuses it, not at the next synchronizing call. */
     gf_ralloc was;
     if (!at_take(p, &was)) return CUDA_ERROR_INVALID_VALUE;
+    if (was.kind == RA_MAPPED) { /* host memory: cuMemFreeHost / cuMemHostUnregister */
+        at_put(was);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_MEM_FREE_ASYNC);
     gf_wire_put_handle(&q.w, p);
@@ -808,42 +839,317 @@ static CUresult r_cuMemFreeAsync(CUdeviceptr p, CUstream s)
     return r;
 }
 
-/* Pinned host memory is host memory here: no device can map it across the network. */
-static CUresult r_cuMemAllocHost(void **pp, size_t n)
+/* ---- managed and mapped host memory (mirrors: remote_mirror.c) -------------------------------- */
+
+/* Managed memory: the worker allocates it; its pages are mapped here at the same address. When
+ * that address is taken in this process, the worker allocates again (keeping the refused ones
+ * until the end, so it cannot hand them back). */
+static CUresult r_cuMemAllocManaged(CUdeviceptr *dptr, size_t n, unsigned flags)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!dptr || !n || (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST))
+        return CUDA_ERROR_INVALID_VALUE;
+    LOCK();
+    uint64_t refused[4];
+    unsigned nrefused = 0;
+    CUresult rc = CUDA_ERROR_OUT_OF_MEMORY;
+    for (;;) {
+        gf_rreq q;
+        gf_rreq_init(&q, GF_RPC_MIRROR_ALLOC);
+        gf_wire_put_u32(&q.w, GF_RPC_MIRROR_MANAGED);
+        gf_wire_put_u64(&q.w, n);
+        gf_wire_put_u32(&q.w, flags);
+        gf_wire_put_handle(&q.w, 0);
+        gf_wire_reader rep;
+        r = gf_remote_sync(&q, &rc, &rep, NULL);
+        if (r != CUDA_SUCCESS || rc != CUDA_SUCCESS) break;
+        uint64_t p = gf_wire_get_handle(&rep);
+        int err = gf_mirror_map_managed(p, n, gf_remote_tl_ctx, 0, 1);
+        if (!err) {
+            at_add_kind(p, n, gf_remote_tl_ctx, 0, RA_MANAGED);
+            *dptr = p;
+            break;
+        }
+        if (err != EEXIST || nrefused == 4) {
+            gf_log(GF_LOG_ERROR, GF_REMOTE_LOG, "cuMemAllocManaged(%zu): cannot map the worker's "
+                   "address 0x%llx in this process (%s); CUDA_ERROR_OUT_OF_MEMORY", n,
+                   (unsigned long long)p, strerror(err));
+            refused[nrefused < 4 ? nrefused++ : 3] = p;
+            rc = CUDA_ERROR_OUT_OF_MEMORY;
+            break;
+        }
+        refused[nrefused++] = p;
+    }
+    for (unsigned i = 0; i < nrefused; i++) {
+        gf_rreq q;
+        gf_rreq_init(&q, GF_RPC_MEM_FREE);
+        gf_wire_put_handle(&q.w, refused[i]);
+        CUresult ignored;
+        gf_wire_reader rep;
+        gf_remote_sync(&q, &ignored, &rep, NULL);
+    }
+    gf_remote_unlock();
+    return r != CUDA_SUCCESS ? r : rc;
+}
+
+static CUresult r_cuLibraryGetManaged(CUdeviceptr *dptr, size_t *bytes, CUlibrary lib,
+                                      const char *name)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    uint64_t l = (uint64_t)(uintptr_t)lib;
+    if (!name) return CUDA_ERROR_INVALID_VALUE;
+    if (GF_RPC_HANDLE_KIND(l) != GF_RPC_H_LIBRARY) return CUDA_ERROR_INVALID_HANDLE;
+    LOCK();
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_GET_MANAGED);
+    gf_wire_put_handle(&q.w, l);
+    gf_wire_put_str(&q.w, name);
+    CUresult rc;
+    gf_wire_reader rep;
+    r = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (r == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        uint64_t p = gf_wire_get_handle(&rep), n = gf_wire_get_u64(&rep);
+        gf_mirror_info mi;
+        int have = gf_mirror_find(p, n, &mi) == 1 && mi.kind == GF_MIRROR_MANAGED;
+        int err = have ? 0 : gf_mirror_map_managed(p, n, gf_remote_tl_ctx, l, 0);
+        if (err) {
+            gf_log(GF_LOG_ERROR, GF_REMOTE_LOG, "cuLibraryGetManaged(%s): cannot map the "
+                   "worker's address 0x%llx in this process (%s)", name, (unsigned long long)p,
+                   err == EEXIST ? "taken, or a page shared with another mirror" : strerror(err));
+            rc = CUDA_ERROR_NOT_SUPPORTED;
+        } else {
+            at_add_kind(p, n, gf_remote_tl_ctx, l, RA_MANAGED);
+            if (dptr) *dptr = p;
+            if (bytes) *bytes = n;
+        }
+    }
+    gf_remote_unlock();
+    return r != CUDA_SUCCESS ? r : rc;
+}
+
+static CUresult managed_range(CUdeviceptr p, size_t n)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    gf_ralloc a;
+    if (!n || !at_find(p, &a) || a.kind != RA_MANAGED || n > a.size - (p - a.base))
+        return CUDA_ERROR_INVALID_VALUE;
+    return CUDA_SUCCESS;
+}
+
+/* Hints: the pages move when they are touched (remote_mirror.c), whatever the program asks. */
+static CUresult r_cuMemPrefetchAsync(CUdeviceptr p, size_t n, CUdevice d, CUstream s)
+{
+    uint64_t sh;
+    (void)d;
+    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    return managed_range(p, n);
+}
+
+static CUresult r_cuMemPrefetchAsync_v2(CUdeviceptr p, size_t n, CUmemLocation l, unsigned f,
+                                        CUstream s)
+{
+    (void)l;
+    if (f) return CUDA_ERROR_INVALID_VALUE;
+    return r_cuMemPrefetchAsync(p, n, 0, s);
+}
+
+static CUresult r_cuMemAdvise(CUdeviceptr p, size_t n, CUmem_advise a, CUdevice d)
+{
+    (void)a;
+    (void)d;
+    return managed_range(p, n);
+}
+
+static CUresult r_cuMemAdvise_v2(CUdeviceptr p, size_t n, CUmem_advise a, CUmemLocation l)
+{
+    (void)a;
+    (void)l;
+    return managed_range(p, n);
+}
+
+/* The device copy of a host mirror (made now if it has none), as device memory of the table. */
+static CUresult arm(const gf_mirror_info *mi, uint64_t *dev)
+{
+    LOCK();
+    CUresult r = gf_mirror_arm(mi->base, dev);
+    if (r == CUDA_SUCCESS) at_add_kind(*dev, mi->size, mi->ctx, 0, RA_MAPPED);
+    gf_remote_unlock();
+    return r;
+}
+
+/* Pinned host memory goes where neither this process nor the worker's session is likely to
+ * have anything (above the sanitizers' shadow, far below where mmap and the stack grow), so the
+ * worker can put its copy at the same address and the device pointer is the host pointer, as
+ * with unified addressing. Each process starts at a random 1 GiB step of the region. */
+static void *pinned_pages(size_t rounded)
+{
+    static _Atomic uint64_t next;
+    if (!atomic_load(&next)) {
+        uint64_t start = 0x200000000000ull + ((uint64_t)(getpid() ^ (int)time(NULL)) & 0x3fff) * (1ull << 30);
+        uint64_t zero = 0;
+        atomic_compare_exchange_strong(&next, &zero, start);
+    }
+    uint64_t step = (rounded + (2u << 20) - 1) & ~(uint64_t)((2u << 20) - 1);
+    uint64_t hint = atomic_fetch_add(&next, step);
+    void *p = hint < 0x500000000000ull
+                  ? mmap((void *)(uintptr_t)hint, rounded, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+                  : MAP_FAILED;
+    if (p != MAP_FAILED) return p;
+    p = mmap(NULL, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Pinned host memory is this process's own pages; a kernel reaches it once it has a device
+ * copy (cuMemHostGetDevicePointer, or DEVICEMAP), kept coherent by remote_mirror.c. */
+static CUresult r_cuMemHostAlloc(void **pp, size_t n, unsigned flags)
 {
     CUresult r = need_ctx();
     if (r != CUDA_SUCCESS) return r;
     if (!pp || !n) return CUDA_ERROR_INVALID_VALUE;
+    if (flags & ~(unsigned)(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP |
+                            CU_MEMHOSTALLOC_WRITECOMBINED))
+        return CUDA_ERROR_INVALID_VALUE;
     size_t rounded = (n + 4095) & ~(size_t)4095;
-    *pp = aligned_alloc(4096, rounded);
-    return *pp ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+    void *p = pinned_pages(rounded);
+    if (!p) return CUDA_ERROR_OUT_OF_MEMORY;
+    LOCK();
+    if (gf_mirror_add_host((uintptr_t)p, n, GF_MIRROR_HOST, flags, gf_remote_tl_ctx) != 0) {
+        gf_remote_unlock();
+        munmap(p, rounded);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    gf_remote_unlock();
+    if (flags & CU_MEMHOSTALLOC_DEVICEMAP) {
+        gf_mirror_info mi = {(uintptr_t)p, n, 0, gf_remote_tl_ctx, GF_MIRROR_HOST, flags};
+        uint64_t dev;
+        if ((r = arm(&mi, &dev)) != CUDA_SUCCESS) {
+            LOCK();
+            gf_mirror_forget((uintptr_t)p, NULL);
+            gf_remote_unlock();
+            munmap(p, rounded);
+            return r;
+        }
+    }
+    *pp = p;
+    return CUDA_SUCCESS;
 }
 
-static CUresult r_cuMemHostAlloc(void **pp, size_t n, unsigned flags)
+static CUresult r_cuMemAllocHost(void **pp, size_t n)
 {
-    (void)flags;
-    return r_cuMemAllocHost(pp, n);
+    return r_cuMemHostAlloc(pp, n, 0);
+}
+
+/* Drops a host mirror and its device copy. */
+static CUresult host_forget(uint64_t base, unsigned kind, CUresult not_found)
+{
+    LOCK();
+    gf_mirror_info mi;
+    if (gf_mirror_find(base, 1, &mi) != 1 || mi.base != base || mi.kind != kind) {
+        gf_remote_unlock();
+        return not_found;
+    }
+    CUresult r = CUDA_SUCCESS, rc = CUDA_SUCCESS;
+    if (mi.dev) {
+        gf_rreq q;
+        gf_rreq_init(&q, GF_RPC_MEM_FREE);
+        gf_wire_put_handle(&q.w, mi.dev);
+        gf_wire_reader rep;
+        r = gf_remote_sync(&q, &rc, &rep, NULL);
+        at_del(mi.dev, 0, 0);
+    }
+    gf_mirror_forget(base, NULL);
+    gf_remote_unlock();
+    if (kind == GF_MIRROR_HOST) munmap((void *)(uintptr_t)base, (mi.size + 4095) & ~(size_t)4095);
+    return r != CUDA_SUCCESS ? r : rc;
 }
 
 static CUresult r_cuMemFreeHost(void *p)
 {
     CUresult r = need_init();
     if (r != CUDA_SUCCESS) return r;
-    free(p);
-    return CUDA_SUCCESS;
+    if (!p) return CUDA_SUCCESS;
+    return host_forget((uintptr_t)p, GF_MIRROR_HOST, CUDA_ERROR_INVALID_VALUE);
 }
 
 static CUresult r_cuMemHostRegister(void *p, size_t n, unsigned flags)
 {
-    (void)flags;
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
     if (!p || !n) return CUDA_ERROR_INVALID_VALUE;
-    return need_ctx();
+    if (flags & ~(unsigned)(CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP |
+                            CU_MEMHOSTREGISTER_IOMEMORY | CU_MEMHOSTREGISTER_READ_ONLY))
+        return CUDA_ERROR_INVALID_VALUE;
+    if (flags & CU_MEMHOSTREGISTER_IOMEMORY) return CUDA_ERROR_NOT_SUPPORTED;
+    LOCK();
+    if (gf_mirror_overlaps((uintptr_t)p, n)) {
+        gf_remote_unlock();
+        return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+    }
+    int err = gf_mirror_add_host((uintptr_t)p, n, GF_MIRROR_REGISTERED, flags, gf_remote_tl_ctx);
+    gf_remote_unlock();
+    if (err) return CUDA_ERROR_OUT_OF_MEMORY;
+    if (flags & CU_MEMHOSTREGISTER_DEVICEMAP) {
+        gf_mirror_info mi = {(uintptr_t)p, n, 0, gf_remote_tl_ctx, GF_MIRROR_REGISTERED, flags};
+        uint64_t dev;
+        if ((r = arm(&mi, &dev)) != CUDA_SUCCESS) {
+            host_forget((uintptr_t)p, GF_MIRROR_REGISTERED, r);
+            return r;
+        }
+    }
+    return CUDA_SUCCESS;
 }
 
 static CUresult r_cuMemHostUnregister(void *p)
 {
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
     if (!p) return CUDA_ERROR_INVALID_VALUE;
-    return need_ctx();
+    return host_forget((uintptr_t)p, GF_MIRROR_REGISTERED, CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED);
+}
+
+/* Pinned or registered host memory the program names by a host address. */
+static int host_mirror(const void *p, gf_mirror_info *mi)
+{
+    return gf_mirror_find((uintptr_t)p, 1, mi) == 1 && mi->kind != GF_MIRROR_MANAGED;
+}
+
+static CUresult r_cuMemHostGetDevicePointer(CUdeviceptr *pd, void *p, unsigned flags)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    gf_mirror_info mi;
+    if (!pd || flags || !host_mirror(p, &mi)) return CUDA_ERROR_INVALID_VALUE;
+    uint64_t dev = mi.dev;
+    if (!dev && (r = arm(&mi, &dev)) != CUDA_SUCCESS) return r;
+    *pd = dev + ((uintptr_t)p - mi.base);
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuMemHostGetFlags(unsigned *flags, void *p)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    gf_mirror_info mi;
+    if (!flags || !host_mirror(p, &mi)) return CUDA_ERROR_INVALID_VALUE;
+    *flags = mi.flags | CU_MEMHOSTALLOC_DEVICEMAP;
+    return CUDA_SUCCESS;
+}
+
+/* A host address a copy names: inside a mirror with a device copy, the copy works on the
+ * worker's bytes (1, *d set; the program's pages follow at the next synchronizing call); plain
+ * host memory 0; running over a mirror's edge -1. */
+static int host_side(const void *h, size_t n, CUdeviceptr *d)
+{
+    gf_mirror_info mi;
+    int f = gf_mirror_find((uintptr_t)h, n ? n : 1, &mi);
+    if (f <= 0) return f;
+    if (!mi.dev) return 0; /* no device copy: host memory as any other */
+    *d = mi.dev + ((uintptr_t)h - mi.base);
+    return 1;
 }
 
 /* ---- stream-ordered memory pools ------------------------------------------------------------- */
@@ -1053,7 +1359,7 @@ static CUresult r_cuMemAllocFromPoolAsync(CUdeviceptr *p, size_t n, CUmemoryPool
     if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
         got = gf_wire_get_handle(&rep);
         *p = got;
-        at_put((gf_ralloc){got, n, gf_remote_tl_ctx, 0, (uint64_t)(uintptr_t)pool, 0});
+        at_put((gf_ralloc){got, n, gf_remote_tl_ctx, 0, RA_DEVICE, (uint64_t)(uintptr_t)pool});
     }
     gf_remote_unlock();
     return t != CUDA_SUCCESS ? t : rc;
@@ -1259,7 +1565,7 @@ static CUresult r_cuMemMap(CUdeviceptr p, size_t size, size_t off, CUmemGenericA
     gf_wire_put_handle(&q.w, (uint64_t)h);
     gf_wire_put_u64(&q.w, flags);
     r = call_plain(&q);
-    if (r == CUDA_SUCCESS) at_put((gf_ralloc){p, size, gf_remote_tl_ctx, 0, 0, 1});
+    if (r == CUDA_SUCCESS) at_put((gf_ralloc){p, size, gf_remote_tl_ctx, 0, RA_VMM, 0});
     return r;
 }
 
@@ -1470,12 +1776,18 @@ static CUresult r_cuCtxDisablePeerAccess(CUcontext peer)
 
 /* ---- copies and memsets ------------------------------------------------------------------------ */
 
+static CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int async);
+
 static CUresult htod(CUdeviceptr dst, const void *src, size_t n, CUstream s, int async)
 {
     CUresult r = need_ctx();
     uint64_t sh = 0;
     if (r != CUDA_SUCCESS) return r;
     if (n && !src) return CUDA_ERROR_INVALID_VALUE;
+    CUdeviceptr ms = 0;
+    int hs = n ? host_side(src, n, &ms) : 0;
+    if (hs < 0) return CUDA_ERROR_INVALID_VALUE;
+    if (hs) return dtod(dst, ms, n, s, async);
     if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
     if (at_overruns(dst, n)) return CUDA_ERROR_INVALID_VALUE;
     LOCK();
@@ -1530,6 +1842,10 @@ static CUresult dtoh(void *dst, CUdeviceptr src, size_t n, CUstream s, int async
     uint64_t sh = 0;
     if (r != CUDA_SUCCESS) return r;
     if (n && !dst) return CUDA_ERROR_INVALID_VALUE;
+    CUdeviceptr md = 0;
+    int hs = n ? host_side(dst, n, &md) : 0;
+    if (hs < 0) return CUDA_ERROR_INVALID_VALUE;
+    if (hs) return dtod(md, src, n, s, async);
     if (async && !stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
     if (at_overruns(src, n)) return CUDA_ERROR_INVALID_VALUE;
     LOCK();
@@ -1629,19 +1945,45 @@ static CUresult r_cuMemsetD32Async(CUdeviceptr d, unsigned int v, size_t n, CUst
 
 static CUresult r_cuStreamSynchronize(CUstream s);
 
-/* Answered from the allocation table: every device range of this process is in it. Anything
- * else is host memory the driver does not know (pinned memory is plain host memory here), which
- * a driver answers with CUDA_ERROR_INVALID_VALUE. */
-static CUresult ptr_attr(void *data, CUpointer_attribute a, const gf_ralloc *al, CUdeviceptr p)
+/* What the driver knows of p: a range of the allocation table, or pinned/registered host
+ * memory (a host mirror); its device address, and its host address (0: none). Anything else is
+ * host memory the driver does not know. */
+typedef struct {
+    gf_ralloc al;
+    uint64_t dev, host;
+} ptr_info;
+
+static int ptr_lookup(CUdeviceptr p, ptr_info *pi)
 {
+    gf_mirror_info mi;
+    if (gf_mirror_find(p, 1, &mi) == 1 && mi.kind != GF_MIRROR_MANAGED) {
+        pi->al = (gf_ralloc){mi.base, mi.size, mi.ctx, 0, RA_MAPPED, 0};
+        pi->dev = (mi.dev ? mi.dev : mi.base) + (p - mi.base);
+        pi->host = p;
+        return 1;
+    }
+    if (!at_find(p, &pi->al)) return 0;
+    pi->dev = p;
+    pi->host = pi->al.kind == RA_MANAGED ? p : 0;
+    return 1;
+}
+
+static CUresult ptr_attr(void *data, CUpointer_attribute a, const ptr_info *pi)
+{
+    const gf_ralloc *al = &pi->al;
     switch (a) {
     case CU_POINTER_ATTRIBUTE_CONTEXT: *(CUcontext *)data = (CUcontext)(uintptr_t)al->ctx; break;
-    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *(unsigned *)data = CU_MEMORYTYPE_DEVICE; break;
-    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *(CUdeviceptr *)data = p; break;
-    case CU_POINTER_ATTRIBUTE_HOST_POINTER: return CUDA_ERROR_INVALID_VALUE;
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+        *(unsigned *)data = al->kind == RA_MAPPED ? CU_MEMORYTYPE_HOST : CU_MEMORYTYPE_DEVICE;
+        break;
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *(CUdeviceptr *)data = pi->dev; break;
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+        if (!pi->host) return CUDA_ERROR_INVALID_VALUE;
+        *(void **)data = (void *)(uintptr_t)pi->host;
+        break;
     case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS: *(int *)data = 1; break;
     case CU_POINTER_ATTRIBUTE_BUFFER_ID: *(unsigned long long *)data = al->base; break;
-    case CU_POINTER_ATTRIBUTE_IS_MANAGED: *(unsigned *)data = 0; break;
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED: *(unsigned *)data = al->kind == RA_MANAGED; break;
     case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *(int *)data = ctx_dev(al->ctx); break;
     case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: *(int *)data = 0; break;
     case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
@@ -1672,9 +2014,9 @@ static CUresult r_cuPointerGetAttribute(void *data, CUpointer_attribute a, CUdev
     CUresult r = need_init();
     if (r != CUDA_SUCCESS) return r;
     if (!data || !attr_known(a)) return CUDA_ERROR_INVALID_VALUE;
-    gf_ralloc al;
-    if (!at_find(p, &al)) return CUDA_ERROR_INVALID_VALUE;
-    return ptr_attr(data, a, &al, p);
+    ptr_info pi;
+    if (!ptr_lookup(p, &pi)) return CUDA_ERROR_INVALID_VALUE;
+    return ptr_attr(data, a, &pi);
 }
 
 /* Unlike the single-attribute call, memory the driver does not know is no error: its
@@ -1687,10 +2029,10 @@ static CUresult r_cuPointerGetAttributes(unsigned n, CUpointer_attribute *a, voi
     if (!n || !a || !data) return CUDA_ERROR_INVALID_VALUE;
     for (unsigned i = 0; i < n; i++)
         if (!data[i] || !attr_known(a[i])) return CUDA_ERROR_INVALID_VALUE;
-    gf_ralloc al;
-    int dev = at_find(p, &al);
+    ptr_info pi;
+    int dev = ptr_lookup(p, &pi);
     for (unsigned i = 0; i < n; i++) {
-        if (dev && ptr_attr(data[i], a[i], &al, p) == CUDA_SUCCESS) continue;
+        if (dev && ptr_attr(data[i], a[i], &pi) == CUDA_SUCCESS) continue;
         switch (a[i]) { /* zero of the attribute's own size */
         case CU_POINTER_ATTRIBUTE_CONTEXT:
         case CU_POINTER_ATTRIBUTE_HOST_POINTER:
@@ -1722,6 +2064,12 @@ static CUresult unified_copy(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstrea
     if (dd) return htod(dst, (const void *)(uintptr_t)src, n, s, async);
     if (sd) return dtoh((void *)(uintptr_t)dst, src, n, s, async);
     if (!dst || !src) return CUDA_ERROR_INVALID_VALUE;
+    CUdeviceptr md = 0;
+    int hs = host_side((const void *)(uintptr_t)dst, n, &md);
+    if (hs < 0) return CUDA_ERROR_INVALID_VALUE;
+    if (hs) return htod(md, (const void *)(uintptr_t)src, n, s, async);
+    if ((hs = host_side((const void *)(uintptr_t)src, n, &md)) != 0)
+        return hs < 0 ? CUDA_ERROR_INVALID_VALUE : dtoh((void *)(uintptr_t)dst, md, n, s, async);
     if (async && (r = r_cuStreamSynchronize(s)) != CUDA_SUCCESS) return r;
     memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
     return CUDA_SUCCESS;
@@ -1789,7 +2137,11 @@ static CUresult side_of(CUmemorytype t, const void *host, CUdeviceptr dev, size_
     }
     if (t == CU_MEMORYTYPE_HOST) {
         if (!host) return CUDA_ERROR_INVALID_VALUE;
-        o->dev = 0;
+        CUdeviceptr md = 0;
+        int hs = host_side((const uint8_t *)host + off, 1, &md);
+        if (hs < 0) return CUDA_ERROR_INVALID_VALUE;
+        o->dev = hs;
+        o->d = md;
         o->h = (uint8_t *)(uintptr_t)host + off;
         return CUDA_SUCCESS;
     }
@@ -2017,6 +2369,7 @@ static CUresult unload(uint64_t id, int lib)
     CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
     if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
         at_del(0, 0, id);
+        gf_mirror_forget_owner(0, id);
         for (gf_rfunc *f = gf_r.funcs; f; f = f->next_all)
             if (f->module == id) f->magic = GF_RFUNC_DEAD;
     }
@@ -2872,6 +3225,17 @@ void gf_remote_setup(void)
     R(cuMemFreeHost, r_cuMemFreeHost);
     R(cuMemHostRegister_v2, r_cuMemHostRegister);
     R(cuMemHostUnregister, r_cuMemHostUnregister);
+    R(cuMemHostGetDevicePointer_v2, r_cuMemHostGetDevicePointer);
+    R(cuMemHostGetFlags, r_cuMemHostGetFlags);
+    R(cuMemHostRegister, r_cuMemHostRegister);
+    R(cuMemAllocManaged, r_cuMemAllocManaged);
+    R(cuLibraryGetManaged, r_cuLibraryGetManaged);
+    R(cuMemPrefetchAsync, r_cuMemPrefetchAsync);
+    R(cuMemPrefetchAsync_ptsz, r_cuMemPrefetchAsync);
+    R(cuMemPrefetchAsync_v2, r_cuMemPrefetchAsync_v2);
+    R(cuMemPrefetchAsync_v2_ptsz, r_cuMemPrefetchAsync_v2);
+    R(cuMemAdvise, r_cuMemAdvise);
+    R(cuMemAdvise_v2, r_cuMemAdvise_v2);
     R(cuMemcpyHtoD_v2, r_cuMemcpyHtoD);
     R(cuMemcpyHtoD_v2_ptds, r_cuMemcpyHtoD);
     R(cuMemcpyHtoDAsync_v2, r_cuMemcpyHtoDAsync);

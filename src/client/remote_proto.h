@@ -69,6 +69,18 @@
  *   DTOH_DATA       worker -> client, request_id of the MEMCPY_DTOH_ASYNC: u32 CUresult, u64 n;
  *                   on success n bytes follow as BULK. Exactly one per MEMCPY_DTOH_ASYNC.
  *
+ * Mirrors (managed and mapped host memory; docs/remote.md, "Managed and mapped host memory"):
+ *   MIRROR_ALLOC    u32 kind (GF_RPC_MIRROR_*), u64 bytes, u32 flags, h hint -> h dptr.
+ *                   MANAGED: cuMemAllocManaged(bytes, flags), charged as VRAM. HOST: pinned
+ *                   host memory on the worker mapped for the device, at the client's address
+ *                   hint when that is free on the worker too (then dptr == hint), not VRAM.
+ *                   Freed by MEM_FREE.
+ *   GET_MANAGED     h library, str name          -> h dptr, u64 size (cuLibraryGetManaged)
+ *   MIRROR_WRITE    h dptr, bytes data           (the client's bytes of a mirror: the range
+ *                   must be inside a MANAGED, __managed__ or HOST range of the session; at
+ *                   most GF_RPC_MIRROR_CHUNK bytes; done before the next call runs)
+ *   MIRROR_READ     h dptr, u64 n                -> bytes data (same ranges and limit)
+ *
  * Libraries, stream-ordered memory pools, virtual memory management (VMM) and peer access.
  * "props" below is u32 type (CUmemAllocationType), u32 handle types, u32 location type, i32
  * location id (a device ordinal of the session), u32 alloc flags (compressionType |
@@ -144,6 +156,10 @@
     X(FENCE, 40, 1)                                                                           \
     X(MEMCPY_DTOH_ASYNC, 41, 0)                                                               \
     X(DTOH_DATA, 42, 0)                                                                       \
+    X(MIRROR_ALLOC, 60, 1)                                                                    \
+    X(GET_MANAGED, 61, 1)                                                                     \
+    X(MIRROR_WRITE, 62, 0)                                                                    \
+    X(MIRROR_READ, 63, 1)                                                                     \
     X(LIB_KERNEL_COUNT, 70, 1)                                                                \
     X(MEMPOOL_CREATE, 71, 1)                                                                  \
     X(MEMPOOL_DESTROY, 72, 1)                                                                 \
@@ -210,6 +226,11 @@ static inline const char *gf_rpc_op_name(uint32_t kind)
 /* Most kernel parameters of one function (the PTX limit is 4 KiB of parameter space). */
 #define GF_RPC_MAX_PARAMS 512
 #define GF_RPC_MAX_PARAM_BYTES 32768u
+
+/* MIRROR_ALLOC kinds, and the most bytes one MIRROR_WRITE or MIRROR_READ carries. */
+#define GF_RPC_MIRROR_MANAGED 1u
+#define GF_RPC_MIRROR_HOST 2u
+#define GF_RPC_MIRROR_CHUNK (512u << 10)
 
 /* LAUNCH flags. */
 #define GF_RPC_LAUNCH_COOPERATIVE 1u

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <sys/types.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,11 +181,11 @@ static gf_wk_range *range_find(gf_wk_session *s, uint64_t p, uint64_t n)
     if (!n) n = 1;
     if (p - r->base >= r->size) return NULL;
     if (n <= r->size - (p - r->base)) return r;
-    if (r->kind != 3) return NULL;
+    if (r->kind != GF_WK_R_MAPPING) return NULL;
     uint64_t left = n - (r->size - (p - r->base)), end = r->base + r->size;
     for (size_t k = i; k < s->nranges; k++) {
         gf_wk_range *x = &s->ranges[k];
-        if (x->kind != 3 || x->base != end) return NULL;
+        if (x->kind != GF_WK_R_MAPPING || x->base != end) return NULL;
         if (left <= x->size) return r;
         left -= x->size;
         end += x->size;
@@ -221,6 +222,25 @@ static CUresult check_range(gf_wk_session *s, uint64_t p, uint64_t n, const char
     return deny(s, CUDA_ERROR_INVALID_VALUE, call,
                 "device range 0x%" PRIx64 " + %" PRIu64 " is not inside an allocation of this "
                 "session", p, n);
+}
+
+/* Gives a range's memory back to the driver (module globals go with their module). */
+static void range_release(gf_wk_range *r)
+{
+    switch (r->kind) {
+    case GF_WK_R_ALLOC:
+    case GF_WK_R_ASYNC:
+    case GF_WK_R_MANAGED: D.cuMemFree_v2((CUdeviceptr)r->base); break;
+    case GF_WK_R_HOST:
+        if (r->mapped) {
+            D.cuMemHostUnregister(r->host);
+            munmap((void *)((uintptr_t)r->host & ~(uintptr_t)4095), r->mapped);
+        } else {
+            D.cuMemFreeHost(r->host);
+        }
+        break;
+    default: break;
+    }
 }
 
 /* ---- the vGPU's limits ------------------------------------------------------------------------ */
@@ -747,7 +767,7 @@ static void lib_unmaterialize(gf_wk_session *s, gf_wk_obj *o)
         }
     }
     for (size_t i = s->nranges; i-- > 0;)
-        if (s->ranges[i].kind == 2 && s->ranges[i].charged == o->id) range_del(s, &s->ranges[i]);
+        if (gf_wk_range_is_global(s->ranges[i].kind) && s->ranges[i].charged == o->id) range_del(s, &s->ranges[i]);
 }
 
 /* Frees everything made in context ctx (allocations, modules, streams, events) and, with
@@ -758,9 +778,9 @@ static void drop_ctx(gf_wk_session *s, gf_wk_obj *ctx, int destroy)
     D.cuCtxSynchronize();
     for (size_t i = s->nranges; i-- > 0;) {
         gf_wk_range *r = &s->ranges[i];
-        if (r->ctx != ctx->id || r->kind == 3) continue;
-        if (r->kind != 2) D.cuMemFree_v2((CUdeviceptr)r->base);
-        uncharge(s, r->dev, r->charged);
+        if (r->ctx != ctx->id || r->kind == GF_WK_R_MAPPING) continue;
+        range_release(r);
+        if (!gf_wk_range_is_global(r->kind)) uncharge(s, r->dev, r->charged);
         range_del(s, r);
     }
     /* Functions before their modules, modules and libraries, then streams and events. A
@@ -853,7 +873,7 @@ static CUresult op_ctx_sync(call *c)
 static CUresult track(call *c, gf_wk_obj *ctx, uint64_t base, uint64_t size, uint64_t charged,
                       int kind)
 {
-    gf_wk_range rg = {base, size, ctx->id, charged, ctx->dev, kind, 0};
+    gf_wk_range rg = {base, size, ctx->id, charged, ctx->dev, kind, NULL, 0, 0};
     if (range_add(c->s, rg) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
     return CUDA_SUCCESS;
 }
@@ -869,7 +889,7 @@ static CUresult op_mem_alloc(call *c)
     if ((r = charge(c->s, ctx->dev, bytes, "cuMemAlloc")) != CUDA_SUCCESS) return r;
     CUdeviceptr p = 0;
     r = D.cuMemAlloc_v2(&p, bytes);
-    if (r == CUDA_SUCCESS && (r = track(c, ctx, p, bytes, bytes, 0)) != CUDA_SUCCESS)
+    if (r == CUDA_SUCCESS && (r = track(c, ctx, p, bytes, bytes, GF_WK_R_ALLOC)) != CUDA_SUCCESS)
         D.cuMemFree_v2(p);
     if (r != CUDA_SUCCESS) {
         uncharge(c->s, ctx->dev, bytes);
@@ -897,7 +917,7 @@ static CUresult op_mem_alloc_pitch(call *c)
         D.cuMemFree_v2(p);
         return r;
     }
-    if ((r = track(c, ctx, p, bytes, bytes, 0)) != CUDA_SUCCESS) {
+    if ((r = track(c, ctx, p, bytes, bytes, GF_WK_R_ALLOC)) != CUDA_SUCCESS) {
         uncharge(c->s, ctx->dev, bytes);
         D.cuMemFree_v2(p);
         return r;
@@ -913,9 +933,14 @@ static CUresult op_mem_free(call *c)
     if (!READ_OK(c)) return WK_PROTO;
     if (!p) return CUDA_SUCCESS;
     gf_wk_range *rg = range_find(c->s, p, 1);
-    if (!rg || rg->base != p || rg->kind == 2 || rg->kind == 3)
+    if (!rg || rg->base != p || gf_wk_range_is_global(rg->kind) || rg->kind == GF_WK_R_MAPPING)
         return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
                     "0x%" PRIx64 " is not the start of an allocation of this session", p);
+    if (rg->kind == GF_WK_R_HOST) {
+        range_release(rg);
+        range_del(c->s, rg);
+        return CUDA_SUCCESS;
+    }
     CUresult r = D.cuMemFree_v2(p);
     if (r != CUDA_SUCCESS) return r;
     uncharge(c->s, rg->dev, rg->charged);
@@ -969,7 +994,7 @@ static CUresult op_mem_alloc_async(call *c)
     if ((r = charge(c->s, ctx->dev, bytes, "cuMemAllocAsync")) != CUDA_SUCCESS) return r;
     CUdeviceptr p = 0;
     r = D.cuMemAllocAsync(&p, bytes, st);
-    if (r == CUDA_SUCCESS && (r = track(c, ctx, p, bytes, bytes, 1)) != CUDA_SUCCESS)
+    if (r == CUDA_SUCCESS && (r = track(c, ctx, p, bytes, bytes, GF_WK_R_ASYNC)) != CUDA_SUCCESS)
         D.cuMemFreeAsync(p, st);
     if (r != CUDA_SUCCESS) {
         uncharge(c->s, ctx->dev, bytes);
@@ -987,10 +1012,11 @@ static CUresult op_mem_free_async(call *c)
     CUresult r = get_stream(c, sh, &st);
     if (r != CUDA_SUCCESS) return r;
     gf_wk_range *rg = range_find(c->s, p, 1);
-    if (!rg || rg->base != p || rg->kind == 2 || rg->kind == 3)
+    if (!rg || rg->base != p || gf_wk_range_is_global(rg->kind) || rg->kind == GF_WK_R_HOST ||
+        rg->kind == GF_WK_R_MAPPING)
         return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
                     "0x%" PRIx64 " is not the start of an allocation of this session", p);
-    r = rg->kind == 1 ? D.cuMemFreeAsync(p, st) : D.cuMemFree_v2(p);
+    r = rg->kind == GF_WK_R_ASYNC ? D.cuMemFreeAsync(p, st) : D.cuMemFree_v2(p);
     if (r != CUDA_SUCCESS) return r;
     uncharge(c->s, rg->dev, rg->charged);
     range_del(c->s, rg);
@@ -1399,7 +1425,7 @@ static CUresult op_module_unload(call *c)
         if (f && f != TOMB && f->kind == GF_RPC_H_FUNCTION && f->parent == id) obj_del(c->s, f);
     }
     for (size_t i = c->s->nranges; i-- > 0;) /* its globals */
-        if (c->s->ranges[i].kind == 2 && c->s->ranges[i].charged == id) range_del(c->s, &c->s->ranges[i]);
+        if (gf_wk_range_is_global(c->s->ranges[i].kind) && c->s->ranges[i].charged == id) range_del(c->s, &c->s->ranges[i]);
     obj_del(c->s, o);
     return CUDA_SUCCESS;
 }
@@ -1528,11 +1554,167 @@ static CUresult op_get_global(call *c)
     if (r != CUDA_SUCCESS) return r;
     if (n && !range_find(c->s, p, n)) {
         gf_wk_obj *ctx = obj_get(c->s, c->s->cur_ctx, GF_RPC_H_CTX);
-        gf_wk_range rg = {p, n, ctx ? ctx->id : 0, mid, ctx ? ctx->dev : 0, 2, 0};
+        gf_wk_range rg = {p, n, ctx ? ctx->id : 0, mid, ctx ? ctx->dev : 0, GF_WK_R_GLOBAL,
+                          NULL, 0, 0};
         if (range_add(c->s, rg) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
     }
     gf_wire_put_handle(&c->out, p);
     gf_wire_put_u64(&c->out, n);
+    return CUDA_SUCCESS;
+}
+
+/* ---- mirrors: managed and mapped host memory ---------------------------------------------- */
+
+/* Pinned host memory for a client's mirror: at the client's own address when it is free here
+ * too (the device address is then the client's host address, as on a local GPU with unified
+ * addressing), else wherever cuMemHostAlloc puts it. */
+static CUresult host_mirror(uint64_t bytes, uint64_t hint, gf_wk_range *rg)
+{
+    uint64_t page = hint & ~4095ull, len = ((hint + bytes + 4095) & ~4095ull) - page;
+    void *m = hint ? mmap((void *)(uintptr_t)page, len, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+                   : MAP_FAILED;
+    if (m != MAP_FAILED && (uintptr_t)m != page) { /* a kernel without MAP_FIXED_NOREPLACE */
+        munmap(m, len);
+        m = MAP_FAILED;
+    }
+    CUdeviceptr dp = 0;
+    if (m != MAP_FAILED) {
+        void *h = (void *)(uintptr_t)hint;
+        if (D.cuMemHostRegister_v2(h, bytes, CU_MEMHOSTREGISTER_PORTABLE |
+                                                 CU_MEMHOSTREGISTER_DEVICEMAP) == CUDA_SUCCESS &&
+            D.cuMemHostGetDevicePointer_v2(&dp, h, 0) == CUDA_SUCCESS) {
+            rg->host = h;
+            rg->mapped = len;
+            rg->base = dp;
+            return CUDA_SUCCESS;
+        }
+        D.cuMemHostUnregister(h);
+        munmap(m, len);
+    }
+    void *h = NULL;
+    CUresult r = D.cuMemHostAlloc(&h, bytes, CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP);
+    if (r != CUDA_SUCCESS) return r;
+    if ((r = D.cuMemHostGetDevicePointer_v2(&dp, h, 0)) != CUDA_SUCCESS) {
+        D.cuMemFreeHost(h);
+        return r;
+    }
+    rg->host = h;
+    rg->mapped = 0;
+    rg->base = dp;
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_mirror_alloc(call *c)
+{
+    uint32_t kind = gf_wire_get_u32(&c->r);
+    uint64_t bytes = gf_wire_get_u64(&c->r);
+    uint32_t flags = gf_wire_get_u32(&c->r);
+    uint64_t hint = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *ctx = NULL;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r != CUDA_SUCCESS) return r;
+    if (!bytes || bytes > (1ull << 46)) return CUDA_ERROR_INVALID_VALUE;
+    gf_wk_range rg = {0, bytes, ctx->id, 0, ctx->dev, 0, NULL, 0, 0};
+    if (kind == GF_RPC_MIRROR_MANAGED) {
+        if ((r = charge(c->s, ctx->dev, bytes, "cuMemAllocManaged")) != CUDA_SUCCESS) return r;
+        CUdeviceptr p = 0;
+        if ((r = D.cuMemAllocManaged(&p, bytes, flags)) != CUDA_SUCCESS) {
+            uncharge(c->s, ctx->dev, bytes);
+            return r;
+        }
+        rg.base = p;
+        rg.charged = bytes;
+        rg.kind = GF_WK_R_MANAGED;
+    } else if (kind == GF_RPC_MIRROR_HOST) {
+        if (flags) return CUDA_ERROR_INVALID_VALUE;
+        if ((r = host_mirror(bytes, hint, &rg)) != CUDA_SUCCESS) return r;
+        rg.kind = GF_WK_R_HOST;
+    } else {
+        return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name, "unknown mirror kind %u", kind);
+    }
+    if (range_add(c->s, rg) != 0) {
+        range_release(&rg);
+        uncharge(c->s, rg.dev, rg.charged);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    gf_wire_put_handle(&c->out, rg.base);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_get_managed(call *c)
+{
+    uint64_t mid = gf_wire_get_handle(&c->r);
+    char name[1024];
+    gf_wire_get_str(&c->r, name, sizeof name);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *m = NULL;
+    CUresult r = get_obj(c, mid, GF_RPC_H_LIBRARY, "library", &m);
+    if (r != CUDA_SUCCESS || (r = lib_ready(c, m)) != CUDA_SUCCESS) return r;
+    CUdeviceptr p = 0;
+    size_t n = 0;
+    if ((r = D.cuLibraryGetManaged(&p, &n, (CUlibrary)m->real, name)) != CUDA_SUCCESS) return r;
+    if (n && !range_find(c->s, p, n)) {
+        gf_wk_obj *ctx = obj_get(c->s, c->s->cur_ctx, GF_RPC_H_CTX);
+        gf_wk_range rg = {p, n, ctx ? ctx->id : 0, mid, ctx ? ctx->dev : 0,
+                          GF_WK_R_MANAGED_GLOBAL, NULL, 0, 0};
+        if (range_add(c->s, rg) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    gf_wire_put_handle(&c->out, p);
+    gf_wire_put_u64(&c->out, n);
+    return CUDA_SUCCESS;
+}
+
+/* The mirror range holding [p, p + n): the only memory MIRROR_READ/WRITE reach. */
+static CUresult mirror_range(call *c, uint64_t p, uint64_t n, gf_wk_range **out)
+{
+    gf_wk_range *rg = n && n <= GF_RPC_MIRROR_CHUNK ? range_find(c->s, p, n) : NULL;
+    if (!rg || (rg->kind != GF_WK_R_MANAGED && rg->kind != GF_WK_R_MANAGED_GLOBAL &&
+                rg->kind != GF_WK_R_HOST))
+        return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
+                    "0x%" PRIx64 " + %" PRIu64 " is not inside managed or mapped host memory of "
+                    "this session", p, n);
+    *out = rg;
+    return CUDA_SUCCESS;
+}
+
+/* Host memory is copied as host memory; managed memory with a synchronous copy in the
+ * session's current context, so the driver migrates what it must. */
+static CUresult op_mirror_write(call *c)
+{
+    uint64_t p = gf_wire_get_handle(&c->r);
+    const uint8_t *data;
+    size_t n = gf_wire_get_bytes(&c->r, &data);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_range *rg;
+    CUresult r = mirror_range(c, p, n, &rg);
+    if (r != CUDA_SUCCESS) return r;
+    if (rg->kind == GF_WK_R_HOST) {
+        memcpy((uint8_t *)rg->host + (p - rg->base), data, n);
+        return CUDA_SUCCESS;
+    }
+    gf_wk_obj *ctx = NULL;
+    if ((r = cur_ctx(c, &ctx)) != CUDA_SUCCESS) return r;
+    return D.cuMemcpy(p, (CUdeviceptr)(uintptr_t)data, n);
+}
+
+static CUresult op_mirror_read(call *c)
+{
+    uint64_t p = gf_wire_get_handle(&c->r), n = gf_wire_get_u64(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_range *rg;
+    CUresult r = mirror_range(c, p, n, &rg);
+    if (r != CUDA_SUCCESS) return r;
+    if (rg->kind == GF_WK_R_HOST) {
+        gf_wire_put_bytes(&c->out, (const uint8_t *)rg->host + (p - rg->base), n);
+        return CUDA_SUCCESS;
+    }
+    gf_wk_obj *ctx = NULL;
+    if ((r = cur_ctx(c, &ctx)) != CUDA_SUCCESS) return r;
+    if (!c->s->staging && !(c->s->staging = malloc(GF_RPC_CHUNK))) return CUDA_ERROR_OUT_OF_MEMORY;
+    if ((r = D.cuMemcpy((CUdeviceptr)(uintptr_t)c->s->staging, p, n)) != CUDA_SUCCESS) return r;
+    gf_wire_put_bytes(&c->out, c->s->staging, n);
     return CUDA_SUCCESS;
 }
 
@@ -1732,12 +1914,12 @@ static CUresult op_event_elapsed(call *c)
     return r;
 }
 
-static void held(gf_wk_session *s, int dev, uint64_t *n, uint64_t *bytes);
+static void held(gf_wk_session *s, int dev, int vram, uint64_t *n, uint64_t *bytes);
 
 static CUresult op_stats(call *c)
 {
     uint64_t bytes = 0, n = 0;
-    held(c->s, -1, &n, &bytes);
+    held(c->s, -1, 0, &n, &bytes);
     gf_wire_put_u64(&c->out, n);
     gf_wire_put_u64(&c->out, bytes);
     gf_wire_put_u64(&c->out, c->s->obj_live);
@@ -1766,7 +1948,7 @@ static CUresult op_nvml_snapshot(call *c)
         if (D.cuDeviceGetPCIBusId) D.cuDeviceGetPCIBusId(pci, sizeof pci, real);
         D.cuDeviceTotalMem_v2(&total, real);
         uint64_t tot = total, used = 0, nheld;
-        held(s, i, &nheld, &used);
+        held(s, i, 1, &nheld, &used);
         uint64_t mine = used;
         if (s->lim) {
             uint64_t lu = 0, limit = 0;
@@ -1805,14 +1987,17 @@ static CUresult op_nvml_snapshot(call *c)
         if (!D.fn) return CUDA_ERROR_NOT_SUPPORTED;                                           \
     } while (0)
 
-/* Allocations and bytes the session holds on client device dev (-1: all): its allocations and
- * the physical memory of its VMM handles (a mapping is not memory of its own). */
-static void held(gf_wk_session *s, int dev, uint64_t *n, uint64_t *bytes)
+/* Allocations and bytes the session holds on client device dev (-1: all; vram: device memory
+ * only, not pinned host memory): its allocations and the physical memory of its VMM handles (a
+ * mapping is not memory of its own, a module global its module's). */
+static void held(gf_wk_session *s, int dev, int vram, uint64_t *n, uint64_t *bytes)
 {
     *n = *bytes = 0;
     for (size_t i = 0; i < s->nranges; i++) {
         gf_wk_range *r = &s->ranges[i];
-        if (r->kind == 2 || r->kind == 3 || (dev >= 0 && r->dev != dev)) continue;
+        if (gf_wk_range_is_global(r->kind) || r->kind == GF_WK_R_MAPPING ||
+            (vram && r->kind == GF_WK_R_HOST) || (dev >= 0 && r->dev != dev))
+            continue;
         (*n)++;
         *bytes += r->size;
     }
@@ -1997,7 +2182,7 @@ static CUresult op_mem_alloc_from_pool(call *c)
     if ((r = charge(c->s, dev, bytes, "cuMemAllocFromPoolAsync")) != CUDA_SUCCESS) return r;
     CUdeviceptr p = 0;
     r = D.cuMemAllocFromPoolAsync(&p, bytes, pool, st);
-    gf_wk_range rg = {p, bytes, ctx->id, bytes, dev, 1, 0};
+    gf_wk_range rg = {p, bytes, ctx->id, bytes, dev, GF_WK_R_ASYNC, NULL, 0, 0};
     if (r == CUDA_SUCCESS && range_add(c->s, rg) != 0) {
         D.cuMemFreeAsync(p, st);
         r = CUDA_ERROR_OUT_OF_MEMORY;
@@ -2056,7 +2241,7 @@ static CUresult op_va_free(call *c)
                     "0x%" PRIx64 " + %" PRIu64 " is not an address range this session reserved",
                     p, size);
     for (size_t i = 0; i < s->nranges; i++)
-        if (s->ranges[i].kind == 3 && s->ranges[i].base - p < size)
+        if (s->ranges[i].kind == GF_WK_R_MAPPING && s->ranges[i].base - p < size)
             return deny(s, CUDA_ERROR_INVALID_VALUE, c->name,
                         "0x%" PRIx64 " is still mapped: unmap it first", s->ranges[i].base);
     CUresult r = D.cuMemAddressFree(p, size);
@@ -2164,7 +2349,7 @@ static CUresult op_mem_map(call *c)
     if (off > o->size || size > o->size - off) return CUDA_ERROR_INVALID_VALUE;
     r = D.cuMemMap(p, size, off, (CUmemGenericAllocationHandle)(uintptr_t)o->real, flags);
     if (r != CUDA_SUCCESS) return r;
-    gf_wk_range rg = {p, size, 0, 0, o->dev, 3, id};
+    gf_wk_range rg = {p, size, 0, 0, o->dev, GF_WK_R_MAPPING, NULL, 0, id};
     if (range_add(s, rg) != 0) {
         D.cuMemUnmap(p, size);
         return CUDA_ERROR_OUT_OF_MEMORY;
@@ -2194,7 +2379,7 @@ static CUresult op_mem_unmap(call *c)
     /* Whole mappings only, back to back from p to p + size. */
     size_t i = range_upper(s, p), first = i ? i - 1 : 0, k = first;
     uint64_t at = p;
-    while (size && k < s->nranges && s->ranges[k].kind == 3 && s->ranges[k].base == at &&
+    while (size && k < s->nranges && s->ranges[k].kind == GF_WK_R_MAPPING && s->ranges[k].base == at &&
            s->ranges[k].size <= p + size - at) {
         at += s->ranges[k].size;
         k++;
@@ -2242,7 +2427,7 @@ static CUresult op_mem_set_access(call *c)
     if (!n) return CUDA_ERROR_INVALID_VALUE;
     NEED(cuMemSetAccess);
     gf_wk_range *rg = size ? range_find(c->s, p, size) : NULL;
-    if (!rg || rg->kind != 3)
+    if (!rg || rg->kind != GF_WK_R_MAPPING)
         return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
                     "0x%" PRIx64 " + %" PRIu64 " is not memory this session mapped", p, size);
     return D.cuMemSetAccess(p, size, d, n);
@@ -2257,7 +2442,7 @@ static CUresult op_mem_get_access(call *c)
     if (r != CUDA_SUCCESS) return r;
     NEED(cuMemGetAccess);
     gf_wk_range *rg = range_find(c->s, p, 1);
-    if (!rg || rg->kind != 3)
+    if (!rg || rg->kind != GF_WK_R_MAPPING)
         return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
                     "0x%" PRIx64 " is not memory this session mapped", p);
     unsigned long long flags = 0;
@@ -2271,7 +2456,7 @@ static CUresult op_mem_retain_handle(call *c)
     if (!READ_OK(c)) return WK_PROTO;
     NEED(cuMemRetainAllocationHandle);
     gf_wk_range *rg = range_find(c->s, p, 1);
-    gf_wk_obj *o = rg && rg->kind == 3 ? obj_get(c->s, rg->handle, GF_RPC_H_VMEM) : NULL;
+    gf_wk_obj *o = rg && rg->kind == GF_WK_R_MAPPING ? obj_get(c->s, rg->handle, GF_RPC_H_VMEM) : NULL;
     if (!o)
         return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
                     "0x%" PRIx64 " is not memory this session mapped", p);
@@ -2383,7 +2568,7 @@ static CUresult op_mem_import(call *c)
 static void vmem_release_all(gf_wk_session *s)
 {
     for (size_t i = s->nranges; i-- > 0;) {
-        if (s->ranges[i].kind != 3) continue;
+        if (s->ranges[i].kind != GF_WK_R_MAPPING) continue;
         if (D.cuMemUnmap) D.cuMemUnmap(s->ranges[i].base, s->ranges[i].size);
         mapping_del(s, i);
     }
@@ -2484,6 +2669,10 @@ static void dispatch(gf_wk_session *s, gf_wk_msg *m)
     case GF_RPC_FENCE: r = CUDA_SUCCESS; break;
     case GF_RPC_NVML_SNAPSHOT: r = noreply ? WK_PROTO : op_nvml_snapshot(&c); break;
     case GF_RPC_MEMCPY_DTOH_ASYNC: r = noreply ? op_dtoh_async(&c) : WK_PROTO; break;
+    case GF_RPC_MIRROR_ALLOC: r = op_mirror_alloc(&c); break;
+    case GF_RPC_GET_MANAGED: r = op_get_managed(&c); break;
+    case GF_RPC_MIRROR_WRITE: r = op_mirror_write(&c); break;
+    case GF_RPC_MIRROR_READ: r = noreply ? WK_PROTO : op_mirror_read(&c); break;
     case GF_RPC_LIB_KERNEL_COUNT: r = op_lib_kernel_count(&c); break;
     case GF_RPC_MEMPOOL_CREATE: r = op_mempool_create(&c); break;
     case GF_RPC_MEMPOOL_DESTROY: r = op_mempool_destroy(&c); break;
@@ -2570,7 +2759,7 @@ void *gf_wk_session_main(void *arg)
 void gf_wk_session_release(gf_wk_session *s)
 {
     uint64_t nalloc = 0, bytes = 0;
-    held(s, -1, &nalloc, &bytes);
+    held(s, -1, 0, &nalloc, &bytes);
     /* VMM mappings, handles and reservations, and pools belong to no context: first, while a
      * context is still current. */
     vmem_release_all(s);

@@ -125,12 +125,32 @@ typedef struct gf_wk_obj {
 typedef struct gf_wk_range {
     uint64_t base, size;
     uint64_t ctx;     /* the context it was made in */
-    uint64_t charged; /* bytes charged to the vGPU (0 for module globals) */
+    uint64_t charged; /* bytes charged to the vGPU (module globals: their module's handle) */
     int dev;
-    int kind;         /* 0 cuMemAlloc, 1 stream-ordered, 2 module global (not freeable),
-                         3 a VMM mapping (freed by unmapping it) */
-    uint64_t handle;  /* kind 3: the id of the VMM handle mapped here */
+    int kind;         /* GF_WK_R_* */
+    void *host;       /* GF_WK_R_HOST: the worker's host address of base */
+    size_t mapped;    /* GF_WK_R_HOST: bytes mmap'ed at a client's address (0: cuMemHostAlloc) */
+    uint64_t handle;  /* GF_WK_R_MAPPING: the id of the VMM handle mapped here */
 } gf_wk_range;
+
+/* What a session's range is. Module globals belong to their module (freed with it, never by
+ * cuMemFree); the managed and host kinds back the client's mirrors (docs/remote.md, "Managed
+ * and mapped host memory") and are the only ones MIRROR_READ/MIRROR_WRITE reach. A VMM mapping
+ * is memory while mapped (cuMemUnmap ends it, never cuMemFree) but no allocation of its own:
+ * its bytes are its handle's (cuMemCreate). */
+enum {
+    GF_WK_R_ALLOC,          /* cuMemAlloc, cuMemAllocPitch */
+    GF_WK_R_ASYNC,          /* stream-ordered (cuMemAllocAsync, cuMemAllocFromPoolAsync) */
+    GF_WK_R_GLOBAL,         /* module global */
+    GF_WK_R_MANAGED,        /* cuMemAllocManaged */
+    GF_WK_R_MANAGED_GLOBAL, /* __managed__ variable (cuLibraryGetManaged) */
+    GF_WK_R_HOST,           /* pinned host memory mapped for the device */
+    GF_WK_R_MAPPING,        /* a VMM mapping (cuMemMap) */
+};
+static inline int gf_wk_range_is_global(int kind)
+{
+    return kind == GF_WK_R_GLOBAL || kind == GF_WK_R_MANAGED_GLOBAL;
+}
 
 /* A reserved virtual address range (cuMemAddressReserve). */
 typedef struct gf_wk_va {

@@ -7,7 +7,7 @@
  * context that still owns objects when it is destroyed. At the end of each input every object
  * the session made must have been freed (no leak on the driver side either).
  *
- * Input: records of [u8 op][u8 flags][u16 len LE][len payload bytes]. op < 48 and 64..95 are
+ * Input: records of [u8 op][u8 flags][u16 len LE][len payload bytes]. op < 48 and 51..127 are
  * the CUDA call GF_WIRE_K_CUDA_FIRST + op, 48 a BULK chunk (of the last request), 49
  * NVML_SNAPSHOT, 50 PING, anything else a kind of op << 8. flags bit 0 NOREPLY, bit 1 MORE, bit 2 REPLY.
  * Corpus: tests/fuzz/corpus/worker_request/ (seeds written by tests/fuzz/worker_request_corpus.py). */
@@ -52,7 +52,10 @@ static falloc allocs[MAXALLOC];
 static unsigned nallocs;
 static uint64_t next_base = 0x100000000000ull;
 static void *hostallocs[64];
+static size_t hostsize[64];
 static fobj *hostctx[64];
+static void *hostregs[64]; /* cuMemHostRegister'ed */
+static size_t regsize[64];
 static fobj *current;
 
 #define DIE(...)                                                                              \
@@ -770,6 +773,7 @@ static CUresult f_host_alloc(void **p, size_t n, unsigned fl)
 {
     (void)fl;
     if (!current) return CUDA_ERROR_INVALID_CONTEXT;
+    if (n > (64u << 20)) return CUDA_ERROR_OUT_OF_MEMORY;
     for (unsigned i = 0; i < 64; i++)
         if (!hostallocs[i]) {
             void *b = NULL;
@@ -781,10 +785,19 @@ static CUresult f_host_alloc(void **p, size_t n, unsigned fl)
                 }
             if (!b) b = malloc(n);
             hostallocs[i] = *p = b;
+            hostsize[i] = n;
             hostctx[i] = current;
             return *p ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
         }
     return CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+/* Host memory mapped for the device: its device address (the host address) becomes a range
+ * the worker may hand to the driver. */
+static void host_range_drop(void *p)
+{
+    for (unsigned i = 0; i < nallocs; i++)
+        if (allocs[i].live && allocs[i].base == (uintptr_t)p && !allocs[i].mod) allocs[i].live = 0;
 }
 
 static CUresult f_free_host(void *p)
@@ -796,9 +809,68 @@ static CUresult f_free_host(void *p)
             if (k < POOL) pool_used[k] = 0;
             else free(p);
             hostallocs[i] = NULL;
+            host_range_drop(p);
             return CUDA_SUCCESS;
         }
     DIE("cuMemFreeHost(%p): not pinned memory", p);
+}
+
+static CUresult f_host_register(void *p, size_t n, unsigned fl)
+{
+    (void)fl;
+    if (!current) return CUDA_ERROR_INVALID_CONTEXT;
+    for (unsigned i = 0; i < 64; i++)
+        if (!hostregs[i]) {
+            hostregs[i] = p;
+            regsize[i] = n;
+            return CUDA_SUCCESS;
+        }
+    return CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+static CUresult f_host_unregister(void *p)
+{
+    for (unsigned i = 0; i < 64; i++)
+        if (hostregs[i] == p) {
+            hostregs[i] = NULL;
+            host_range_drop(p);
+            return CUDA_SUCCESS;
+        }
+    DIE("cuMemHostUnregister(%p): not registered", p);
+}
+
+static CUresult f_host_dptr(CUdeviceptr *d, void *p, unsigned fl)
+{
+    if (fl) DIE("cuMemHostGetDevicePointer: flags %u", fl);
+    size_t n = 0;
+    for (unsigned i = 0; i < 64 && !n; i++) {
+        if (hostregs[i] == p) n = regsize[i];
+        if (hostallocs[i] == p) n = hostsize[i];
+    }
+    if (!n) DIE("cuMemHostGetDevicePointer(%p): not pinned or registered memory", p);
+    if (nallocs == MAXALLOC) return CUDA_ERROR_OUT_OF_MEMORY;
+    allocs[nallocs++] = (falloc){(uintptr_t)p, n, current, NULL, 1, 0, NULL};
+    *d = (uintptr_t)p;
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_alloc_managed(CUdeviceptr *p, size_t n, unsigned fl)
+{
+    (void)fl;
+    return falloc_new(n, NULL, p);
+}
+
+static CUresult f_lib_managed(CUdeviceptr *p, size_t *n, CUlibrary l, const char *name)
+{
+    return get_global(fget(l, F_LIB, "cuLibraryGetManaged"), p, n, name);
+}
+
+/* cuMemcpy of the mirror calls: one side is the worker's buffer, the other a session range. */
+static CUresult f_memcpy(CUdeviceptr d, CUdeviceptr s, size_t n)
+{
+    if (!current) return CUDA_ERROR_INVALID_CONTEXT;
+    range_ok(d >= 0x100000000000ull && d < next_base ? d : s, n, "cuMemcpy");
+    return CUDA_SUCCESS;
 }
 
 static void install_fake_driver(void)
@@ -862,6 +934,12 @@ static void install_fake_driver(void)
     d->cuLaunchHostFunc = f_host_func;
     d->cuMemHostAlloc = f_host_alloc;
     d->cuMemFreeHost = f_free_host;
+    d->cuMemHostRegister_v2 = f_host_register;
+    d->cuMemHostUnregister = f_host_unregister;
+    d->cuMemHostGetDevicePointer_v2 = f_host_dptr;
+    d->cuMemAllocManaged = f_alloc_managed;
+    d->cuLibraryGetManaged = f_lib_managed;
+    d->cuMemcpy = f_memcpy;
     d->cuLibraryGetKernelCount = f_lib_kernel_count;
     d->cuDeviceGetDefaultMemPool = f_default_pool;
     d->cuMemPoolCreate = f_pool_create;
@@ -906,7 +984,7 @@ static void check_nothing_left(void)
     next_va = 0x200000000000ull;
     dflt_pool = NULL;
     for (unsigned i = 0; i < 64; i++)
-        if (hostallocs[i]) DIE("pinned buffer leaked by the session");
+        if (hostallocs[i] || hostregs[i]) DIE("pinned buffer leaked by the session");
     nobjs = nallocs = 0;
     next_base = 0x100000000000ull; /* the same addresses for the same input */
     current = NULL;
@@ -983,7 +1061,7 @@ static size_t frames(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
         pos += 4;
         if (pl > n - pos) pl = n - pos;
         uint32_t kind;
-        if (op < 48 || (op >= 64 && op < 96)) kind = GF_WIRE_K_CUDA_FIRST + op;
+        if (op < 48 || (op > 50 && op < 128)) kind = GF_WIRE_K_CUDA_FIRST + op;
         else if (op == 48) kind = GF_WIRE_K_BULK;
         else if (op == 49) kind = GF_RPC_NVML_SNAPSHOT;
         else if (op == 50) kind = GF_WIRE_K_PING;

@@ -19,7 +19,8 @@ OPS = dict(DEVICE_INFO=1, CTX_SET=2, CTX_CREATE=3, PRIMARY_RETAIN=4, PRIMARY_RES
            VA_FREE=78, MEM_CREATE=79, MEM_RELEASE=80, MEM_MAP=81, MEM_UNMAP=82,
            MEM_SET_ACCESS=83, MEM_GET_ACCESS=84, MEM_RETAIN_HANDLE=85, PEER_ACCESS=86,
            MEM_GRANULARITY=87, MEM_EXPORT=88, MEM_IMPORT=89,
-           BULK=48, NVML=49, PING=50)
+           BULK=48, NVML=49, PING=50,
+           MIRROR_ALLOC=60, GET_MANAGED=61, MIRROR_WRITE=62, MIRROR_READ=63)
 H_CTX, H_MOD, H_LIB, H_FUNC, H_STREAM, H_EVENT, H_POOL, H_VMEM = 1, 2, 3, 4, 5, 6, 7, 8
 POOL_DEFAULT0 = (H_POOL << 56) | 0x00ff000000000000
 BASE = 0x100000000000  # the fake driver's first allocation
@@ -114,6 +115,16 @@ seeds = {
     rec('STREAM_QUERY', hd(h(H_STREAM, 2))) + rec('STREAM_SYNC', hd(h(H_STREAM, 2))) +
     rec('MEMCPY_DTOH_ASYNC', hd(BASE), u64(64), hd(0), flags=NOREPLY) +
     rec('CTX_DESTROY', hd(CTX)) + rec('CTX_SYNC'),
+    'mirrors': setup + rec('MIRROR_ALLOC', u32(1), u64(8192), u32(1), hd(0)) +
+    rec('MIRROR_WRITE', hd(BASE + 16), byt(b'0123456789abcdef'), flags=NOREPLY) +
+    rec('MIRROR_READ', hd(BASE), u64(64)) +
+    rec('MIRROR_READ', hd(BASE + 8000), u64(500)) +
+    rec('MIRROR_ALLOC', u32(2), u64(4096), u32(0), hd(0x300000000000)) +
+    rec('MIRROR_ALLOC', u32(2), u64(100), u32(0), hd(0)) +
+    rec('MODULE_LOAD', hd(h(H_LIB, 5)), u32(1), byt(b'FZ lib')) +
+    rec('GET_MANAGED', hd(h(H_LIB, 5)), st('g')) +
+    rec('MEM_ALLOC', u64(64)) + rec('MIRROR_READ', hd(BASE + 0x10000), u64(8)) +
+    rec('MEM_FREE', hd(BASE)) + rec('CTX_SYNC'),
     'pools': setup + rec('MEMPOOL_CREATE', hd(h(H_POOL, 11)), PROPS, u64(0)) +
     rec('MEM_ALLOC_FROM_POOL', u64(4096), hd(h(H_POOL, 11)), hd(0)) +
     rec('MEM_ALLOC_FROM_POOL', u64(4096), hd(POOL_DEFAULT0), hd(0)) +

@@ -181,8 +181,8 @@ static unsigned count(const char *s, const char *needle)
 /* ---- the matrix ------------------------------------------------------------------------------- */
 
 /* Sim test programs and the cases of each that hold in remote mode (docs/remote.md lists the
- * rest and why: host functions complete before the call returns; managed/mapped memory,
- * arrays are not forwarded; pinned memory is plain host memory). */
+ * rest and why: host functions complete before the call returns; arrays, textures, graphs and
+ * 3D copies are not forwarded). */
 static const struct {
     const char *prog;
     const char *cases;
@@ -205,9 +205,10 @@ static const struct {
      11},
     {"sim/test_memory",
      "alloc_free_and_mem_get_info a_60_gib_allocation_costs_no_ram_until_touched "
-     "pitched_memory_and_2d_copies unified_copies_and_copy_bounds stream_ordered_pools "
-     "vmm_expandable_segments pointer_attributes",
-     7},
+     "pitched_memory_and_2d_copies unified_copies_and_copy_bounds "
+     "pinned_registered_and_managed_memory stream_ordered_pools vmm_expandable_segments "
+     "pointer_attributes pointer_attributes_of_pinned_and_managed_memory",
+     9},
     {"sim/test_procaddr",
      "versions_and_flags_select_the_abi calls_through_the_returned_pointers a_runtime_style_bulk_lookup "
      "lookup_errors",
@@ -264,8 +265,13 @@ static void run_matrix(const char *listen)
                    pass, matrix[i].n, st, o);
         printf("  %s over %s: %u cases passed\n", matrix[i].prog, listen, pass);
     }
+    /* Managed and mapped host memory stay coherent in the cases where the copies could drift. */
+    const char *o = run(&st, "%s %s/tests/remote/helpers/mprobe 2>&1", client_env(), build_dir());
+    ASSERT_MSG(st == 0 && count(o, " ok") == 4 && !strstr(o, "FAILED"), "mprobe over %s:\n%s",
+               worker_addr, o);
+    printf("  managed and mapped memory over %s: 4 cases coherent\n", listen);
     /* NVML forwarded: the session's vGPU (1 GiB limit, 64 MiB in use by this client). */
-    const char *o = run(&st, "%s GPUFUSE_REMOTE_VRAM=1Gi %s/tests/remote/helpers/rprobe nvml 64 2>&1",
+    o = run(&st, "%s GPUFUSE_REMOTE_VRAM=1Gi %s/tests/remote/helpers/rprobe nvml 64 2>&1",
                         client_env(), build_dir());
     ASSERT_MSG(st == 0 && strstr(o, "nvml count=1 name_match=1 uuid_match=1 total=1073741824 "
                                     "used=67108864 mem_rc=0 procs=1 procs_rc=0 mine=67108864 "
@@ -461,8 +467,18 @@ static void forge_pools_and_vmm(gf_wire_conn *c, uint64_t other)
     gf_wire_put_u32(&w, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
     ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_IMPORT, &w, &rep), CUDA_ERROR_INVALID_VALUE);
     /* Each session is a process of its own, whose addresses may coincide with A's: A's
-     * pointer is probed only where it is not inside c's own reservation. */
-    if (other >= va && other - va < 2 * VMM_GRAN) other = va - VMM_GRAN;
+     * pointer is probed only where it is none of c's own memory or reservation. */
+    const uint64_t candidates[] = {other, va - VMM_GRAN, va + 4 * VMM_GRAN, 0x1000};
+    other = 0;
+    for (unsigned i = 0; i < 4 && !other; i++) {
+        uint64_t x = candidates[i];
+        gf_wire_writer_reset(&w);
+        gf_wire_put_handle(&w, x);
+        if ((x < va || x - va >= 2 * VMM_GRAN) &&
+            raw_call(c, GF_RPC_MEM_RANGE, &w, &rep) == CUDA_ERROR_NOT_FOUND)
+            other = x;
+    }
+    ASSERT_TRUE(other != 0);
     /* a real handle mapped where nothing was reserved (A's memory), or past the reservation */
     uint64_t where[] = {other, va - VMM_GRAN, va + VMM_GRAN + 4096, va + 2 * VMM_GRAN};
     for (unsigned i = 0; i < 4; i++) {
@@ -614,6 +630,27 @@ TEST(forged_pointers_and_handles_are_refused)
     gf_wire_put_handle(&w, 0);
     gf_wire_put_u32(&w, 0);
     ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMCPY_DTOH, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    /* The mirror calls reach managed and mapped host memory of the session only: not A's
+     * memory, not C's own device memory. */
+    gf_wire_writer_reset(&w);
+    gf_wire_put_u64(&w, 4096);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_ALLOC, &w, &rep), CUDA_SUCCESS);
+    uint64_t own = gf_wire_get_handle(&rep);
+    const uint64_t targets[] = {ptr, ptr + 4096, own, own + 8, 0x1000, ~0ull - 4096};
+    for (unsigned i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        gf_wire_writer_reset(&w);
+        gf_wire_put_handle(&w, targets[i]);
+        gf_wire_put_u64(&w, 16);
+        ASSERT_EQ_INT(raw_call(c, GF_RPC_MIRROR_READ, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+        gf_wire_writer_reset(&w);
+        gf_wire_put_handle(&w, targets[i]);
+        gf_wire_put_bytes(&w, "0123456789abcdef", 16);
+        ASSERT_EQ_INT(raw_call(c, GF_RPC_MIRROR_WRITE, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    }
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_LIBRARY, 7));
+    gf_wire_put_str(&w, "x");
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_GET_MANAGED, &w, &rep), CUDA_ERROR_INVALID_HANDLE);
     forge_pools_and_vmm(c, ptr);
     /* A malformed request closes C only. */
     gf_wire_writer_reset(&w);

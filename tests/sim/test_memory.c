@@ -394,8 +394,9 @@ TEST(pointer_attributes)
     ASSERT_TRUE(c2 == ctx);
 }
 
-/* Apart from pointer_attributes: host memory the driver knows (pinned, managed) is its own
- * matter in remote mode, where the host is not the GPU's machine. */
+/* Apart from pointer_attributes: host memory the driver knows (pinned, managed) lives on the
+ * client's machine in remote mode (docs/remote.md, "Managed and mapped host memory"), a
+ * mechanism of its own next to the device memory the worker holds. */
 TEST(pointer_attributes_of_pinned_and_managed_memory)
 {
     sim_setup();
