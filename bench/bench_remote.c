@@ -101,8 +101,33 @@ static int client(void)
         if (b - a < h2d) h2d = b - a;
         if (c - b < d2h) d2h = c - b;
     }
-    printf("rtt_us=%.2f launch_us=%.3f h2d_gbs=%.3f d2h_gbs=%.3f\n", rtt * 1e6,
-           launch_t / launches * 1e6, COPY_BYTES / h2d / 1e9, COPY_BYTES / d2h / 1e9);
+    /* managed memory (a mirror): the host writes every page, a launch sends them; after a
+     * synchronize the host reads every page, each fetched on first touch */
+    CUdeviceptr m;
+    CK(cuMemAllocManaged(&m, COPY_BYTES, CU_MEM_ATTACH_GLOBAL));
+    double mh2d = 1e30, md2h = 1e30;
+    volatile unsigned char *mp = (unsigned char *)(uintptr_t)m;
+    for (int i = 0; i < 5; i++) {
+        double a = now_s();
+        memset((void *)mp, i, COPY_BYTES);
+        CK(cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, NULL, params, NULL));
+        CK(cuCtxSynchronize());
+        double b = now_s();
+        unsigned sum = 0;
+        for (size_t k = 0; k < COPY_BYTES; k += 4096) sum += mp[k];
+        double c = now_s();
+        if (sum != (unsigned)i * (COPY_BYTES / 4096)) {
+            fprintf(stderr, "bench_remote: managed memory read back %u, want %u\n", sum,
+                    (unsigned)i * (COPY_BYTES / 4096));
+            return 1;
+        }
+        if (b - a < mh2d) mh2d = b - a;
+        if (c - b < md2h) md2h = c - b;
+    }
+    CK(cuMemFree(m));
+    printf("rtt_us=%.2f launch_us=%.3f h2d_gbs=%.3f d2h_gbs=%.3f mh2d_gbs=%.3f md2h_gbs=%.3f\n",
+           rtt * 1e6, launch_t / launches * 1e6, COPY_BYTES / h2d / 1e9, COPY_BYTES / d2h / 1e9,
+           COPY_BYTES / mh2d / 1e9, COPY_BYTES / md2h / 1e9);
     free(h);
     free(ptx);
     CK(cuMemFree(d));
@@ -278,16 +303,16 @@ static pid_t start_worker(const char *build, const char *listen, char *addr, siz
     return -1;
 }
 
-static int run_client(const char *self, const char *addr, double v[4])
+static int run_client(const char *self, const char *addr, double v[6])
 {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "GPUFUSE_REMOTE=%s %s --client", addr, self);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
-    int n = fscanf(p, "rtt_us=%lf launch_us=%lf h2d_gbs=%lf d2h_gbs=%lf", &v[0], &v[1], &v[2],
-                   &v[3]);
+    int n = fscanf(p, "rtt_us=%lf launch_us=%lf h2d_gbs=%lf d2h_gbs=%lf mh2d_gbs=%lf md2h_gbs=%lf",
+                   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]);
     int st = pclose(p);
-    return n == 4 && st == 0 ? 0 : -1;
+    return n == 6 && st == 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -301,7 +326,7 @@ int main(int argc, char **argv)
     self[sl] = 0;
     double rtt_raw = raw_rtt(), bw_raw = raw_bandwidth(), bw_mem = memcpy_bandwidth();
     char addr[512], shm[64];
-    double t[4], s[4];
+    double t[6], s[6];
     pid_t w = start_worker(build, "tcp://127.0.0.1:0", addr, sizeof addr);
     if (w < 0 || run_client(self, addr, t) != 0) {
         fprintf(stderr, "bench_remote: the tcp client failed\n");
@@ -329,5 +354,8 @@ int main(int argc, char **argv)
            t[2], t[3], bw_raw, t[2] / bw_raw, t[3] / bw_raw);
     printf("  H2D shm %.2f GB/s, D2H shm %.2f GB/s / memcpy %.2f GB/s = %.2f, %.2f (goal >= 0.7)\n",
            s[2], s[3], bw_mem, s[2] / bw_mem, s[3] / bw_mem);
+    printf("  managed memory (host writes every page, a launch; then reads every page) tcp %.2f / "
+           "%.2f GB/s = %.2f, %.2f of cuMemcpyHtoD/DtoH; shm %.2f / %.2f GB/s = %.2f, %.2f\n",
+           t[4], t[5], t[4] / t[2], t[5] / t[3], s[4], s[5], s[4] / s[2], s[5] / s[3]);
     return 0;
 }
