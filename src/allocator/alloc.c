@@ -184,6 +184,7 @@ void gf_alloc_free(gf_alloc *a)
         if (a->rec_map.keys[i]) free(a->rec_map.vals[i]);
     for (size_t i = 0; i < a->n_pools; i++) {
         gf_alloc__frag_drop(a->pools[i]);
+        gf_alloc__nord_free(a->pools[i]);
         free(a->pools[i]->gpus);
         free(a->pools[i]->nodes);
         free(a->pools[i]);
@@ -234,6 +235,7 @@ static void gpu_update(gf_alloc *a, gf_alloc__gpu *g, void (*change)(gf_alloc__g
     if (indexed) gf_alloc__gpu_unindex(a, g);
     change(g, ctx);
     gpu_rekey(g);
+    gf_alloc__node_touch(a, g);
     if (indexed) gf_alloc__gpu_index(a, g);
     if (p->frag_built) gf_alloc__frag_gpu(a, p, g, +1);
 }
@@ -371,6 +373,7 @@ gf_status gf_alloc_node_add(gf_alloc *a, const gf_alloc_node_spec *spec, char *e
     if (gf_alloc__map_put(&a->node_map, n->name, n)) goto nomem;
     a->nodes[a->n_nodes++] = n;
     p->nodes[p->n_nodes++] = n->seq;
+    p->shape++; /* the node order is rebuilt */
     if (p->frag_built) gf_alloc__frag_build(a, p); /* the aggregates are sized per node */
     return GF_OK;
 nomem:
@@ -490,6 +493,7 @@ gf_status gf_alloc_gpu_add(gf_alloc *a, const gf_alloc_gpu_spec *spec, char *err
     a->gpus[a->n_gpus++] = g;
     p->gpus[p->n_gpus++] = g->seq;
     n->gpus[n->n_gpus++] = g->seq;
+    p->shape++;
     if (!p->min_cap_t || g->cap[GF_ALLOC__T] < p->min_cap_t) p->min_cap_t = g->cap[GF_ALLOC__T];
     if (n->ready) gf_alloc__gpu_index(a, g);
     if (p->frag_built) gf_alloc__frag_gpu(a, p, g, +1);

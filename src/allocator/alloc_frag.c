@@ -836,6 +836,74 @@ gf_alloc__fd gf_alloc__frag_delta1(const gf_alloc *a, gf_alloc__pool *p,
     return d;
 }
 
+/* The node evaluator (local multi-GPU requests): F_n's change as a request's GPUs are chosen
+ * one at a time, in O(task types) per candidate instead of recomputing F_n from every GPU of the
+ * node. With the per-node aggregates it keeps the node's per-type fit counts, non-fitting shares
+ * and total share, updated by each committed GPU, so a candidate's step delta is the exact
+ * integer difference the definition gives; without them (no weighted multi-GPU type) every GPU
+ * is plain and a node's F_n is the sum of its GPUs' own terms, so a step delta is the GPU's
+ * state delta. Summed over the steps, the deltas telescope to F_n(after) - F_n(before). */
+int gf_alloc__nev_init(const gf_alloc *a, const gf_alloc__pool *p, const gf_alloc__node *n,
+                       gf_alloc__nev *e)
+{
+    if (!p->frag_built || !p->swsum || p->reference) return -1;
+    for (size_t i = 0; i < n->n_gpus; i++) {
+        const gf_alloc__gpu *g = a->gpus[n->gpus[i]];
+        if (g->in_tree && !g->frag_in) return -1;
+    }
+    e->agg = p->agg;
+    if (!e->agg) return 0;
+    size_t np = n->pool_pos;
+    const uint16_t *fc = p->fitcnt + np * GF_ALLOC__MAX_TYPES;
+    const int64_t *nf = p->nofit + np * GF_ALLOC__MAX_TYPES;
+    for (size_t m = 0; m < p->n_types; m++) {
+        e->fc[m] = fc[m];
+        e->nf[m] = nf[m];
+    }
+    e->tot = p->total[np];
+    return 0;
+}
+
+/* The step: g (not yet committed) gets keys nk; commit != 0 applies it to e. */
+static gf_alloc__fd nev_step(gf_alloc__pool *p, gf_alloc__nev *e, const gf_alloc__gpu *g,
+                             const uint64_t nk[2], int commit)
+{
+    if (!e->agg) return commit ? 0 : gf_alloc__frag_delta_state(p, g, nk);
+    int64_t s0 = g->s_ppm, s1 = share_ppm(p, g, nk);
+    int64_t tot1 = e->tot - s0 + s1;
+    gf_alloc__fd d = 0;
+    for (size_t m = 0; m < p->n_types; m++) {
+        const gf_alloc__type *t = &p->types[m];
+        int f0 = (int)(g->fit[m / 64] >> (m % 64) & 1);
+        int f1 = type_fits(t, g, nk);
+        int64_t c1 = e->fc[m] - f0 + f1;
+        int64_t nf1 = e->nf[m] - (f0 ? 0 : s0) + (f1 ? 0 : s1);
+        if (commit) {
+            e->fc[m] = c1;
+            e->nf[m] = nf1;
+            continue;
+        }
+        if (!t->sw) continue;
+        int64_t old = e->fc[m] >= (int64_t)t->k ? e->nf[m] : e->tot;
+        int64_t now = c1 >= (int64_t)t->k ? nf1 : tot1;
+        d += (gf_alloc__fd)t->sw * (now - old);
+    }
+    if (commit) e->tot = tot1;
+    return d;
+}
+
+gf_alloc__fd gf_alloc__nev_delta(gf_alloc__pool *p, gf_alloc__nev *e, const gf_alloc__gpu *g,
+                                 const uint64_t nk[2])
+{
+    return nev_step(p, e, g, nk, 0);
+}
+
+void gf_alloc__nev_commit(gf_alloc__pool *p, gf_alloc__nev *e, const gf_alloc__gpu *g,
+                          const uint64_t nk[2])
+{
+    nev_step(p, e, g, nk, 1);
+}
+
 /* Free share and weight of the types that do not fit, for a GPU like g with keys k. Type m fits
  * when its need is at most min(capacity, key) in both dimensions (type_fits), so the weight
  * that fits is read at the cell of those amounts (see gf_alloc__ftab). */

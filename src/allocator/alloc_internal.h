@@ -140,6 +140,10 @@ typedef struct gf_alloc__node {
     size_t n_gpus, cap_gpus;
     uint64_t sel_gen;         /* per-request selector cache */
     int sel_ok;
+    /* the node order (alloc_index.c), valid while its pool's nord_shape == shape */
+    uint64_t ksum[2];         /* sum of its GPUs' keys: what binpack and spread rank nodes by */
+    uint32_t nrank[2];        /* its position in the pool's nord[t] */
+    int ndirty;               /* a key changed since ksum was summed; on the pool's dirty list */
 } gf_alloc__node;
 
 /* One task type: per-GPU limit in each dimension (t_ppm != 0: compute as a share). */
@@ -201,6 +205,13 @@ typedef struct gf_alloc__pool {
     size_t n_bact;
     gf_alloc__run *runs;       /* scratch of a placement */
     size_t cap_runs;
+    /* the node order for local multi-GPU binpack and spread (alloc_index.c): node seqs sorted by
+     * (ksum[t], pool_pos), built on the first such request, kept by moving the nodes whose keys
+     * changed; rebuilt when shape (nodes or GPUs added or removed) moved on */
+    uint32_t *nord[2];
+    uint32_t *ndirty;          /* seqs of dirty nodes (at most one entry each) */
+    size_t n_nord, n_ndirty;
+    uint64_t shape, nord_shape; /* nord is valid while nord_shape == shape + 1 */
 } gf_alloc__pool;
 
 typedef struct gf_alloc__part {
@@ -260,6 +271,11 @@ gf_alloc__gpu *gf_alloc__tree_le(const gf_alloc *a, const gf_alloc__pool *p, int
                                  uint32_t s);
 void gf_alloc__gpu_index(gf_alloc *a, gf_alloc__gpu *g);   /* insert into both trees */
 void gf_alloc__gpu_unindex(gf_alloc *a, gf_alloc__gpu *g); /* erase from both trees */
+/* The node order: a key of g changed (its node is re-ranked before the next use). */
+void gf_alloc__node_touch(gf_alloc *a, const gf_alloc__gpu *g);
+/* Makes p->nord current. 0, or -1 when out of memory (then nodes are scanned). */
+int gf_alloc__nord_sync(gf_alloc *a, gf_alloc__pool *p);
+void gf_alloc__nord_free(gf_alloc__pool *p);
 
 /* ---- alloc_frag.c ---- */
 /* Requirement of task type m on g in dimension d. */
@@ -316,6 +332,24 @@ int64_t gf_alloc__share(const gf_alloc__pool *p, const uint64_t eff[2], const ui
 int gf_alloc__bkt_sync(gf_alloc__pool *p);
 /* The least free compute of class b's members. */
 uint64_t gf_alloc__bkt_min_t(gf_alloc__pool *p, gf_alloc__bkt *b);
+/* One node's fragmentation while a local multi-GPU request's GPUs are chosen one by one: a
+ * copy of the node's per-type aggregates that each chosen GPU updates (see alloc_frag.c). */
+typedef struct gf_alloc__nev {
+    int agg;                  /* 0: no aggregates; every GPU is plain (state deltas add up) */
+    int64_t tot;
+    int64_t fc[GF_ALLOC__MAX_TYPES];
+    int64_t nf[GF_ALLOC__MAX_TYPES];
+} gf_alloc__nev;
+/* Starts an evaluation of node n as it is: 0, or -1 when the pool scores from scratch (no
+ * aggregates built, a reference run, a GPU of n not counted) and the caller must too. */
+int gf_alloc__nev_init(const gf_alloc *a, const gf_alloc__pool *p, const gf_alloc__node *n,
+                       gf_alloc__nev *e);
+/* F_n's change if g (Ready, of n, not yet committed) had keys nk, on top of the commits so far. */
+gf_alloc__fd gf_alloc__nev_delta(gf_alloc__pool *p, gf_alloc__nev *e, const gf_alloc__gpu *g,
+                                 const uint64_t nk[2]);
+/* Makes g's keys nk part of the evaluation (the step chosen). */
+void gf_alloc__nev_commit(gf_alloc__pool *p, gf_alloc__nev *e, const gf_alloc__gpu *g,
+                          const uint64_t nk[2]);
 /* Tests: nonzero makes least-fragmentation score every fitting GPU from scratch. */
 void gf_alloc__frag_set_reference(gf_alloc *a, const char *pool, int on);
 

@@ -412,79 +412,132 @@ static int same_state_before(const gf_alloc *a, const uint32_t *cand, size_t c,
     return 0;
 }
 
-/* Local multi-GPU: the node and its k GPUs, by strategy. Fills out[0..k). */
-static int pick_node(gf_alloc *a, gf_alloc__pool *p, const nreq *r, uint32_t *out)
+/* Local multi-GPU on node n: 0 when fewer than k of its GPUs take r; else 1, chosen[0..k) its GPUs
+ * by the strategy and *score the node's (the smallest wins; ties to the lower position). */
+static int node_choose(gf_alloc *a, gf_alloc__pool *p, const nreq *r, const gf_alloc__node *n,
+                       gf_alloc__nev *ev, uint32_t *chosen, gf_alloc__fd *score)
 {
-    uint32_t cand[256], chosen[GF_ALLOC_MAX_GPUS], best_set[GF_ALLOC_MAX_GPUS];
+    uint32_t cand[256];
     uint64_t nks[GF_ALLOC_MAX_GPUS][2];
-    const gf_alloc__node *bestn = NULL;
-    gf_alloc__fd bscore = 0;
     uint64_t q[2], l[2];
     int t = r->drive;
+    if (!n->ready || !node_ok(n, r)) return 0;
+    size_t nc = 0;
+    uint64_t free_sum = 0;
+    for (size_t i = 0; i < n->n_gpus && nc < 256; i++) {
+        gf_alloc__gpu *g = a->gpus[n->gpus[i]];
+        free_sum += g->key[t];
+        if (eligible(a, g, r) && fits(g, r, q, l)) cand[nc++] = g->seq;
+    }
+    if (nc < r->k) return 0;
+    if (p->strategy != GF_ALLOC_LEAST_FRAG) {
+        /* the k best GPUs of this node by the strategy's order (selection sort, k small) */
+        for (uint32_t i = 0; i < r->k; i++) {
+            size_t bi = i;
+            for (size_t c = i + 1; c < nc; c++)
+                if (better(a->gpus[cand[c]], 0, a->gpus[cand[bi]], 0, p->strategy, t)) bi = c;
+            uint32_t tmp = cand[i];
+            cand[i] = cand[bi];
+            cand[bi] = tmp;
+            chosen[i] = cand[i];
+        }
+        *score = p->strategy == GF_ALLOC_SPREAD ? -(gf_alloc__fd)free_sum : (gf_alloc__fd)free_sum;
+        return 1;
+    }
+    /* greedy: each next GPU is the one that grows the node's fragmentation least; the node
+     * evaluator gives each step's delta from the aggregates, else F_n is recomputed from every
+     * GPU of the node (the reference; the same integers) */
+    int fast = gf_alloc__nev_init(a, p, n, ev) == 0;
+    gf_alloc__fd d = 0, f0 = fast ? 0 : gf_alloc__frag_node(a, p, n, NULL, NULL, 0);
+    for (uint32_t i = 0; i < r->k; i++) {
+        int bi = -1;
+        gf_alloc__fd bd = 0;
+        for (size_t c = 0; c < nc; c++) {
+            if (cand[c] == UINT32_MAX) continue;
+            gf_alloc__gpu *g = a->gpus[cand[c]];
+            if (same_state_before(a, cand, c, g)) continue; /* it would tie and lose */
+            fits(g, r, q, l);
+            chosen[i] = g->seq;
+            new_keys(g, l, nks[i]);
+            gf_alloc__fd dd =
+                fast ? d + gf_alloc__nev_delta(p, ev, g, nks[i])
+                     : gf_alloc__frag_node(a, p, n, chosen, (const uint64_t(*)[2])nks, i + 1) - f0;
+            if (bi < 0 || dd < bd ||
+                (dd == bd && better(g, 0, a->gpus[cand[bi]], 0, GF_ALLOC_BINPACK, t))) {
+                bi = (int)c;
+                bd = dd;
+            }
+        }
+        gf_alloc__gpu *g = a->gpus[cand[bi]];
+        fits(g, r, q, l);
+        chosen[i] = g->seq;
+        new_keys(g, l, nks[i]);
+        if (fast) gf_alloc__nev_commit(p, ev, g, nks[i]);
+        cand[bi] = UINT32_MAX;
+        d = bd;
+    }
+    *score = d;
+    return 1;
+}
+
+/* Binpack and spread through the node order: nodes by (sum of keys, position), ascending for
+ * binpack and descending (ties still by ascending position) for spread; the first node that takes
+ * r is the one the scan would choose. Nodes whose sum is below k x r's least key cannot. 1 when
+ * a node was found (out filled), 0 when none, -1 when the order is unavailable. */
+static int pick_node_ordered(gf_alloc *a, gf_alloc__pool *p, const nreq *r, uint32_t *out)
+{
+    if (gf_alloc__nord_sync(a, p)) return -1;
+    int t = r->drive;
+    uint64_t need = r->k * r->lb;
+    const uint32_t *o = p->nord[t];
+    size_t n = p->n_nord;
+    gf_alloc__fd sc;
+    if (p->strategy == GF_ALLOC_BINPACK) {
+        size_t lo = 0, hi = n; /* the first with ksum >= need */
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (a->nodes[o[mid]]->ksum[t] < need) lo = mid + 1;
+            else hi = mid;
+        }
+        for (size_t i = lo; i < n; i++)
+            if (node_choose(a, p, r, a->nodes[o[i]], NULL, out, &sc)) return 1;
+        return 0;
+    }
+    for (size_t end = n; end > 0;) { /* blocks of one sum, from the top */
+        uint64_t v = a->nodes[o[end - 1]]->ksum[t];
+        if (v < need) break;
+        size_t beg = end - 1;
+        while (beg > 0 && a->nodes[o[beg - 1]]->ksum[t] == v) beg--;
+        for (size_t i = beg; i < end; i++)
+            if (node_choose(a, p, r, a->nodes[o[i]], NULL, out, &sc)) return 1;
+        end = beg;
+    }
+    return 0;
+}
+
+/* Local multi-GPU: the node and its k GPUs, by strategy. Fills out[0..k). Binpack and spread go
+ * through the node order; least-fragmentation (and a reference run, or no memory for the order)
+ * scans every node. */
+static int pick_node(gf_alloc *a, gf_alloc__pool *p, const nreq *r, uint32_t *out)
+{
+    if (p->strategy != GF_ALLOC_LEAST_FRAG && !(p->reference & 1)) {
+        int found = pick_node_ordered(a, p, r, out);
+        if (found >= 0) return found;
+    }
+    gf_alloc__nev ev[1]; /* least-fragmentation's node evaluator, 4 KiB */
+    uint32_t chosen[GF_ALLOC_MAX_GPUS];
+    const gf_alloc__node *bestn = NULL;
+    gf_alloc__fd bscore = 0, score;
     for (size_t ni = 0; ni < p->n_nodes; ni++) {
         const gf_alloc__node *n = a->nodes[p->nodes[ni]];
-        if (!n->ready || !node_ok(n, r)) continue;
-        size_t nc = 0;
-        uint64_t free_sum = 0;
-        for (size_t i = 0; i < n->n_gpus && nc < 256; i++) {
-            gf_alloc__gpu *g = a->gpus[n->gpus[i]];
-            free_sum += g->key[t];
-            if (eligible(a, g, r) && fits(g, r, q, l)) cand[nc++] = g->seq;
-        }
-        if (nc < r->k) continue;
-        gf_alloc__fd score;
-        if (p->strategy == GF_ALLOC_LEAST_FRAG) {
-            /* greedy: each next GPU is the one that grows the node's fragmentation least */
-            gf_alloc__fd d = 0, f0 = gf_alloc__frag_node(a, p, n, NULL, NULL, 0);
-            for (uint32_t i = 0; i < r->k; i++) {
-                int bi = -1;
-                gf_alloc__fd bd = 0;
-                for (size_t c = 0; c < nc; c++) {
-                    if (cand[c] == UINT32_MAX) continue;
-                    gf_alloc__gpu *g = a->gpus[cand[c]];
-                    if (same_state_before(a, cand, c, g)) continue; /* it would tie and lose */
-                    fits(g, r, q, l);
-                    chosen[i] = g->seq;
-                    new_keys(g, l, nks[i]);
-                    gf_alloc__fd dd = gf_alloc__frag_node(a, p, n, chosen,
-                                                          (const uint64_t(*)[2])nks, i + 1) - f0;
-                    if (bi < 0 || dd < bd ||
-                        (dd == bd && better(g, 0, a->gpus[cand[bi]], 0, GF_ALLOC_BINPACK, t))) {
-                        bi = (int)c;
-                        bd = dd;
-                    }
-                }
-                gf_alloc__gpu *g = a->gpus[cand[bi]];
-                fits(g, r, q, l);
-                chosen[i] = g->seq;
-                new_keys(g, l, nks[i]);
-                cand[bi] = UINT32_MAX;
-                d = bd;
-            }
-            score = d;
-        } else {
-            /* the k best GPUs of this node by the strategy's order (selection sort, k small) */
-            for (uint32_t i = 0; i < r->k; i++) {
-                size_t bi = i;
-                for (size_t c = i + 1; c < nc; c++)
-                    if (better(a->gpus[cand[c]], 0, a->gpus[cand[bi]], 0, p->strategy, t)) bi = c;
-                uint32_t tmp = cand[i];
-                cand[i] = cand[bi];
-                cand[bi] = tmp;
-                chosen[i] = cand[i];
-            }
-            score = p->strategy == GF_ALLOC_SPREAD ? -(gf_alloc__fd)free_sum
-                                                   : (gf_alloc__fd)free_sum;
-        }
+        if (!node_choose(a, p, r, n, ev, chosen, &score)) continue;
         if (!bestn || score < bscore) {
             bestn = n;
             bscore = score;
-            memcpy(best_set, chosen, r->k * sizeof(*chosen));
+            memcpy(out, chosen, r->k * sizeof(*chosen));
         }
     }
-    if (!bestn) return 0;
-    memcpy(out, best_set, r->k * sizeof(*out));
-    return 1;
+    return bestn != NULL;
 }
 
 /* ---- validation --------------------------------------------------------------------------- */

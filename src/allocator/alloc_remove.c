@@ -82,6 +82,7 @@ static void gpu_drop(gf_alloc *a, gf_alloc__gpu *g)
         const gf_alloc__gpu *h = a->gpus[p->gpus[i]];
         if (!p->min_cap_t || h->cap[GF_ALLOC__T] < p->min_cap_t) p->min_cap_t = h->cap[GF_ALLOC__T];
     }
+    p->shape++; /* the node order is rebuilt */
     gf_alloc__map_del(&a->gpu_map, g->uuid);
     a->gpus[g->seq] = NULL;
     free(g);
@@ -133,6 +134,7 @@ gf_status gf_alloc_node_remove(gf_alloc *a, const char *node, char *err, size_t 
         p->nodes[j++] = p->nodes[i];
     }
     p->n_nodes = j;
+    p->shape++;
     gf_alloc__map_del(&a->node_map, n->name);
     a->nodes[n->seq] = NULL; /* like GPUs: node seqs are never reused */
     free(n->lkeys);

@@ -27,6 +27,8 @@ int gf_cmd_agent(int argc, char **argv);
 int gf_cmd_ls(int argc, char **argv);
 int gf_cmd_describe(int argc, char **argv);
 int gf_cmd_rm(int argc, char **argv);
+/* gpufuse cordon gpu UUID | gpufuse uncordon gpu UUID (argv[0] says which). */
+int gf_cmd_cordon(int argc, char **argv);
 int gf_cmd_token(int argc, char **argv);
 /* Chargeback (issue 6): cmd_cost.c. */
 int gf_cmd_cost(int argc, char **argv);

@@ -235,7 +235,9 @@ static void print_gpus(json_t *items)
         snprintf(node, sizeof node, "%s%s", js(r, "node"),
                  strcmp(js(r, "node_status"), "Ready") ? " (NotReady)" : "");
         /* Missing: its agent no longer reports it; it takes no new workload */
-        const char *status = *js(r, "status") ? js(r, "status") : "Ready";
+        char status[48];
+        snprintf(status, sizeof status, "%s%s", *js(r, "status") ? js(r, "status") : "Ready",
+                 json_is_true(json_object_get(r, "cordoned")) ? ",Cordoned" : "");
         table_add(&t, (const char *[]){node, idx, model, status, vram, tf, vg, used, util,
                                        js(r, "uuid")});
     }
@@ -492,7 +494,7 @@ int gf_cmd_rm(int argc, char **argv)
     struct gf_cli_conn cc = {0};
     int npos, force = 0;
     const char *pos[2];
-    /* --force (nodes only) is taken out before the common flags are parsed */
+    /* --force (nodes and GPUs) is taken out before the common flags are parsed */
     char **args = calloc((size_t)argc + 1, sizeof *args);
     if (!args) return 1;
     int nargs = 0;
@@ -506,14 +508,15 @@ int gf_cmd_rm(int argc, char **argv)
     free(args);
     if (bad) return 2;
     const struct kind *k = npos == 2 ? find_kind(pos[0]) : NULL;
-    if (!k || (strcmp(k->name, "workloads") && strcmp(k->name, "profiles") &&
-               strcmp(k->name, "nodes"))) {
-        fprintf(stderr, "gpufuse rm: usage: gpufuse rm workload|profile NAME | gpufuse rm node "
-                "NAME [--force]\n");
+    int hw = k && (!strcmp(k->name, "nodes") || !strcmp(k->name, "gpus"));
+    if (!k || (strcmp(k->name, "workloads") && strcmp(k->name, "profiles") && !hw)) {
+        fprintf(stderr, "gpufuse rm: usage: gpufuse rm workload|profile NAME | gpufuse rm "
+                "node NAME [--force] | gpufuse rm gpu UUID [--force]\n");
         return 2;
     }
-    if (force && strcmp(k->name, "nodes")) {
-        fprintf(stderr, "gpufuse rm: --force is for nodes only (gpufuse rm node NAME --force)\n");
+    if (force && !hw) {
+        fprintf(stderr, "gpufuse rm: --force is for nodes and GPUs only (gpufuse rm node NAME "
+                "--force, gpufuse rm gpu UUID --force)\n");
         return 2;
     }
     char seg[512], path[700];
@@ -533,9 +536,43 @@ int gf_cmd_rm(int argc, char **argv)
         json_array_foreach(wl, i, w) printf("%s%s", i ? ", " : " (", json_string_value(w));
         printf("%s, %.0f node token(s) revoked\n", json_array_size(wl) ? ")" : "",
                jn(v, "tokens_revoked"));
+    } else if (!strcmp(k->name, "gpus")) {
+        json_t *wl = json_object_get(v, "workloads_deleted");
+        printf("GPU \"%s\" (node \"%s\", index %.0f) deleted, %zu workload(s) deleted", pos[1],
+               js(v, "node"), jn(v, "index"), json_array_size(wl));
+        size_t i;
+        json_t *w;
+        json_array_foreach(wl, i, w) printf("%s%s", i ? ", " : " (", json_string_value(w));
+        printf("%s\n", json_array_size(wl) ? ")" : "");
     } else {
         printf("%s \"%s\" deleted\n", k->alias, pos[1]);
     }
+    json_decref(v);
+    return 0;
+}
+
+int gf_cmd_cordon(int argc, char **argv)
+{
+    struct gf_cli_conn cc = {0};
+    int npos;
+    const char *pos[2];
+    const char *cmd = !strcmp(argv[0], "uncordon") ? "uncordon" : "cordon";
+    if (parse_common(cmd, argc, argv, &cc, NULL, pos, 2, &npos)) return 2;
+    if (npos != 2 || strcmp(pos[0], "gpu")) {
+        fprintf(stderr, "gpufuse %s: usage: gpufuse %s gpu UUID\n", cmd, cmd);
+        return 2;
+    }
+    char seg[512], path[700];
+    encode_seg(pos[1], seg, sizeof seg);
+    snprintf(path, sizeof path, "/api/v1/gpus/%s/%s", seg, cmd);
+    gf_http_client *c = gf_cli_connect(cmd, &cc);
+    if (!c) return 1;
+    json_t *v = call(cmd, c, "POST", path, NULL, NULL);
+    gf_http_client_free(c);
+    if (!v) return 1;
+    printf("GPU \"%s\" (node \"%s\", index %.0f) %s\n", pos[1], js(v, "node"), jn(v, "index"),
+           json_is_true(json_object_get(v, "cordoned")) ? "cordoned: it takes no new placement"
+                                                         : "uncordoned");
     json_decref(v);
     return 0;
 }

@@ -57,12 +57,20 @@ static const struct gf_cli_command commands[] = {
      "GPUFUSE_TOKEN_FILE or GPUFUSE_TOKEN. CA: --ca-file or GPUFUSE_CA_FILE.\n"},
     {"describe", "show one pool, node, gpu, workload, allocation or profile", gf_cmd_describe,
      "usage: gpufuse describe KIND NAME [-o json] [--server URL] [--token-file F] [--ca-file F]\n"},
-    {"rm", "delete a workload (releasing its GPUs), a profile, or a node", gf_cmd_rm,
+    {"rm", "delete a workload (releasing its GPUs), a profile, a node or a GPU", gf_cmd_rm,
      "usage: gpufuse rm workload|profile NAME [--server URL] [--token-file F] [--ca-file F]\n"
      "       gpufuse rm node NAME [--force] [--server URL] [--token-file F] [--ca-file F]\n"
+     "       gpufuse rm gpu UUID [--force] [--server URL] [--token-file F] [--ca-file F]\n"
      "Removing a node takes it and its GPUs out of the pool and revokes its node tokens; stop\n"
      "its agent first. It is refused while workloads hold GPUs there, unless --force, which\n"
-     "deletes those workloads first. See docs/cli.md.\n"},
+     "deletes those workloads first. Removing a GPU does the same for one GPU; its agent adds\n"
+     "it back if it registers again while still reporting it. See docs/cli.md.\n"},
+    {"cordon", "take a GPU out of placement, keeping its workloads", gf_cmd_cordon,
+     "usage: gpufuse cordon gpu UUID [--server URL] [--token-file F] [--ca-file F]\n"
+     "The GPU takes no new placement until \"gpufuse uncordon gpu UUID\"; its workloads keep\n"
+     "running and counting. Kept across server restarts and agent registrations.\n"},
+    {"uncordon", "let a cordoned GPU take placements again", gf_cmd_cordon,
+     "usage: gpufuse uncordon gpu UUID [--server URL] [--token-file F] [--ca-file F]\n"},
     {"token", "make an API token for a node's agent (or another admin token)", gf_cmd_token,
      "usage: gpufuse token create --node NAME | --admin [--server URL] [--token-file F]\n"
      "Prints the new token; a node token may only register, heartbeat and report for NAME.\n"},

@@ -10,14 +10,16 @@
 
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
-enum { K_PTR = 1, K_HANDLE, K_ARRAY, K_MIPMAP };
+enum { K_PTR = 1, K_HANDLE, K_ARRAY, K_MIPMAP, K_MAPPING };
 
 typedef struct entry {
     uint64_t key;   /* 0 = empty */
     uint8_t kind;   /* 0 with key 1 = tombstone */
     int8_t slot;
-    uint64_t bytes;
+    uint32_t refs;  /* K_HANDLE: the handle itself, its retains and its mappings */
+    uint64_t bytes; /* K_MAPPING: the mapped size */
     CUcontext ctx;
+    uint64_t handle; /* K_MAPPING: what is mapped there */
 } entry;
 
 static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -63,8 +65,17 @@ static void map_put(uint8_t kind, uint64_t key, int slot, uint64_t bytes, CUcont
     size_t j = hash(key, kind) & (map_cap - 1);
     while (map[j].key && !(map[j].kind == kind && map[j].key == key)) j = (j + 1) & (map_cap - 1);
     if (!map[j].key) map_used++;
-    map[j] = (entry){key, kind, (int8_t)slot, bytes, ctx};
+    map[j] = (entry){key, kind, (int8_t)slot, 1, bytes, ctx, 0};
     pthread_mutex_unlock(&map_lock);
+}
+
+/* Under map_lock: the live entry (kind, key), or NULL. */
+static entry *map_find(uint8_t kind, uint64_t key)
+{
+    if (!map_cap) return NULL;
+    for (size_t j = hash(key, kind) & (map_cap - 1); map[j].key; j = (j + 1) & (map_cap - 1))
+        if (map[j].kind == kind && map[j].key == key) return &map[j];
+    return NULL;
 }
 
 /* Removes (kind, key); returns 1 with its slot and size when it was there. */
@@ -95,7 +106,7 @@ void gf_mem_forget_ctx(CUcontext ctx)
     pthread_mutex_lock(&map_lock);
     for (size_t i = 0; i < map_cap; i++) {
         entry *e = &map[i];
-        if (e->kind && e->kind != K_HANDLE && e->ctx == ctx) {
+        if (e->kind && e->kind != K_HANDLE && e->kind != K_MAPPING && e->ctx == ctx) {
             if (e->slot >= 0) gf_limiter_mem_release(gf_g.lim, (unsigned)e->slot, e->bytes);
             e->kind = 0;
         }
@@ -412,6 +423,28 @@ GF_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size
     return r;
 }
 
+/* A cuMemCreate handle's memory lives while the handle, a retained copy of it or a mapping of it
+ * does (programs commonly release the handle right after mapping it): the charge is returned
+ * when the last of them goes. */
+static void handle_ref(uint64_t handle, int delta)
+{
+    int slot = -1;
+    uint64_t bytes = 0;
+    pthread_mutex_lock(&map_lock);
+    entry *e = map_find(K_HANDLE, handle);
+    if (e) {
+        if (delta > 0) {
+            e->refs++;
+        } else if (--e->refs == 0) {
+            slot = e->slot;
+            bytes = e->bytes;
+            e->kind = 0;
+        }
+    }
+    pthread_mutex_unlock(&map_lock);
+    uncharge(slot, bytes);
+}
+
 GF_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
 {
     gf_ensure();
@@ -419,7 +452,64 @@ GF_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
     ENTER();
     CUresult r = gf_real.cuMemRelease(handle);
     LEAVE();
-    if (r == CUDA_SUCCESS) release_key(K_HANDLE, (uint64_t)handle);
+    if (r == CUDA_SUCCESS) handle_ref((uint64_t)handle, -1);
+    return r;
+}
+
+GF_EXPORT CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr)
+{
+    gf_ensure();
+    if (!LIMITED) return gf_real.cuMemRetainAllocationHandle(handle, addr);
+    ENTER();
+    CUresult r = gf_real.cuMemRetainAllocationHandle(handle, addr);
+    LEAVE();
+    if (r == CUDA_SUCCESS && handle) handle_ref((uint64_t)*handle, 1);
+    return r;
+}
+
+GF_EXPORT CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset,
+                            CUmemGenericAllocationHandle handle, unsigned long long flags)
+{
+    gf_ensure();
+    if (!LIMITED) return gf_real.cuMemMap(ptr, size, offset, handle, flags);
+    ENTER();
+    CUresult r = gf_real.cuMemMap(ptr, size, offset, handle, flags);
+    LEAVE();
+    if (r != CUDA_SUCCESS) return r;
+    handle_ref((uint64_t)handle, 1);
+    map_put(K_MAPPING, (uint64_t)ptr, -1, size, NULL);
+    pthread_mutex_lock(&map_lock);
+    entry *e = map_find(K_MAPPING, (uint64_t)ptr);
+    if (e) e->handle = (uint64_t)handle;
+    pthread_mutex_unlock(&map_lock);
+    return r;
+}
+
+/* Every mapping inside [ptr, ptr + size) goes (the driver unmaps whole mappings only). */
+GF_EXPORT CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
+{
+    gf_ensure();
+    if (!LIMITED) return gf_real.cuMemUnmap(ptr, size);
+    ENTER();
+    CUresult r = gf_real.cuMemUnmap(ptr, size);
+    LEAVE();
+    if (r != CUDA_SUCCESS) return r;
+    for (;;) {
+        uint64_t handle = 0;
+        int found = 0;
+        pthread_mutex_lock(&map_lock);
+        for (size_t i = 0; i < map_cap && !found; i++) {
+            entry *e = &map[i];
+            if (e->kind == K_MAPPING && e->key >= ptr && e->key - ptr < size) {
+                handle = e->handle;
+                e->kind = 0;
+                found = 1;
+            }
+        }
+        pthread_mutex_unlock(&map_lock);
+        if (!found) break;
+        handle_ref(handle, -1);
+    }
     return r;
 }
 

@@ -639,6 +639,15 @@ static CUresult fetch_devices(void)
         d->attrs[CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS_USES_HOST_PAGE_TABLES - 1] = 0;
         d->attrs[CU_DEVICE_ATTRIBUTE_CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM - 1] = 0;
     }
+    /* Peer access between the session's devices (a worker before it sends none: no access). */
+    memset(gf_r.peer, 0, sizeof gf_r.peer);
+    if (gf_wire_reader_remaining(&rep)) {
+        uint8_t peer[GF_REMOTE_MAX_DEVS * GF_REMOTE_MAX_DEVS];
+        size_t np = gf_wire_get_bytes_into(&rep, peer, sizeof peer);
+        for (uint32_t i = 0; i < n; i++)
+            for (uint32_t j = 0; j < n; j++)
+                if ((size_t)i * n + j < np) gf_r.peer[i][j] = peer[i * n + j];
+    }
     char err[256];
     if (gf_wire_reader_status(&rep, 0, err, sizeof err) != GF_OK) return broken(GF_EPROTO, err);
     gf_r.ndev = (int)n;

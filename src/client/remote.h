@@ -72,6 +72,7 @@ typedef struct gf_remote {
     int driver_version;
     int ndev;
     gf_rdev dev[GF_REMOTE_MAX_DEVS];
+    uint8_t peer[GF_REMOTE_MAX_DEVS][GF_REMOTE_MAX_DEVS]; /* device i can access j's memory */
     gf_rfunc *funcs;       /* every function handed out (kept: the program may hold them) */
     pid_t pid;
     unsigned async_since_sync; /* asynchronous calls sent since the last answer */

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -140,26 +141,27 @@ static gf_rfunc *func_of(CUfunction f)
 typedef struct {
     uint64_t base, size, ctx, module; /* module: the module/library of a global, else 0 */
     unsigned kind;                    /* RA_* */
+    uint64_t pool;                    /* stream-ordered allocations: their memory pool */
 } gf_ralloc;
 
 enum {
     RA_DEVICE,  /* device memory */
     RA_MANAGED, /* managed memory (a mirror: the same address is the program's host memory) */
     RA_MAPPED,  /* the device copy of pinned or registered host memory (a host mirror) */
+    RA_VMM,     /* a VMM mapping (cuMemMap): memory until cuMemUnmap, never cuMemFree'd */
 };
 
 static pthread_mutex_t at_lk = PTHREAD_MUTEX_INITIALIZER;
 static gf_ralloc *at;
 static size_t at_n, at_cap;
 
-static void at_add_kind(uint64_t base, uint64_t size, uint64_t ctx, uint64_t module,
-                        unsigned kind)
+static void at_put(gf_ralloc e)
 {
-    if (!base || !size) return;
+    if (!e.base || !e.size) return;
     pthread_mutex_lock(&at_lk);
     for (size_t i = 0; i < at_n; i++)
-        if (at[i].base == base) { /* a global looked up twice, or a reused address */
-            at[i] = (gf_ralloc){base, size, ctx, module, kind};
+        if (at[i].base == e.base) { /* a global looked up twice, or a reused address */
+            at[i] = e;
             pthread_mutex_unlock(&at_lk);
             return;
         }
@@ -173,13 +175,19 @@ static void at_add_kind(uint64_t base, uint64_t size, uint64_t ctx, uint64_t mod
         at = n;
         at_cap = nc;
     }
-    at[at_n++] = (gf_ralloc){base, size, ctx, module, kind};
+    at[at_n++] = e;
     pthread_mutex_unlock(&at_lk);
+}
+
+static void at_add_kind(uint64_t base, uint64_t size, uint64_t ctx, uint64_t module,
+                        unsigned kind)
+{
+    at_put((gf_ralloc){base, size, ctx, module, kind, 0});
 }
 
 static void at_add(uint64_t base, uint64_t size, uint64_t ctx, uint64_t module)
 {
-    at_add_kind(base, size, ctx, module, RA_DEVICE);
+    at_put((gf_ralloc){base, size, ctx, module, RA_DEVICE, 0});
 }
 
 /* Drops the allocation starting at base (base != 0), those of ctx (ctx != 0) or of module. */
@@ -187,7 +195,8 @@ static void at_del(uint64_t base, uint64_t ctx, uint64_t module)
 {
     pthread_mutex_lock(&at_lk);
     for (size_t i = 0; i < at_n;) {
-        if ((base && at[i].base == base && !at[i].module) || (ctx && at[i].ctx == ctx) ||
+        if ((base && at[i].base == base && !at[i].module && at[i].kind != RA_VMM) ||
+            (ctx && at[i].ctx == ctx && at[i].kind != RA_VMM) ||
             (module && at[i].module == module))
             at[i] = at[--at_n];
         else
@@ -211,12 +220,49 @@ static int at_find(uint64_t p, gf_ralloc *out)
     return found;
 }
 
+/* Drops the VMM mappings inside [lo, hi) (cuMemUnmap). */
+static void at_del_vmm(uint64_t lo, uint64_t hi)
+{
+    pthread_mutex_lock(&at_lk);
+    for (size_t i = 0; i < at_n;) {
+        if (at[i].kind == RA_VMM && at[i].base >= lo && at[i].base < hi) at[i] = at[--at_n];
+        else i++;
+    }
+    pthread_mutex_unlock(&at_lk);
+}
+
+/* Takes the allocation starting at p (one cuMemFree[Async] may free) out of the table: 1 and
+ * *out, or 0. Taken before the free is sent, so that another thread's allocation that gets
+ * the same address once the worker freed it is never the entry removed. */
+static int at_take(uint64_t p, gf_ralloc *out)
+{
+    int found = 0;
+    pthread_mutex_lock(&at_lk);
+    for (size_t i = 0; i < at_n && !found; i++)
+        if (p && at[i].base == p && !at[i].module && at[i].kind != RA_VMM) {
+            *out = at[i];
+            at[i] = at[--at_n];
+            found = 1;
+        }
+    pthread_mutex_unlock(&at_lk);
+    return found;
+}
+
 /* 1 when [p, p + n) starts inside a known range but runs past its end: refused at once (as a
- * driver does) rather than at the next synchronizing call. */
+ * driver does) rather than at the next synchronizing call. VMM mappings that touch are one
+ * range, as the worker checks them. */
 static int at_overruns(uint64_t p, uint64_t n)
 {
     gf_ralloc a;
-    return n && at_find(p, &a) && n > a.size - (p - a.base);
+    if (!n || !at_find(p, &a)) return 0;
+    for (;;) {
+        uint64_t left = a.size - (p - a.base);
+        if (n <= left) return 0;
+        if (a.kind != RA_VMM) return 1;
+        p = a.base + a.size;
+        n -= left;
+        if (!at_find(p, &a) || a.kind != RA_VMM || a.base != p) return 1;
+    }
 }
 
 /* ---- init, driver, devices ------------------------------------------------------------------------ */
@@ -338,7 +384,7 @@ static CUresult r_cuDeviceCanAccessPeer(int *can, CUdevice a, CUdevice b)
     if (r == CUDA_SUCCESS) r = dev_ok(b);
     if (r != CUDA_SUCCESS) return r;
     if (!can) return CUDA_ERROR_INVALID_VALUE;
-    *can = 0;
+    *can = a != b && gf_r.peer[a][b]; /* the worker's answer, sent with the devices */
     return CUDA_SUCCESS;
 }
 
@@ -711,6 +757,17 @@ static CUresult r_cuCtxGetStreamPriorityRange(int *least, int *greatest)
 
 /* ---- memory ------------------------------------------------------------------------------------ */
 
+/* Each device's current memory pool (cuDeviceSetMemPool; 0 = its default pool): a per-process
+ * setting that only this process changes, so it is answered here. */
+static _Atomic uint64_t cur_pool[GF_REMOTE_MAX_DEVS];
+
+static uint64_t pool_of_dev(int d)
+{
+    if (d < 0 || d >= GF_REMOTE_MAX_DEVS) return 0;
+    uint64_t p = cur_pool[d];
+    return p ? p : GF_RPC_MEMPOOL_DEFAULT(d);
+}
+
 static CUresult r_cuMemAlloc(CUdeviceptr *p, size_t n)
 {
     CUresult r = need_ctx();
@@ -762,6 +819,9 @@ static CUresult r_cuMemFree(CUdeviceptr p)
     if (!p) return CUDA_SUCCESS;
     gf_ralloc a;
     if (at_find(p, &a) && a.kind == RA_MAPPED) return CUDA_ERROR_INVALID_VALUE;
+    /* Out of the table before the free is sent: another thread may get the address next. */
+    gf_ralloc was;
+    int known = at_take(p, &was);
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_MEM_FREE);
     gf_wire_put_handle(&q.w, p);
@@ -769,10 +829,8 @@ static CUresult r_cuMemFree(CUdeviceptr p)
     CUresult rc = CUDA_SUCCESS;
     gf_wire_reader rep;
     r = gf_remote_sync(&q, &rc, &rep, NULL);
-    if (r == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
-        at_del(p, 0, 0);
-        gf_mirror_forget(p, NULL); /* managed memory: its pages here go too */
-    }
+    if (r == CUDA_SUCCESS && rc == CUDA_SUCCESS) gf_mirror_forget(p, NULL); /* managed memory: its pages here go too */
+    else if (known) at_put(was); /* not freed: still the program's */
     gf_remote_unlock();
     return r != CUDA_SUCCESS ? r : rc;
 }
@@ -845,7 +903,8 @@ static CUresult r_cuMemAllocAsync(CUdeviceptr *p, size_t n, CUstream s)
     CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
     if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
         *p = gf_wire_get_handle(&rep);
-        at_add(*p, n, gf_remote_tl_ctx, 0);
+        at_put((gf_ralloc){*p, n, gf_remote_tl_ctx, 0, RA_DEVICE,
+                           pool_of_dev(ctx_dev(gf_remote_tl_ctx))});
     }
     gf_remote_unlock();
     return t != CUDA_SUCCESS ? t : rc;
@@ -857,12 +916,20 @@ static CUresult r_cuMemFreeAsync(CUdeviceptr p, CUstream s)
     uint64_t sh;
     if (r != CUDA_SUCCESS) return r;
     if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    /* Queued without a round trip: what is not an allocation (freed already, say) is refused
+     * now, as the driver refuses it, not at the next synchronizing call. */
+    gf_ralloc was;
+    if (!at_take(p, &was)) return CUDA_ERROR_INVALID_VALUE;
+    if (was.kind == RA_MAPPED) { /* host memory: cuMemFreeHost / cuMemHostUnregister */
+        at_put(was);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
     gf_rreq q;
     gf_rreq_init(&q, GF_RPC_MEM_FREE_ASYNC);
     gf_wire_put_handle(&q.w, p);
     gf_wire_put_handle(&q.w, sh);
     r = call_async(&q);
-    if (r == CUDA_SUCCESS) at_del(p, 0, 0);
+    if (r != CUDA_SUCCESS) at_put(was);
     return r;
 }
 
@@ -1179,6 +1246,628 @@ static int host_side(const void *h, size_t n, CUdeviceptr *d)
     return 1;
 }
 
+/* ---- stream-ordered memory pools ------------------------------------------------------------- */
+
+static int pool_ok(CUmemoryPool p)
+{
+    return p && GF_RPC_HANDLE_KIND((uint64_t)(uintptr_t)p) == GF_RPC_H_MEMPOOL;
+}
+
+/* "props" of remote_proto.h. */
+static void put_props(gf_wire_writer *w, unsigned type, unsigned handle_types,
+                      const CUmemLocation *loc, unsigned alloc_flags)
+{
+    gf_wire_put_u32(w, type);
+    gf_wire_put_u32(w, handle_types);
+    gf_wire_put_u32(w, (uint32_t)loc->type);
+    gf_wire_put_i32(w, loc->id);
+    gf_wire_put_u32(w, alloc_flags);
+}
+
+static unsigned alloc_flags_of(const CUmemAllocationProp *p)
+{
+    return (unsigned)p->allocFlags.compressionType |
+           (unsigned)p->allocFlags.gpuDirectRDMACapable << 8 | (unsigned)p->allocFlags.usage << 16;
+}
+
+/* A synchronous call whose reply is one u64 (*out) after the result. */
+static CUresult call_u64(gf_rreq *q, uint64_t *out)
+{
+    LOCK();
+    CUresult rc = CUDA_SUCCESS;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) *out = gf_wire_get_u64(&rep);
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuDeviceGetDefaultMemPool(CUmemoryPool *pool, CUdevice d)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    if (!pool) return CUDA_ERROR_INVALID_VALUE;
+    *pool = (CUmemoryPool)(uintptr_t)GF_RPC_MEMPOOL_DEFAULT(d);
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice d)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    if (!pool) return CUDA_ERROR_INVALID_VALUE;
+    *pool = (CUmemoryPool)(uintptr_t)pool_of_dev(d);
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuDeviceSetMemPool(CUdevice d, CUmemoryPool pool)
+{
+    CUresult r = dev_ok(d);
+    if (r != CUDA_SUCCESS) return r;
+    if (!pool_ok(pool)) return CUDA_ERROR_INVALID_VALUE;
+    uint64_t id = (uint64_t)(uintptr_t)pool;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_DEVICE_SET_MEMPOOL);
+    gf_wire_put_i32(&q.w, d);
+    gf_wire_put_handle(&q.w, id);
+    r = call_plain(&q);
+    if (r == CUDA_SUCCESS) cur_pool[d] = id == GF_RPC_MEMPOOL_DEFAULT(d) ? 0 : id;
+    return r;
+}
+
+/* The location forms (CUDA 13): device locations only; host pools are not served remotely. */
+static CUresult location_dev(const CUmemLocation *loc, CUmemAllocationType type, CUdevice *d)
+{
+    if (!loc || type != CU_MEM_ALLOCATION_TYPE_PINNED) return CUDA_ERROR_INVALID_VALUE;
+    if (loc->type != CU_MEM_LOCATION_TYPE_DEVICE)
+        return gf_remote_unsupported("memory pools of host locations");
+    *d = loc->id;
+    return dev_ok(loc->id);
+}
+
+static CUresult r_cuMemGetDefaultMemPool(CUmemoryPool *pool, CUmemLocation *loc,
+                                         CUmemAllocationType type)
+{
+    CUdevice d = 0;
+    CUresult r = location_dev(loc, type, &d);
+    return r != CUDA_SUCCESS ? r : r_cuDeviceGetDefaultMemPool(pool, d);
+}
+
+static CUresult r_cuMemGetMemPool(CUmemoryPool *pool, CUmemLocation *loc, CUmemAllocationType type)
+{
+    CUdevice d = 0;
+    CUresult r = location_dev(loc, type, &d);
+    return r != CUDA_SUCCESS ? r : r_cuDeviceGetMemPool(pool, d);
+}
+
+static CUresult r_cuMemSetMemPool(CUmemLocation *loc, CUmemAllocationType type, CUmemoryPool pool)
+{
+    CUdevice d = 0;
+    CUresult r = location_dev(loc, type, &d);
+    return r != CUDA_SUCCESS ? r : r_cuDeviceSetMemPool(d, pool);
+}
+
+static CUresult r_cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *p)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!pool || !p) return CUDA_ERROR_INVALID_VALUE;
+    uint64_t id = gf_remote_handle(GF_RPC_H_MEMPOOL, 0);
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEMPOOL_CREATE);
+    gf_wire_put_handle(&q.w, id);
+    put_props(&q.w, p->allocType, p->handleTypes, &p->location, (unsigned)p->usage << 16);
+    gf_wire_put_u64(&q.w, p->maxSize);
+    r = call_plain(&q);
+    if (r == CUDA_SUCCESS) *pool = (CUmemoryPool)(uintptr_t)id;
+    return r;
+}
+
+static CUresult r_cuMemPoolDestroy(CUmemoryPool pool)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!pool_ok(pool)) return CUDA_ERROR_INVALID_VALUE;
+    uint64_t id = (uint64_t)(uintptr_t)pool;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEMPOOL_DESTROY);
+    gf_wire_put_handle(&q.w, id);
+    r = call_plain(&q);
+    if (r == CUDA_SUCCESS) /* a device whose current pool it was uses its default pool again */
+        for (int d = 0; d < GF_REMOTE_MAX_DEVS; d++)
+            if (cur_pool[d] == id) cur_pool[d] = 0;
+    return r;
+}
+
+/* The reuse policies are int, the sizes cuuint64_t (cuda.h). */
+static int pool_attr_is_int(CUmemPool_attribute a)
+{
+    return a >= CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES &&
+           a <= CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES;
+}
+
+static CUresult pool_attr(CUmemoryPool pool, CUmemPool_attribute a, void *v, int set)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!pool_ok(pool)) return CUDA_ERROR_INVALID_VALUE;
+    if (!v || (!pool_attr_is_int(a) && (a < CU_MEMPOOL_ATTR_RELEASE_THRESHOLD ||
+                                        a > CU_MEMPOOL_ATTR_USED_MEM_HIGH)))
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t in = set ? (pool_attr_is_int(a) ? (uint64_t)(int64_t)*(int *)v : *(cuuint64_t *)v) : 0;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEMPOOL_ATTR);
+    gf_wire_put_handle(&q.w, (uint64_t)(uintptr_t)pool);
+    gf_wire_put_i32(&q.w, (int32_t)a);
+    gf_wire_put_u32(&q.w, (uint32_t)set);
+    gf_wire_put_u64(&q.w, in);
+    uint64_t out = 0;
+    r = call_u64(&q, &out);
+    if (r == CUDA_SUCCESS && !set) {
+        if (pool_attr_is_int(a)) *(int *)v = (int)(int64_t)out;
+        else *(cuuint64_t *)v = out;
+    }
+    return r;
+}
+
+static CUresult r_cuMemPoolGetAttribute(CUmemoryPool pool, CUmemPool_attribute a, void *v)
+{
+    return pool_attr(pool, a, v, 0);
+}
+
+static CUresult r_cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_attribute a, void *v)
+{
+    return pool_attr(pool, a, v, 1);
+}
+
+static CUresult r_cuMemPoolTrimTo(CUmemoryPool pool, size_t keep)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!pool_ok(pool)) return CUDA_ERROR_INVALID_VALUE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEMPOOL_TRIM);
+    gf_wire_put_handle(&q.w, (uint64_t)(uintptr_t)pool);
+    gf_wire_put_u64(&q.w, keep);
+    return call_plain(&q);
+}
+
+/* Synchronous, as cuMemAllocAsync is here: the program gets the pointer at once. */
+static CUresult r_cuMemAllocFromPoolAsync(CUdeviceptr *p, size_t n, CUmemoryPool pool, CUstream s)
+{
+    CUresult r = need_ctx();
+    uint64_t sh;
+    if (r != CUDA_SUCCESS) return r;
+    if (!p || !n || !pool_ok(pool)) return CUDA_ERROR_INVALID_VALUE;
+    if (!stream_ok(s, &sh)) return CUDA_ERROR_INVALID_HANDLE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_ALLOC_FROM_POOL);
+    gf_wire_put_u64(&q.w, n);
+    gf_wire_put_handle(&q.w, (uint64_t)(uintptr_t)pool);
+    gf_wire_put_handle(&q.w, sh);
+    uint64_t got = 0;
+    LOCK();
+    CUresult rc = CUDA_SUCCESS;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        got = gf_wire_get_handle(&rep);
+        *p = got;
+        at_put((gf_ralloc){got, n, gf_remote_tl_ctx, 0, RA_DEVICE, (uint64_t)(uintptr_t)pool});
+    }
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+/* ---- virtual memory management (VMM) --------------------------------------------------------- */
+
+/* The allocation handles this process holds, with their properties (answered here) and the
+ * program's references (cuMemCreate/import 1, each retain 1): an entry goes with its last
+ * cuMemRelease. The worker keeps the physical memory while mappings remain. */
+typedef struct {
+    uint64_t id;
+    uint32_t props[5];
+    uint32_t refs;
+} gf_rvmem;
+
+/* Stand-ins for exported descriptors: a memfd of ours (by inode) -> the handle exported. */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    uint64_t id;
+} gf_rexport;
+
+static pthread_mutex_t vm_lk = PTHREAD_MUTEX_INITIALIZER;
+static gf_rvmem *vm;
+static size_t vm_n, vm_cap;
+static gf_rexport *ex;
+static size_t ex_n, ex_cap;
+
+/* Adds delta references to handle id (adding it with props when new); 0, or -1 when unknown
+ * (delta < 0) or out of memory. */
+static int vm_ref(uint64_t id, const uint32_t props[5], int delta)
+{
+    int rc = -1;
+    pthread_mutex_lock(&vm_lk);
+    size_t i = 0;
+    while (i < vm_n && vm[i].id != id) i++;
+    if (i == vm_n && delta > 0 && props) {
+        if (vm_n == vm_cap) {
+            size_t nc = vm_cap ? vm_cap * 2 : 64;
+            gf_rvmem *n = realloc(vm, nc * sizeof *n);
+            if (!n) goto out;
+            vm = n;
+            vm_cap = nc;
+        }
+        vm[vm_n] = (gf_rvmem){id, {0}, 0};
+        memcpy(vm[vm_n].props, props, sizeof vm[vm_n].props);
+        vm_n++;
+    }
+    if (i == vm_n) goto out;
+    if (delta < 0 && vm[i].refs < (uint32_t)-delta) goto out;
+    vm[i].refs += (uint32_t)delta;
+    if (!vm[i].refs) vm[i] = vm[--vm_n];
+    rc = 0;
+out:
+    pthread_mutex_unlock(&vm_lk);
+    return rc;
+}
+
+static int vm_props(uint64_t id, uint32_t props[5])
+{
+    int found = 0;
+    pthread_mutex_lock(&vm_lk);
+    for (size_t i = 0; i < vm_n && !found; i++)
+        if (vm[i].id == id) {
+            memcpy(props, vm[i].props, sizeof vm[i].props);
+            found = 1;
+        }
+    pthread_mutex_unlock(&vm_lk);
+    return found;
+}
+
+static int vmem_ok(CUmemGenericAllocationHandle h)
+{
+    return GF_RPC_HANDLE_KIND((uint64_t)h) == GF_RPC_H_VMEM;
+}
+
+static void raw_props(const CUmemAllocationProp *p, uint32_t raw[5])
+{
+    raw[0] = (uint32_t)p->type;
+    raw[1] = (uint32_t)p->requestedHandleTypes;
+    raw[2] = (uint32_t)p->location.type;
+    raw[3] = (uint32_t)p->location.id;
+    raw[4] = alloc_flags_of(p);
+}
+
+static void put_raw_props(gf_wire_writer *w, const uint32_t raw[5])
+{
+    for (int i = 0; i < 5; i++) {
+        if (i == 3) gf_wire_put_i32(w, (int32_t)raw[i]);
+        else gf_wire_put_u32(w, raw[i]);
+    }
+}
+
+static void get_raw_props(gf_wire_reader *r, uint32_t raw[5])
+{
+    for (int i = 0; i < 5; i++) raw[i] = gf_wire_get_u32(r);
+}
+
+static CUresult r_cuMemGetAllocationGranularity(size_t *g, const CUmemAllocationProp *p,
+                                                CUmemAllocationGranularity_flags option)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!g || !p) return CUDA_ERROR_INVALID_VALUE;
+    uint32_t raw[5];
+    raw_props(p, raw);
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_GRANULARITY);
+    put_raw_props(&q.w, raw);
+    gf_wire_put_u32(&q.w, (uint32_t)option);
+    uint64_t v = 0;
+    r = call_u64(&q, &v);
+    if (r == CUDA_SUCCESS) *g = (size_t)v;
+    return r;
+}
+
+static CUresult r_cuMemAddressReserve(CUdeviceptr *p, size_t size, size_t align, CUdeviceptr addr,
+                                      unsigned long long flags)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!p || !size) return CUDA_ERROR_INVALID_VALUE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_VA_RESERVE);
+    gf_wire_put_u64(&q.w, size);
+    gf_wire_put_u64(&q.w, align);
+    gf_wire_put_handle(&q.w, addr);
+    gf_wire_put_u64(&q.w, flags);
+    LOCK();
+    CUresult rc = CUDA_SUCCESS;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) *p = gf_wire_get_handle(&rep);
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuMemAddressFree(CUdeviceptr p, size_t size)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_VA_FREE);
+    gf_wire_put_handle(&q.w, p);
+    gf_wire_put_u64(&q.w, size);
+    return call_plain(&q);
+}
+
+static CUresult r_cuMemCreate(CUmemGenericAllocationHandle *h, size_t size,
+                              const CUmemAllocationProp *p, unsigned long long flags)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!h || !p || !size) return CUDA_ERROR_INVALID_VALUE;
+    uint32_t raw[5];
+    raw_props(p, raw);
+    uint64_t id = gf_remote_handle(GF_RPC_H_VMEM, 0);
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_CREATE);
+    gf_wire_put_handle(&q.w, id);
+    gf_wire_put_u64(&q.w, size);
+    put_raw_props(&q.w, raw);
+    gf_wire_put_u64(&q.w, flags);
+    r = call_plain(&q);
+    if (r != CUDA_SUCCESS) return r;
+    if (vm_ref(id, raw, 1) != 0) { /* no room to remember it: give it back */
+        gf_rreq_init(&q, GF_RPC_MEM_RELEASE);
+        gf_wire_put_handle(&q.w, id);
+        call_plain(&q);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *h = id;
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuMemRelease(CUmemGenericAllocationHandle h)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!vmem_ok(h)) return CUDA_ERROR_INVALID_VALUE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_RELEASE);
+    gf_wire_put_handle(&q.w, (uint64_t)h);
+    r = call_plain(&q);
+    if (r == CUDA_SUCCESS) vm_ref((uint64_t)h, NULL, -1);
+    return r;
+}
+
+/* A mapped range becomes device memory of this process: copies, memsets and pointer queries
+ * find it in the allocation table until it is unmapped. */
+static CUresult r_cuMemMap(CUdeviceptr p, size_t size, size_t off, CUmemGenericAllocationHandle h,
+                           unsigned long long flags)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!vmem_ok(h) || !size) return CUDA_ERROR_INVALID_VALUE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_MAP);
+    gf_wire_put_handle(&q.w, p);
+    gf_wire_put_u64(&q.w, size);
+    gf_wire_put_u64(&q.w, off);
+    gf_wire_put_handle(&q.w, (uint64_t)h);
+    gf_wire_put_u64(&q.w, flags);
+    r = call_plain(&q);
+    if (r == CUDA_SUCCESS) at_put((gf_ralloc){p, size, gf_remote_tl_ctx, 0, RA_VMM, 0});
+    return r;
+}
+
+static CUresult r_cuMemUnmap(CUdeviceptr p, size_t size)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_UNMAP);
+    gf_wire_put_handle(&q.w, p);
+    gf_wire_put_u64(&q.w, size);
+    r = call_plain(&q);
+    if (r == CUDA_SUCCESS) at_del_vmm(p, p + size);
+    return r;
+}
+
+static CUresult r_cuMemSetAccess(CUdeviceptr p, size_t size, const CUmemAccessDesc *d, size_t n)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!d || !n || n > GF_REMOTE_MAX_DEVS) return CUDA_ERROR_INVALID_VALUE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_SET_ACCESS);
+    gf_wire_put_handle(&q.w, p);
+    gf_wire_put_u64(&q.w, size);
+    gf_wire_put_u32(&q.w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        gf_wire_put_u32(&q.w, (uint32_t)d[i].location.type);
+        gf_wire_put_i32(&q.w, d[i].location.id);
+        gf_wire_put_u32(&q.w, (uint32_t)d[i].flags);
+    }
+    return call_plain(&q);
+}
+
+static CUresult r_cuMemGetAccess(unsigned long long *flags, const CUmemLocation *loc, CUdeviceptr p)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!flags || !loc) return CUDA_ERROR_INVALID_VALUE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_GET_ACCESS);
+    gf_wire_put_u32(&q.w, (uint32_t)loc->type);
+    gf_wire_put_i32(&q.w, loc->id);
+    gf_wire_put_handle(&q.w, p);
+    uint64_t v = 0;
+    r = call_u64(&q, &v);
+    if (r == CUDA_SUCCESS) *flags = v;
+    return r;
+}
+
+static CUresult r_cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp *p,
+                                                         CUmemGenericAllocationHandle h)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    uint32_t raw[5];
+    if (!p || !vmem_ok(h) || !vm_props((uint64_t)h, raw)) return CUDA_ERROR_INVALID_VALUE;
+    memset(p, 0, sizeof *p);
+    p->type = (CUmemAllocationType)raw[0];
+    p->requestedHandleTypes = (CUmemAllocationHandleType)raw[1];
+    p->location.type = (CUmemLocationType)raw[2];
+    p->location.id = (int)raw[3];
+    p->allocFlags.compressionType = (unsigned char)(raw[4] & 0xff);
+    p->allocFlags.gpuDirectRDMACapable = (unsigned char)((raw[4] >> 8) & 0xff);
+    p->allocFlags.usage = (unsigned short)(raw[4] >> 16);
+    return CUDA_SUCCESS;
+}
+
+/* A handle and its properties from a reply (retain, import); 0 or a CUresult. */
+static CUresult handle_reply(gf_rreq *q, uint64_t known, CUmemGenericAllocationHandle *h)
+{
+    LOCK();
+    CUresult rc = CUDA_SUCCESS;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS) {
+        uint64_t id = known ? known : gf_wire_get_handle(&rep);
+        uint32_t raw[5];
+        get_raw_props(&rep, raw);
+        if (gf_wire_reader_status(&rep, 0, NULL, 0) != GF_OK) rc = CUDA_ERROR_UNKNOWN;
+        else if (vm_ref(id, raw, 1) != 0) rc = CUDA_ERROR_OUT_OF_MEMORY;
+        else *h = id;
+    }
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *h, void *addr)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!h) return CUDA_ERROR_INVALID_VALUE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_RETAIN_HANDLE);
+    gf_wire_put_handle(&q.w, (uint64_t)(uintptr_t)addr);
+    return handle_reply(&q, 0, h);
+}
+
+/* The worker's descriptor cannot cross the network: the program gets a memfd of ours that
+ * stands for the handle (it can be dup'ed, kept and closed as usual) and that
+ * cuMemImportFromShareableHandle in this process turns back into the memory. */
+#define EXPORT_NAME "gpufuse-vmm-export"
+
+static CUresult r_cuMemExportToShareableHandle(void *out, CUmemGenericAllocationHandle h,
+                                               CUmemAllocationHandleType type,
+                                               unsigned long long flags)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!out || !vmem_ok(h) || flags) return CUDA_ERROR_INVALID_VALUE;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_EXPORT);
+    gf_wire_put_handle(&q.w, (uint64_t)h);
+    gf_wire_put_u32(&q.w, (uint32_t)type);
+    if ((r = call_plain(&q)) != CUDA_SUCCESS) return r;
+    int fd = memfd_create(EXPORT_NAME, MFD_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0) close(fd);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    pthread_mutex_lock(&vm_lk);
+    size_t i = 0;
+    while (i < ex_n && (ex[i].dev != st.st_dev || ex[i].ino != st.st_ino)) i++;
+    if (i == ex_n && ex_n == ex_cap) {
+        size_t nc = ex_cap ? ex_cap * 2 : 16;
+        gf_rexport *n = realloc(ex, nc * sizeof *n);
+        if (n) {
+            ex = n;
+            ex_cap = nc;
+        }
+    }
+    int ok = i < ex_cap;
+    if (ok) {
+        ex[i] = (gf_rexport){st.st_dev, st.st_ino, (uint64_t)h};
+        if (i == ex_n) ex_n++;
+    }
+    pthread_mutex_unlock(&vm_lk);
+    if (!ok) {
+        close(fd);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *(int *)out = fd;
+    return CUDA_SUCCESS;
+}
+
+static CUresult r_cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *h, void *os,
+                                                 CUmemAllocationHandleType type)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!h) return CUDA_ERROR_INVALID_VALUE;
+    if (type != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
+        return gf_remote_unsupported("cuMemImportFromShareableHandle (handle types other than "
+                                     "POSIX file descriptors)");
+    int fd = (int)(intptr_t)os;
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) return CUDA_ERROR_INVALID_VALUE;
+    uint64_t src = 0;
+    pthread_mutex_lock(&vm_lk);
+    for (size_t i = 0; i < ex_n && !src; i++)
+        if (ex[i].dev == st.st_dev && ex[i].ino == st.st_ino) src = ex[i].id;
+    pthread_mutex_unlock(&vm_lk);
+    if (!src) {
+        /* Another process's stand-in: its memory belongs to another session, which this one
+         * may not touch. Anything else is no shareable handle at all. */
+        char link[64], target[256] = "";
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n > 0 && strstr(target, EXPORT_NAME))
+            return gf_remote_unsupported("cuMemImportFromShareableHandle of memory another "
+                                         "process exported (another remote session)");
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    uint64_t id = gf_remote_handle(GF_RPC_H_VMEM, 0);
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_IMPORT);
+    gf_wire_put_handle(&q.w, id);
+    gf_wire_put_handle(&q.w, src);
+    gf_wire_put_u32(&q.w, (uint32_t)type);
+    return handle_reply(&q, id, h);
+}
+
+/* ---- peer access ------------------------------------------------------------------------------ */
+
+static CUresult peer_access(CUcontext peer, int enable, unsigned flags)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!ctx_ok(peer)) return CUDA_ERROR_INVALID_CONTEXT;
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_PEER_ACCESS);
+    gf_wire_put_handle(&q.w, (uint64_t)(uintptr_t)peer);
+    gf_wire_put_u32(&q.w, (uint32_t)enable);
+    gf_wire_put_u32(&q.w, flags);
+    return call_plain(&q);
+}
+
+static CUresult r_cuCtxEnablePeerAccess(CUcontext peer, unsigned flags)
+{
+    return peer_access(peer, 1, flags);
+}
+
+static CUresult r_cuCtxDisablePeerAccess(CUcontext peer)
+{
+    return peer_access(peer, 0, 0);
+}
+
 /* ---- copies and memsets ------------------------------------------------------------------------ */
 
 static CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int async);
@@ -1363,7 +2052,7 @@ static int ptr_lookup(CUdeviceptr p, ptr_info *pi)
 {
     gf_mirror_info mi;
     if (gf_mirror_find(p, 1, &mi) == 1 && mi.kind != GF_MIRROR_MANAGED) {
-        pi->al = (gf_ralloc){mi.base, mi.size, mi.ctx, 0, RA_MAPPED};
+        pi->al = (gf_ralloc){mi.base, mi.size, mi.ctx, 0, RA_MAPPED, 0};
         pi->dev = (mi.dev ? mi.dev : mi.base) + (p - mi.base);
         pi->host = p;
         return 1;
@@ -1402,7 +2091,7 @@ static CUresult ptr_attr(void *data, CUpointer_attribute a, const ptr_info *pi)
     case CU_POINTER_ATTRIBUTE_ACCESS_FLAGS:
         *(unsigned *)data = CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE;
         break;
-    case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: *(void **)data = NULL; break;
+    case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: *(void **)data = (void *)(uintptr_t)al->pool; break;
     case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID: *(unsigned long long *)data = al->base; break;
     default: return CUDA_ERROR_INVALID_VALUE;
     }
@@ -1806,6 +2495,22 @@ static CUresult r_cuLibraryLoadData(CUlibrary *l, const void *code, CUjit_option
     return load_image((void **)l, code, 1, nj, jo, jv);
 }
 
+/* cuLibraryGetModule's module: the library under a module handle (bit 55 set; minted handles
+ * keep it clear), so that the module's functions are the library's kernels. */
+#define LIB_MODULE_MARK (1ull << 55)
+
+static uint64_t lib_module(uint64_t lib)
+{
+    return GF_RPC_HANDLE(GF_RPC_H_MODULE, LIB_MODULE_MARK | (lib & 0xffffffffu));
+}
+
+/* The library a module handle stands for, or 0. */
+static uint64_t module_lib(uint64_t mod)
+{
+    if (GF_RPC_HANDLE_KIND(mod) != GF_RPC_H_MODULE || !(mod & LIB_MODULE_MARK)) return 0;
+    return GF_RPC_HANDLE(GF_RPC_H_LIBRARY, mod & 0xffffffffu);
+}
+
 static CUresult unload(uint64_t id, int lib)
 {
     CUresult r = need_init();
@@ -1832,6 +2537,8 @@ static CUresult unload(uint64_t id, int lib)
 
 static CUresult r_cuModuleUnload(CUmodule m)
 {
+    /* A library's module goes with its library (cuLibraryUnload), not on its own. */
+    if (module_lib((uint64_t)(uintptr_t)m)) return CUDA_ERROR_INVALID_HANDLE;
     return unload((uint64_t)(uintptr_t)m, 0);
 }
 
@@ -1895,7 +2602,61 @@ static CUresult get_function(void **out, uint64_t mod, int lib, const char *name
 
 static CUresult r_cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name)
 {
-    return get_function((void **)f, (uint64_t)(uintptr_t)m, 0, name);
+    uint64_t lib = module_lib((uint64_t)(uintptr_t)m);
+    if (!lib) return get_function((void **)f, (uint64_t)(uintptr_t)m, 0, name);
+    /* The library's module: its function is the kernel's (cuKernelGetFunction gives the same). */
+    if (f && name) {
+        CUresult r = need_init();
+        if (r != CUDA_SUCCESS) return r;
+        LOCK();
+        gf_rfunc *found = NULL;
+        for (gf_rfunc *p = gf_r.funcs; p && !found; p = p->next_all)
+            if (p->magic == GF_RFUNC_MAGIC && p->module == lib && !strcmp(p->name, name)) found = p;
+        gf_remote_unlock();
+        if (found) {
+            *f = (CUfunction)found;
+            return CUDA_SUCCESS;
+        }
+    }
+    return get_function((void **)f, lib, 1, name);
+}
+
+static CUresult lib_kernel_count(unsigned *n, uint64_t lib)
+{
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_LIB_KERNEL_COUNT);
+    gf_wire_put_handle(&q.w, lib);
+    LOCK();
+    CUresult rc = CUDA_SUCCESS;
+    gf_wire_reader rep;
+    CUresult t = gf_remote_sync(&q, &rc, &rep, NULL);
+    if (t == CUDA_SUCCESS && rc == CUDA_SUCCESS && n) *n = gf_wire_get_u32(&rep);
+    gf_remote_unlock();
+    return t != CUDA_SUCCESS ? t : rc;
+}
+
+static CUresult r_cuLibraryGetKernelCount(unsigned *n, CUlibrary l)
+{
+    CUresult r = need_init();
+    if (r != CUDA_SUCCESS) return r;
+    if (!n) return CUDA_ERROR_INVALID_VALUE;
+    if (GF_RPC_HANDLE_KIND((uint64_t)(uintptr_t)l) != GF_RPC_H_LIBRARY)
+        return CUDA_ERROR_INVALID_HANDLE;
+    return lib_kernel_count(n, (uint64_t)(uintptr_t)l);
+}
+
+/* The worker is asked whether the library is one of the session's (and it is loaded in the
+ * current context then, as the driver's module of it is). */
+static CUresult r_cuLibraryGetModule(CUmodule *m, CUlibrary l)
+{
+    CUresult r = need_ctx();
+    if (r != CUDA_SUCCESS) return r;
+    if (!m) return CUDA_ERROR_INVALID_VALUE;
+    uint64_t lib = (uint64_t)(uintptr_t)l;
+    if (GF_RPC_HANDLE_KIND(lib) != GF_RPC_H_LIBRARY) return CUDA_ERROR_INVALID_HANDLE;
+    if ((r = lib_kernel_count(NULL, lib)) != CUDA_SUCCESS) return r;
+    *m = (CUmodule)(uintptr_t)lib_module(lib);
+    return CUDA_SUCCESS;
 }
 
 static CUresult r_cuLibraryGetKernel(CUkernel *k, CUlibrary l, const char *name)
@@ -1941,7 +2702,8 @@ static CUresult get_global(CUdeviceptr *p, size_t *n, uint64_t mod, int lib, con
 
 static CUresult r_cuModuleGetGlobal(CUdeviceptr *p, size_t *n, CUmodule m, const char *name)
 {
-    return get_global(p, n, (uint64_t)(uintptr_t)m, 0, name);
+    uint64_t lib = module_lib((uint64_t)(uintptr_t)m);
+    return lib ? get_global(p, n, lib, 1, name) : get_global(p, n, (uint64_t)(uintptr_t)m, 0, name);
 }
 
 static CUresult r_cuLibraryGetGlobal(CUdeviceptr *p, size_t *n, CUlibrary l, const char *name)
@@ -2665,10 +3427,16 @@ extern const unsigned gf_own_fn_count;
 static CUresult r_cuGetProcAddress_v2(const char *symbol, void **pfn, int ver, cuuint64_t flags,
                                       CUdriverProcAddressQueryResult *status)
 {
+    if (status) *status = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
     if (!symbol || !pfn) return CUDA_ERROR_INVALID_VALUE;
+    *pfn = NULL;
+    /* What a driver refuses before it looks the name up: unknown flags, no version. */
+    if (flags & ~(cuuint64_t)(CU_GET_PROC_ADDRESS_LEGACY_STREAM |
+                              CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) ||
+        ver <= 0)
+        return CUDA_ERROR_INVALID_VALUE;
     const char *sym = NULL;
     int q = gf_cuda_procaddr_resolve(symbol, ver, flags, &sym);
-    *pfn = NULL;
     if (q == GF_PROCADDR_FOUND)
         for (unsigned i = 0; i < gf_own_fn_count; i++)
             if (!strcmp(gf_own_fns[i].name, sym)) {
@@ -2839,6 +3607,12 @@ static CUresult r_cuEventRecordWithFlags_ptsz(CUevent hEvent, CUstream hStream, 
 {
     return r_cuEventRecordWithFlags(hEvent, PTSZ(hStream), flags);
 }
+static CUresult r_cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *p, size_t n, CUmemoryPool pool,
+                                                CUstream s)
+{
+    return r_cuMemAllocFromPoolAsync(p, n, pool, PTSZ(s));
+}
+
 /* ---- the table ---------------------------------------------------------------------------------- */
 
 #pragma GCC diagnostic push
@@ -2909,6 +3683,36 @@ void gf_remote_setup(void)
     R(cuMemAllocAsync_ptsz, r_cuMemAllocAsync_ptsz);
     R(cuMemFreeAsync, r_cuMemFreeAsync);
     R(cuMemFreeAsync_ptsz, r_cuMemFreeAsync_ptsz);
+    R(cuDeviceGetDefaultMemPool, r_cuDeviceGetDefaultMemPool);
+    R(cuDeviceGetMemPool, r_cuDeviceGetMemPool);
+    R(cuDeviceSetMemPool, r_cuDeviceSetMemPool);
+    R(cuMemGetDefaultMemPool, r_cuMemGetDefaultMemPool);
+    R(cuMemGetMemPool, r_cuMemGetMemPool);
+    R(cuMemSetMemPool, r_cuMemSetMemPool);
+    R(cuMemPoolCreate, r_cuMemPoolCreate);
+    R(cuMemPoolDestroy, r_cuMemPoolDestroy);
+    R(cuMemPoolGetAttribute, r_cuMemPoolGetAttribute);
+    R(cuMemPoolSetAttribute, r_cuMemPoolSetAttribute);
+    R(cuMemPoolTrimTo, r_cuMemPoolTrimTo);
+    R(cuMemAllocFromPoolAsync, r_cuMemAllocFromPoolAsync);
+    R(cuMemAllocFromPoolAsync_ptsz, r_cuMemAllocFromPoolAsync_ptsz);
+    R(cuMemGetAllocationGranularity, r_cuMemGetAllocationGranularity);
+    R(cuMemAddressReserve, r_cuMemAddressReserve);
+    R(cuMemAddressFree, r_cuMemAddressFree);
+    R(cuMemCreate, r_cuMemCreate);
+    R(cuMemRelease, r_cuMemRelease);
+    R(cuMemMap, r_cuMemMap);
+    R(cuMemUnmap, r_cuMemUnmap);
+    R(cuMemSetAccess, r_cuMemSetAccess);
+    R(cuMemGetAccess, r_cuMemGetAccess);
+    R(cuMemGetAllocationPropertiesFromHandle, r_cuMemGetAllocationPropertiesFromHandle);
+    R(cuMemRetainAllocationHandle, r_cuMemRetainAllocationHandle);
+    R(cuMemExportToShareableHandle, r_cuMemExportToShareableHandle);
+    R(cuMemImportFromShareableHandle, r_cuMemImportFromShareableHandle);
+    R(cuCtxEnablePeerAccess, r_cuCtxEnablePeerAccess);
+    R(cuCtxDisablePeerAccess, r_cuCtxDisablePeerAccess);
+    R(cuLibraryGetKernelCount, r_cuLibraryGetKernelCount);
+    R(cuLibraryGetModule, r_cuLibraryGetModule);
     R(cuMemAllocHost_v2, r_cuMemAllocHost);
     R(cuMemHostAlloc, r_cuMemHostAlloc);
     R(cuMemFreeHost, r_cuMemFreeHost);

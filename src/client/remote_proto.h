@@ -69,6 +69,7 @@
  *                   to a synchronizing call (S) or a MEMCPY_DTOH.
  *   DTOH_DATA       worker -> client, request_id of the MEMCPY_DTOH_ASYNC: u32 CUresult, u64 n;
  *                   on success n bytes follow as BULK. Exactly one per MEMCPY_DTOH_ASYNC.
+ *
  * Mirrors (managed and mapped host memory; docs/remote.md, "Managed and mapped host memory"):
  *   MIRROR_ALLOC    u32 kind (GF_RPC_MIRROR_*), u64 bytes, u32 flags, h hint -> h dptr.
  *                   MANAGED: cuMemAllocManaged(bytes, flags), charged as VRAM. HOST: pinned
@@ -80,6 +81,38 @@
  *                   must be inside a MANAGED, __managed__ or HOST range of the session; at
  *                   most GF_RPC_MIRROR_CHUNK bytes; done before the next call runs)
  *   MIRROR_READ     h dptr, u64 n                -> bytes data (same ranges and limit)
+ *
+ * Libraries, stream-ordered memory pools, virtual memory management (VMM) and peer access.
+ * "props" below is u32 type (CUmemAllocationType), u32 handle types, u32 location type, i32
+ * location id (a device ordinal of the session), u32 alloc flags (compressionType |
+ * gpuDirectRDMACapable << 8 | usage << 16). Pools (kind MEMPOOL) and VMM allocation handles
+ * (kind VMEM) are minted by the client; a device's default pool is GF_RPC_MEMPOOL_DEFAULT(dev).
+ * Reserved address ranges and mappings are device addresses, checked like allocations: a mapped
+ * range is valid for copies and memsets (adjacent mappings as one range) until it is unmapped.
+ *   LIB_KERNEL_COUNT  h lib                      -> u32 count
+ *   MEMPOOL_CREATE  h new, props, u64 max size
+ *   MEMPOOL_DESTROY h pool                       (a device's default pool: INVALID_VALUE)
+ *   MEMPOOL_ATTR    h pool, i32 attr, u32 set, u64 value -> u64 value (int attributes as u64)
+ *   MEMPOOL_TRIM    h pool, u64 keep bytes
+ *   DEVICE_SET_MEMPOOL i32 dev, h pool           (cuMemAllocAsync on dev then uses pool)
+ *   MEM_ALLOC_FROM_POOL u64 bytes, h pool, h stream -> h dptr (charged like MEM_ALLOC_ASYNC)
+ *   VA_RESERVE      u64 size, u64 alignment, h hint address, u64 flags -> h address
+ *   VA_FREE         h address, u64 size          (a whole reservation with nothing mapped in it)
+ *   MEM_CREATE      h new, u64 size, props, u64 flags (charged to the vGPU until the physical
+ *                   memory goes: every handle released and every mapping of it unmapped)
+ *   MEM_RELEASE     h handle
+ *   MEM_MAP         h address, u64 size, u64 offset, h handle, u64 flags (inside a reservation,
+ *                   over nothing mapped)
+ *   MEM_UNMAP       h address, u64 size          (whole mappings)
+ *   MEM_SET_ACCESS  h address, u64 size, u32 n, then n x (u32 location type, i32 location id,
+ *                   u32 flags)                   (mapped memory only)
+ *   MEM_GET_ACCESS  u32 location type, i32 location id, h address -> u64 flags
+ *   MEM_RETAIN_HANDLE h address                  -> h handle (the one mapped there), props
+ *   PEER_ACCESS     h peer ctx, u32 enable, u32 flags (for the current context)
+ *   MEM_GRANULARITY props, u32 option            -> u64 granularity
+ *   MEM_EXPORT      h handle, u32 handle type    (checks that the handle can be exported as
+ *                   that type; the client keeps the shareable handle, see docs/remote.md)
+ *   MEM_IMPORT      h new, h exported handle, u32 handle type -> props (of the exported handle)
  * Events, JIT logs, occupancy (docs/remote.md):
  *   CTX_RECORD_EVENT h ctx, h event              (cuCtxRecordEvent: the event of ctx records
  *                   the point after all work queued in ctx so far, every stream's)
@@ -149,6 +182,26 @@
     X(GET_MANAGED, 61, 1)                                                                     \
     X(MIRROR_WRITE, 62, 0)                                                                    \
     X(MIRROR_READ, 63, 1)                                                                     \
+    X(LIB_KERNEL_COUNT, 70, 1)                                                                \
+    X(MEMPOOL_CREATE, 71, 1)                                                                  \
+    X(MEMPOOL_DESTROY, 72, 1)                                                                 \
+    X(MEMPOOL_ATTR, 73, 1)                                                                    \
+    X(MEMPOOL_TRIM, 74, 1)                                                                    \
+    X(DEVICE_SET_MEMPOOL, 75, 1)                                                              \
+    X(MEM_ALLOC_FROM_POOL, 76, 1)                                                             \
+    X(VA_RESERVE, 77, 1)                                                                      \
+    X(VA_FREE, 78, 1)                                                                         \
+    X(MEM_CREATE, 79, 1)                                                                      \
+    X(MEM_RELEASE, 80, 1)                                                                     \
+    X(MEM_MAP, 81, 1)                                                                         \
+    X(MEM_UNMAP, 82, 1)                                                                       \
+    X(MEM_SET_ACCESS, 83, 1)                                                                  \
+    X(MEM_GET_ACCESS, 84, 1)                                                                  \
+    X(MEM_RETAIN_HANDLE, 85, 1)                                                               \
+    X(PEER_ACCESS, 86, 1)                                                                     \
+    X(MEM_GRANULARITY, 87, 1)                                                                 \
+    X(MEM_EXPORT, 88, 1)                                                                      \
+    X(MEM_IMPORT, 89, 1)                                                                      \
     X(CTX_RECORD_EVENT, 90, 0)                                                                \
     X(CTX_WAIT_EVENT, 91, 0)                                                                  \
     X(JIT_LOG, 92, 1)                                                                         \
@@ -226,8 +279,14 @@ enum {
     GF_RPC_H_FUNCTION,
     GF_RPC_H_STREAM,
     GF_RPC_H_EVENT,
+    GF_RPC_H_MEMPOOL,
+    GF_RPC_H_VMEM, /* a VMM allocation handle (CUmemGenericAllocationHandle) */
 };
 #define GF_RPC_HANDLE(kind, n) (((uint64_t)(kind) << 56) | ((n) & 0x00ffffffffffffffull))
 #define GF_RPC_HANDLE_KIND(h) ((unsigned)((h) >> 56))
+/* Device dev's default memory pool: never minted (minted handles keep bits 48..55 clear). */
+#define GF_RPC_MEMPOOL_DEFAULT_MARK 0x00ff000000000000ull
+#define GF_RPC_MEMPOOL_DEFAULT(dev)                                                           \
+    GF_RPC_HANDLE(GF_RPC_H_MEMPOOL, GF_RPC_MEMPOOL_DEFAULT_MARK | (uint64_t)(uint32_t)(dev))
 
 #endif

@@ -63,7 +63,7 @@ static gf_status restore_nodes(gf_server *srv, char *err, size_t errlen)
     json_decref(rows);
     if (st != GF_OK) return st;
     rows = gf_store_query(srv->store, "SELECT uuid, node, idx, model, vram_bytes, tflops, "
-                                      "status FROM gpus ORDER BY rowid", "");
+                                      "status, cordoned FROM gpus ORDER BY rowid", "");
     if (!rows) return GF_EIO;
     json_array_foreach(rows, i, r) {
         gf_alloc_gpu_spec gs = {.uuid = jstr(r, "uuid"), .node = jstr(r, "node"),
@@ -72,7 +72,9 @@ static gf_status restore_nodes(gf_server *srv, char *err, size_t errlen)
                                 .vram_bytes = (uint64_t)json_integer_value(json_object_get(r, "vram_bytes")),
                                 .tflops = json_number_value(json_object_get(r, "tflops"))};
         if ((st = gf_alloc_gpu_add(srv->alloc, &gs, err, errlen)) != GF_OK) break;
-        if (!strcmp(jstr(r, "status"), "Missing")) /* in use, but gone from its node */
+        /* in use but gone from its node, or cordoned by an admin */
+        if (!strcmp(jstr(r, "status"), "Missing") ||
+            json_integer_value(json_object_get(r, "cordoned")))
             gf_alloc_gpu_cordon(srv->alloc, gs.uuid, 1, NULL, 0);
     }
     json_decref(rows);

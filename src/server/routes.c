@@ -154,7 +154,7 @@ static void resp_one(gf_srv_resp *resp, json_t *rows, const char *kind, const ch
 
 #define GPU_SELECT                                                                               \
     "SELECT g.uuid, g.node, n.pool, g.idx AS \"index\", g.model, g.model_key, g.vram_bytes,"     \
-    " g.tflops, g.status, n.status AS node_status,"                                              \
+    " g.tflops, g.status, g.cordoned AS cordoned_bool, n.status AS node_status,"                \
     " COALESCE(SUM(a.vram_request), 0) AS vram_requested,"                                       \
     " COALESCE(SUM(a.vram_limit), 0) AS vram_limit_total,"                                       \
     " COALESCE(SUM(a.tflops_request), 0.0) AS tflops_requested,"                                 \
@@ -512,8 +512,11 @@ static void node_register(gf_server *srv, const gf_srv_req *req, gf_srv_role rol
     }
     for (unsigned i = 0; i < r->n_gpus; i++) {
         gf_alloc_gpu_info gi;
+        int64_t cordoned = 0; /* an admin's cordon outlives the GPU being Missing */
+        gf_store_query_int(srv->store, "SELECT cordoned FROM gpus WHERE uuid = ?", 0, &cordoned,
+                           "t", r->gpus[i].uuid);
         if (gf_alloc_gpu_get(srv->alloc, r->gpus[i].uuid, &gi) == GF_OK) {
-            gf_alloc_gpu_cordon(srv->alloc, r->gpus[i].uuid, 0, NULL, 0); /* back, if Missing */
+            gf_alloc_gpu_cordon(srv->alloc, r->gpus[i].uuid, cordoned != 0, NULL, 0);
             continue;
         }
         gf_alloc_gpu_spec gs = {.uuid = r->gpus[i].uuid, .node = r->name,
@@ -521,6 +524,8 @@ static void node_register(gf_server *srv, const gf_srv_req *req, gf_srv_role rol
                                 .vram_bytes = r->gpus[i].vram_bytes, .tflops = tflops[i]};
         if (gf_alloc_gpu_add(srv->alloc, &gs, err, sizeof err) != GF_OK)
             gf_log(GF_LOG_ERROR, "server", "allocator refused GPU %s: %s", r->gpus[i].uuid, err);
+        else if (cordoned)
+            gf_alloc_gpu_cordon(srv->alloc, r->gpus[i].uuid, 1, NULL, 0);
     }
     gf_log(GF_LOG_INFO, "server", "node %s registered with %u GPU(s) in pool %s", r->name,
            r->n_gpus, pool);
@@ -664,6 +669,48 @@ static void node_usage(gf_server *srv, const char *name, const gf_srv_req *req,
 
 static gf_status workload_delete_one(gf_server *srv, const char *name, int *found);
 
+/* The query of DELETE /api/v1/nodes/NAME and /api/v1/gpus/UUID: only force=true|false (1|0, or
+ * bare). 0, or -1 after answering 400. */
+static int parse_force(const gf_srv_req *req, const char *route, int *force, gf_srv_resp *resp)
+{
+    *force = 0;
+    for (unsigned i = 0; i < req->n_args; i++) {
+        const char *k = req->args[2 * i], *v = req->args[2 * i + 1];
+        if (strcmp(k, "force")) {
+            gf_srv__error(resp, 400, "unknown query argument \"%.60s\"; DELETE %s takes only "
+                          "force=true", k, route);
+            return -1;
+        }
+        if (!v || !strcmp(v, "true") || !strcmp(v, "1")) {
+            *force = 1;
+        } else if (!strcmp(v, "false") || !strcmp(v, "0")) {
+            *force = 0;
+        } else {
+            gf_srv__error(resp, 400, "force: \"%.60s\": use true or false", v);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Forced removal: deletes the workloads wl names, as DELETE /api/v1/workloads/NAME does. 0, or
+ * -1 after answering 500; what names the hardware in the message. */
+static int delete_workloads(gf_server *srv, json_t *wl, const char *what, gf_srv_resp *resp)
+{
+    size_t i;
+    json_t *w;
+    json_array_foreach(wl, i, w) {
+        int found = 0;
+        if (workload_delete_one(srv, json_string_value(w), &found) != GF_OK) {
+            gf_srv__error(resp, 500, "could not delete workload \"%s\" of %s (%zu of %zu deleted "
+                          "before it); see the server's log and try again",
+                          json_string_value(w), what, i, json_array_size(wl));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* DELETE /api/v1/nodes/NAME[?force=true]: takes a node out of the pool. Refused (409, naming
  * them) while workloads hold allocations on it, unless forced: then they are deleted first, as
  * DELETE /api/v1/workloads/NAME does. The node, its GPUs (store and allocator) go, and its node
@@ -673,23 +720,8 @@ static void node_delete(gf_server *srv, const char *name, const gf_srv_req *req,
                         gf_srv_resp *resp)
 {
     char err[1024], names[600];
-    int force = 0;
-    for (unsigned i = 0; i < req->n_args; i++) {
-        const char *k = req->args[2 * i], *v = req->args[2 * i + 1];
-        if (strcmp(k, "force")) {
-            gf_srv__error(resp, 400, "unknown query argument \"%.60s\"; DELETE "
-                          "/api/v1/nodes/NAME takes only force=true", k);
-            return;
-        }
-        if (!v || !strcmp(v, "true") || !strcmp(v, "1")) {
-            force = 1;
-        } else if (!strcmp(v, "false") || !strcmp(v, "0")) {
-            force = 0;
-        } else {
-            gf_srv__error(resp, 400, "force: \"%.60s\": use true or false", v);
-            return;
-        }
-    }
+    int force;
+    if (parse_force(req, "/api/v1/nodes/NAME", &force, resp)) return;
     int64_t exists = 0;
     gf_store_query_int(srv->store, "SELECT COUNT(*) FROM nodes WHERE name = ?", 0, &exists, "t",
                        name);
@@ -702,8 +734,6 @@ static void node_delete(gf_server *srv, const char *name, const gf_srv_req *req,
         gf_srv__error(resp, 500, "the database failed to answer; see the server's log");
         return;
     }
-    size_t i;
-    json_t *w;
     if (json_array_size(wl) && !force) {
         join_names(wl, names, sizeof names);
         snprintf(err, sizeof err, "node \"%s\" has allocations of %zu workload(s): %s; delete "
@@ -713,15 +743,10 @@ static void node_delete(gf_server *srv, const char *name, const gf_srv_req *req,
         resp_json(resp, 409, json_pack("{s:s,s:o}", "error", err, "workloads", wl));
         return;
     }
-    json_array_foreach(wl, i, w) {
-        int found = 0;
-        if (workload_delete_one(srv, json_string_value(w), &found) != GF_OK) {
-            gf_srv__error(resp, 500, "could not delete workload \"%s\" of node \"%s\" (%zu of "
-                          "%zu deleted before it); see the server's log and try again",
-                          json_string_value(w), name, i, json_array_size(wl));
-            json_decref(wl);
-            return;
-        }
+    snprintf(names, sizeof names, "node \"%s\"", name);
+    if (delete_workloads(srv, wl, names, resp)) {
+        json_decref(wl);
+        return;
     }
     int n_gpus = 0, n_tokens = 0;
     gf_status st = gf_store_begin(srv->store);
@@ -746,6 +771,105 @@ static void node_delete(gf_server *srv, const char *name, const gf_srv_req *req,
            "token(s) revoked", name, n_gpus, json_array_size(wl), n_tokens);
     resp_json(resp, 200, json_pack("{s:s,s:i,s:o,s:i}", "deleted", name, "gpus", n_gpus,
                                    "workloads_deleted", wl, "tokens_revoked", n_tokens));
+}
+
+/* DELETE /api/v1/gpus/UUID[?force=true]: takes one GPU out of the pool, as node removal does for
+ * a whole node: refused (409, naming them) while workloads hold allocations on it, unless forced
+ * (they are deleted first, all their GPUs released). The GPU leaves the store and the allocator;
+ * its node stays. An agent that still reports it adds it back when it registers again (at its
+ * start, or when the server forgot its node), so this is for a GPU that is gone or failing while
+ * its machine keeps serving the others. */
+static void gpu_delete(gf_server *srv, const char *uuid, const gf_srv_req *req,
+                       gf_srv_resp *resp)
+{
+    char err[2048], names[600], what[300];
+    int force;
+    if (parse_force(req, "/api/v1/gpus/UUID", &force, resp)) return;
+    json_t *rows = gf_store_query(srv->store, "SELECT node, idx FROM gpus WHERE uuid = ?", "t",
+                                  uuid);
+    if (!rows) {
+        gf_srv__error(resp, 500, "the database failed to answer; see the server's log");
+        return;
+    }
+    json_t *row = json_array_get(rows, 0);
+    if (!row) {
+        json_decref(rows);
+        gf_srv__error(resp, 404, "GPU \"%s\" not found; \"gpufuse ls gpus\" lists them", uuid);
+        return;
+    }
+    char node[GF_ALLOC_NAME_MAX];
+    snprintf(node, sizeof node, "%s", json_string_value(json_object_get(row, "node")));
+    json_int_t idx = json_integer_value(json_object_get(row, "idx"));
+    json_decref(rows);
+    snprintf(what, sizeof what, "GPU \"%s\" (node \"%s\", index %lld)", uuid, node,
+             (long long)idx);
+    json_t *wl = workloads_on(srv, NULL, uuid);
+    if (!wl) {
+        gf_srv__error(resp, 500, "the database failed to answer; see the server's log");
+        return;
+    }
+    if (json_array_size(wl) && !force) {
+        join_names(wl, names, sizeof names);
+        snprintf(err, sizeof err, "%s has allocations of %zu workload(s): %s; delete them first "
+                 "(gpufuse rm workload NAME), or add force=true (gpufuse rm gpu %s --force) to "
+                 "delete them with the GPU", what, json_array_size(wl), names, uuid);
+        resp_json(resp, 409, json_pack("{s:s,s:o}", "error", err, "workloads", wl));
+        return;
+    }
+    if (delete_workloads(srv, wl, what, resp)) {
+        json_decref(wl);
+        return;
+    }
+    /* a Missing GPU may already have left with its last workload (gf_srv__missing_sweep) */
+    if (gf_store_exec(srv->store, "DELETE FROM gpus WHERE uuid = ?", NULL, "t", uuid) != GF_OK) {
+        json_decref(wl);
+        gf_srv__error(resp, 500, "could not remove %s; see the server's log", what);
+        return;
+    }
+    gf_alloc_gpu_info gi;
+    if (gf_alloc_gpu_get(srv->alloc, uuid, &gi) == GF_OK &&
+        gf_alloc_gpu_remove(srv->alloc, uuid, err, sizeof err) != GF_OK)
+        gf_log(GF_LOG_ERROR, "server", "allocator kept GPU %s: %s", uuid, err);
+    gf_log(GF_LOG_WARN, "server", "%s removed, %zu workload(s) deleted; its agent adds it back "
+           "if it registers again while still reporting it", what, json_array_size(wl));
+    resp_json(resp, 200, json_pack("{s:s,s:s,s:I,s:o}", "deleted", uuid, "node", node, "index",
+                                   idx, "workloads_deleted", wl));
+}
+
+/* POST /api/v1/gpus/UUID/cordon | uncordon: an admin takes a GPU out of placement without
+ * removing it (its allocations stay and count), or puts it back. Kept in the store, so it holds
+ * across restarts and re-registrations; a Missing GPU stays unplaceable either way. Answers the
+ * GPU as GET does. */
+static void gpu_cordon(gf_server *srv, const char *uuid, int on, const gf_srv_req *req,
+                       gf_srv_resp *resp)
+{
+    char err[ERRLEN];
+    if (req->body_len || req->n_args) {
+        gf_srv__error(resp, 400, "%s: POST /api/v1/gpus/UUID/%s takes no body and no query "
+                      "arguments", req->body_len ? "body" : req->args[0],
+                      on ? "cordon" : "uncordon");
+        return;
+    }
+    int changed = 0;
+    if (gf_store_exec(srv->store, "UPDATE gpus SET cordoned = ? WHERE uuid = ?", &changed, "it",
+                      (int64_t)on, uuid) != GF_OK) {
+        gf_srv__error(resp, 500, "could not store the cordon of GPU \"%s\"; see the server's "
+                      "log", uuid);
+        return;
+    }
+    if (!changed) {
+        gf_srv__error(resp, 404, "GPU \"%s\" not found; \"gpufuse ls gpus\" lists them", uuid);
+        return;
+    }
+    int64_t missing = 0;
+    gf_store_query_int(srv->store, "SELECT COUNT(*) FROM gpus WHERE uuid = ? AND status = "
+                       "'Missing'", 0, &missing, "t", uuid);
+    if (gf_alloc_gpu_cordon(srv->alloc, uuid, on || missing, err, sizeof err) != GF_OK)
+        gf_log(GF_LOG_ERROR, "server", "allocator: cordon of GPU %s: %s", uuid, err);
+    gf_log(GF_LOG_INFO, "server", "GPU %s %s", uuid,
+           on ? "cordoned: it takes no new placement" : "uncordoned");
+    resp_one(resp, gf_store_query(srv->store, GPU_SELECT " WHERE g.uuid = ? GROUP BY g.uuid",
+                                  "t", uuid), "gpu", uuid);
 }
 
 /* ---- GPUs, allocations, profiles ------------------------------------------------------------- */
@@ -1235,7 +1359,14 @@ static void route_api(gf_server *srv, const gf_srv_req *req, unsigned n,
         }
     } else if (!strcmp(kind, "gpus")) {
         if (n == 3) DO(get ? gpus_list(srv, resp) : method_not_allowed(resp, m, req->path, "GET"));
-        if (n == 4) DO(get ? gpu_get(srv, name, resp) : method_not_allowed(resp, m, req->path, "GET"));
+        if (n == 4) {
+            if (get) DO(gpu_get(srv, name, resp));
+            if (del) DO(gpu_delete(srv, name, req, resp));
+            DO(method_not_allowed(resp, m, req->path, "GET or DELETE"));
+        }
+        if (n == 5 && (!strcmp(segs[4], "cordon") || !strcmp(segs[4], "uncordon")))
+            DO(post ? gpu_cordon(srv, name, !strcmp(segs[4], "cordon"), req, resp)
+                    : method_not_allowed(resp, m, req->path, "POST"));
     } else if (!strcmp(kind, "workloads")) {
         if (n == 3) {
             if (get) DO(workloads_list(srv, resp));

@@ -74,6 +74,8 @@ static const struct {
      "ALTER TABLE workloads ADD COLUMN worker_token_sha256 TEXT"},
     /* 'Ready', or 'Missing': its agent stopped reporting it while allocations still use it */
     {"gpus", "status", "ALTER TABLE gpus ADD COLUMN status TEXT NOT NULL DEFAULT 'Ready'"},
+    /* 1: an admin cordoned it (POST /api/v1/gpus/UUID/cordon): it takes no new placement */
+    {"gpus", "cordoned", "ALTER TABLE gpus ADD COLUMN cordoned INTEGER NOT NULL DEFAULT 0"},
 };
 
 static int has_column(sqlite3 *db, const char *table, const char *column)

@@ -171,15 +171,27 @@ static size_t range_upper(gf_wk_session *s, uint64_t p)
     return lo;
 }
 
-/* The range holding [p, p + n), or NULL. n 0 is checked as 1 byte. */
+/* The range holding [p, p + n), or NULL. n 0 is checked as 1 byte. VMM mappings that touch
+ * (a tensor across two 2 MiB handles, as PyTorch's expandable segments make them) count as one
+ * range: the first is returned. */
 static gf_wk_range *range_find(gf_wk_session *s, uint64_t p, uint64_t n)
 {
     size_t i = range_upper(s, p);
     if (!i) return NULL;
     gf_wk_range *r = &s->ranges[i - 1];
     if (!n) n = 1;
-    if (p - r->base >= r->size || n > r->size - (p - r->base)) return NULL;
-    return r;
+    if (p - r->base >= r->size) return NULL;
+    if (n <= r->size - (p - r->base)) return r;
+    if (r->kind != GF_WK_R_MAPPING) return NULL;
+    uint64_t left = n - (r->size - (p - r->base)), end = r->base + r->size;
+    for (size_t k = i; k < s->nranges; k++) {
+        gf_wk_range *x = &s->ranges[k];
+        if (x->kind != GF_WK_R_MAPPING || x->base != end) return NULL;
+        if (left <= x->size) return r;
+        left -= x->size;
+        end += x->size;
+    }
+    return NULL;
 }
 
 static int range_add(gf_wk_session *s, gf_wk_range r)
@@ -671,6 +683,17 @@ static CUresult op_device_info(call *c)
         gf_wire_put_str(&c->out, pci);
         gf_wire_put_bytes(&c->out, attrs, sizeof attrs);
     }
+    /* Appended in 1.0 (older clients stop reading before it): which devices can access which. */
+    uint8_t peer[GF_WK_MAX_DEVS * GF_WK_MAX_DEVS];
+    for (int i = 0; i < s->ndev; i++)
+        for (int j = 0; j < s->ndev; j++) {
+            int can = 0;
+            if (i != j && D.cuDeviceCanAccessPeer &&
+                D.cuDeviceCanAccessPeer(&can, s->devmap[i], s->devmap[j]) != CUDA_SUCCESS)
+                can = 0;
+            peer[i * s->ndev + j] = (uint8_t)(can != 0);
+        }
+    gf_wire_put_bytes(&c->out, peer, (size_t)s->ndev * (size_t)s->ndev);
     return CUDA_SUCCESS;
 }
 
@@ -776,7 +799,7 @@ static void drop_ctx(gf_wk_session *s, gf_wk_obj *ctx, int destroy)
     D.cuCtxSynchronize();
     for (size_t i = s->nranges; i-- > 0;) {
         gf_wk_range *r = &s->ranges[i];
-        if (r->ctx != ctx->id) continue;
+        if (r->ctx != ctx->id || r->kind == GF_WK_R_MAPPING) continue;
         range_release(r);
         if (!gf_wk_range_is_global(r->kind)) uncharge(s, r->dev, r->charged);
         range_del(s, r);
@@ -871,7 +894,7 @@ static CUresult op_ctx_sync(call *c)
 static CUresult track(call *c, gf_wk_obj *ctx, uint64_t base, uint64_t size, uint64_t charged,
                       int kind)
 {
-    gf_wk_range rg = {base, size, ctx->id, charged, ctx->dev, kind, NULL, 0};
+    gf_wk_range rg = {base, size, ctx->id, charged, ctx->dev, kind, NULL, 0, 0};
     if (range_add(c->s, rg) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
     return CUDA_SUCCESS;
 }
@@ -931,7 +954,7 @@ static CUresult op_mem_free(call *c)
     if (!READ_OK(c)) return WK_PROTO;
     if (!p) return CUDA_SUCCESS;
     gf_wk_range *rg = range_find(c->s, p, 1);
-    if (!rg || rg->base != p || gf_wk_range_is_global(rg->kind))
+    if (!rg || rg->base != p || gf_wk_range_is_global(rg->kind) || rg->kind == GF_WK_R_MAPPING)
         return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
                     "0x%" PRIx64 " is not the start of an allocation of this session", p);
     if (rg->kind == GF_WK_R_HOST) {
@@ -1010,7 +1033,8 @@ static CUresult op_mem_free_async(call *c)
     CUresult r = get_stream(c, sh, &st);
     if (r != CUDA_SUCCESS) return r;
     gf_wk_range *rg = range_find(c->s, p, 1);
-    if (!rg || rg->base != p || gf_wk_range_is_global(rg->kind) || rg->kind == GF_WK_R_HOST)
+    if (!rg || rg->base != p || gf_wk_range_is_global(rg->kind) || rg->kind == GF_WK_R_HOST ||
+        rg->kind == GF_WK_R_MAPPING)
         return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
                     "0x%" PRIx64 " is not the start of an allocation of this session", p);
     r = rg->kind == GF_WK_R_ASYNC ? D.cuMemFreeAsync(p, st) : D.cuMemFree_v2(p);
@@ -1594,7 +1618,7 @@ static CUresult op_get_global(call *c)
     if (n && !range_find(c->s, p, n)) {
         gf_wk_obj *ctx = obj_get(c->s, c->s->cur_ctx, GF_RPC_H_CTX);
         gf_wk_range rg = {p, n, ctx ? ctx->id : 0, mid, ctx ? ctx->dev : 0, GF_WK_R_GLOBAL,
-                          NULL, 0};
+                          NULL, 0, 0};
         if (range_add(c->s, rg) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
     }
     gf_wire_put_handle(&c->out, p);
@@ -1655,7 +1679,7 @@ static CUresult op_mirror_alloc(call *c)
     CUresult r = cur_ctx(c, &ctx);
     if (r != CUDA_SUCCESS) return r;
     if (!bytes || bytes > (1ull << 46)) return CUDA_ERROR_INVALID_VALUE;
-    gf_wk_range rg = {0, bytes, ctx->id, 0, ctx->dev, 0, NULL, 0};
+    gf_wk_range rg = {0, bytes, ctx->id, 0, ctx->dev, 0, NULL, 0, 0};
     if (kind == GF_RPC_MIRROR_MANAGED) {
         if ((r = charge(c->s, ctx->dev, bytes, "cuMemAllocManaged")) != CUDA_SUCCESS) return r;
         CUdeviceptr p = 0;
@@ -1697,7 +1721,7 @@ static CUresult op_get_managed(call *c)
     if (n && !range_find(c->s, p, n)) {
         gf_wk_obj *ctx = obj_get(c->s, c->s->cur_ctx, GF_RPC_H_CTX);
         gf_wk_range rg = {p, n, ctx ? ctx->id : 0, mid, ctx ? ctx->dev : 0,
-                          GF_WK_R_MANAGED_GLOBAL, NULL, 0};
+                          GF_WK_R_MANAGED_GLOBAL, NULL, 0, 0};
         if (range_add(c->s, rg) != 0) return CUDA_ERROR_OUT_OF_MEMORY;
     }
     gf_wire_put_handle(&c->out, p);
@@ -2125,14 +2149,12 @@ static CUresult op_event_elapsed(call *c)
     return r;
 }
 
+static void held(gf_wk_session *s, int dev, int vram, uint64_t *n, uint64_t *bytes);
+
 static CUresult op_stats(call *c)
 {
     uint64_t bytes = 0, n = 0;
-    for (size_t i = 0; i < c->s->nranges; i++)
-        if (!gf_wk_range_is_global(c->s->ranges[i].kind)) {
-            n++;
-            bytes += c->s->ranges[i].size;
-        }
+    held(c->s, -1, 0, &n, &bytes);
     gf_wire_put_u64(&c->out, n);
     gf_wire_put_u64(&c->out, bytes);
     gf_wire_put_u64(&c->out, c->s->obj_live);
@@ -2160,11 +2182,8 @@ static CUresult op_nvml_snapshot(call *c)
         uuid_of(real, uuid, sizeof uuid);
         if (D.cuDeviceGetPCIBusId) D.cuDeviceGetPCIBusId(pci, sizeof pci, real);
         D.cuDeviceTotalMem_v2(&total, real);
-        uint64_t tot = total, used = 0;
-        for (size_t k = 0; k < s->nranges; k++)
-            if (!gf_wk_range_is_global(s->ranges[k].kind) && s->ranges[k].kind != GF_WK_R_HOST &&
-                s->ranges[k].dev == i)
-                used += s->ranges[k].size;
+        uint64_t tot = total, used = 0, nheld;
+        held(s, i, 1, &nheld, &used);
         uint64_t mine = used;
         if (s->lim) {
             uint64_t lu = 0, limit = 0;
@@ -2193,6 +2212,628 @@ static CUresult op_nvml_snapshot(call *c)
         }
     }
     return CUDA_SUCCESS;
+}
+
+/* ---- libraries, memory pools, virtual memory management, peer access ------------------------ */
+
+/* Driver functions an older driver may lack: such a call is not supported rather than a crash. */
+#define NEED(fn)                                                                              \
+    do {                                                                                      \
+        if (!D.fn) return CUDA_ERROR_NOT_SUPPORTED;                                           \
+    } while (0)
+
+/* Allocations and bytes the session holds on client device dev (-1: all; vram: device memory
+ * only, not pinned host memory): its allocations and the physical memory of its VMM handles (a
+ * mapping is not memory of its own, a module global its module's). */
+static void held(gf_wk_session *s, int dev, int vram, uint64_t *n, uint64_t *bytes)
+{
+    *n = *bytes = 0;
+    for (size_t i = 0; i < s->nranges; i++) {
+        gf_wk_range *r = &s->ranges[i];
+        if (gf_wk_range_is_global(r->kind) || r->kind == GF_WK_R_MAPPING ||
+            (vram && r->kind == GF_WK_R_HOST) || (dev >= 0 && r->dev != dev))
+            continue;
+        (*n)++;
+        *bytes += r->size;
+    }
+    for (size_t i = 0; i < s->obj_cap; i++) {
+        gf_wk_obj *o = s->objs[i];
+        if (!o || o == TOMB || o->kind != GF_RPC_H_VMEM || o->phys != o->id) continue;
+        if (dev >= 0 && o->dev != dev) continue;
+        (*n)++;
+        *bytes += o->size;
+    }
+}
+
+static CUresult op_lib_kernel_count(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    NEED(cuLibraryGetKernelCount);
+    gf_wk_obj *m = NULL;
+    CUresult r = get_obj(c, id, GF_RPC_H_LIBRARY, "library", &m);
+    if (r != CUDA_SUCCESS || (r = lib_ready(c, m)) != CUDA_SUCCESS) return r;
+    unsigned n = 0;
+    if ((r = D.cuLibraryGetKernelCount(&n, (CUlibrary)m->real)) == CUDA_SUCCESS)
+        gf_wire_put_u32(&c->out, n);
+    return r;
+}
+
+/* Reads "props" (remote_proto.h) into *p, its location turned into the real device's; *cdev
+ * gets the client's ordinal. Only device memory is served (host locations: NOT_SUPPORTED). */
+static CUresult get_props(call *c, CUmemAllocationProp *p, uint32_t raw[5], int *cdev)
+{
+    for (int i = 0; i < 5; i++)
+        raw[i] = i == 3 ? (uint32_t)gf_wire_get_i32(&c->r) : gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    memset(p, 0, sizeof *p);
+    p->type = (CUmemAllocationType)raw[0];
+    p->requestedHandleTypes = (CUmemAllocationHandleType)raw[1];
+    p->location.type = (CUmemLocationType)raw[2];
+    p->allocFlags.compressionType = (unsigned char)(raw[4] & 0xff);
+    p->allocFlags.gpuDirectRDMACapable = (unsigned char)((raw[4] >> 8) & 0xff);
+    p->allocFlags.usage = (unsigned short)(raw[4] >> 16);
+    if (p->location.type != CU_MEM_LOCATION_TYPE_DEVICE)
+        return deny(c->s, CUDA_ERROR_NOT_SUPPORTED, c->name,
+                    "memory at location type %u: a remote vGPU serves device memory only", raw[2]);
+    int real = client_dev(c->s, (int32_t)raw[3]);
+    if (real < 0) return CUDA_ERROR_INVALID_DEVICE;
+    p->location.id = real;
+    *cdev = (int32_t)raw[3];
+    return CUDA_SUCCESS;
+}
+
+/* A pool of the session: one it made, or the default pool of one of its devices. *dev gets the
+ * pool's client device. */
+static CUresult get_pool(call *c, uint64_t id, CUmemoryPool *out, int *dev)
+{
+    if (GF_RPC_HANDLE_KIND(id) == GF_RPC_H_MEMPOOL &&
+        (id & GF_RPC_MEMPOOL_DEFAULT_MARK) == GF_RPC_MEMPOOL_DEFAULT_MARK) {
+        uint64_t d = id & ~(GF_RPC_MEMPOOL_DEFAULT_MARK | 0xff00000000000000ull);
+        int real = d < (uint64_t)c->s->ndev ? client_dev(c->s, (int32_t)d) : -1;
+        if (real < 0 || !D.cuDeviceGetDefaultMemPool)
+            return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
+                        "memory pool 0x%" PRIx64 " is not one of this session's", id);
+        *dev = (int)d;
+        return D.cuDeviceGetDefaultMemPool(out, real);
+    }
+    gf_wk_obj *o = obj_get(c->s, id, GF_RPC_H_MEMPOOL);
+    if (!o) return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
+                        "memory pool 0x%" PRIx64 " is not one of this session's", id);
+    *out = (CUmemoryPool)o->real;
+    *dev = o->dev;
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_mempool_create(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    CUmemAllocationProp ap;
+    uint32_t raw[5];
+    int dev = 0;
+    CUresult r = get_props(c, &ap, raw, &dev);
+    uint64_t maxsize = gf_wire_get_u64(&c->r);
+    if (r == WK_PROTO || !READ_OK(c)) return WK_PROTO;
+    if (r != CUDA_SUCCESS) return r;
+    NEED(cuMemPoolCreate);
+    CUmemPoolProps pp;
+    memset(&pp, 0, sizeof pp);
+    pp.allocType = ap.type;
+    pp.handleTypes = ap.requestedHandleTypes;
+    pp.location = ap.location;
+    pp.maxSize = maxsize;
+    pp.usage = ap.allocFlags.usage;
+    CUmemoryPool pool = NULL;
+    if ((r = D.cuMemPoolCreate(&pool, &pp)) != CUDA_SUCCESS) return r;
+    gf_wk_obj *o = obj_new(id, GF_RPC_H_MEMPOOL, pool, 0);
+    if (o) o->dev = dev;
+    r = o ? obj_put(c->s, o, c->name) : CUDA_ERROR_OUT_OF_MEMORY;
+    if (r != CUDA_SUCCESS) D.cuMemPoolDestroy(pool);
+    return r;
+}
+
+/* Allocations made from the pool stay valid until freed, as on a driver. */
+static CUresult op_mempool_destroy(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *o = obj_get(c->s, id, GF_RPC_H_MEMPOOL);
+    if (!o) return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
+                        "memory pool 0x%" PRIx64 " is not a pool this session created", id);
+    NEED(cuMemPoolDestroy);
+    CUresult r = D.cuMemPoolDestroy((CUmemoryPool)o->real);
+    if (r == CUDA_SUCCESS) obj_del(c->s, o);
+    return r;
+}
+
+static CUresult op_mempool_attr(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    int32_t attr = gf_wire_get_i32(&c->r);
+    uint32_t set = gf_wire_get_u32(&c->r);
+    uint64_t val = gf_wire_get_u64(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    NEED(cuMemPoolGetAttribute);
+    NEED(cuMemPoolSetAttribute);
+    CUmemoryPool pool;
+    int dev;
+    CUresult r = get_pool(c, id, &pool, &dev);
+    if (r != CUDA_SUCCESS) return r;
+    /* The value's type is the attribute's (cuda.h): int for the reuse policies. */
+    int is_int = attr >= CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES &&
+                 attr <= CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES;
+    if (!is_int && (attr < CU_MEMPOOL_ATTR_RELEASE_THRESHOLD || attr > CU_MEMPOOL_ATTR_USED_MEM_HIGH))
+        return CUDA_ERROR_INVALID_VALUE;
+    int iv = (int)val;
+    cuuint64_t uv = val;
+    void *p = is_int ? (void *)&iv : (void *)&uv;
+    r = set ? D.cuMemPoolSetAttribute(pool, (CUmemPool_attribute)attr, p)
+            : D.cuMemPoolGetAttribute(pool, (CUmemPool_attribute)attr, p);
+    if (r == CUDA_SUCCESS) gf_wire_put_u64(&c->out, is_int ? (uint64_t)(int64_t)iv : uv);
+    return r;
+}
+
+static CUresult op_mempool_trim(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r), keep = gf_wire_get_u64(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    NEED(cuMemPoolTrimTo);
+    CUmemoryPool pool;
+    int dev;
+    CUresult r = get_pool(c, id, &pool, &dev);
+    return r != CUDA_SUCCESS ? r : D.cuMemPoolTrimTo(pool, keep);
+}
+
+static CUresult op_device_set_mempool(call *c)
+{
+    int32_t dev = gf_wire_get_i32(&c->r);
+    uint64_t id = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    NEED(cuDeviceSetMemPool);
+    int real = client_dev(c->s, dev);
+    if (real < 0) return CUDA_ERROR_INVALID_DEVICE;
+    CUmemoryPool pool;
+    int pdev;
+    CUresult r = get_pool(c, id, &pool, &pdev);
+    if (r != CUDA_SUCCESS) return r;
+    return D.cuDeviceSetMemPool(real, pool);
+}
+
+static CUresult op_mem_alloc_from_pool(call *c)
+{
+    uint64_t bytes = gf_wire_get_u64(&c->r), id = gf_wire_get_handle(&c->r);
+    uint64_t sh = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    NEED(cuMemAllocFromPoolAsync);
+    gf_wk_obj *ctx = NULL;
+    CUstream st = NULL;
+    CUmemoryPool pool;
+    int dev = 0;
+    CUresult r = cur_ctx(c, &ctx);
+    if (r != CUDA_SUCCESS || (r = get_stream(c, sh, &st)) != CUDA_SUCCESS ||
+        (r = get_pool(c, id, &pool, &dev)) != CUDA_SUCCESS)
+        return r;
+    if (!bytes) return CUDA_ERROR_INVALID_VALUE;
+    if ((r = charge(c->s, dev, bytes, "cuMemAllocFromPoolAsync")) != CUDA_SUCCESS) return r;
+    CUdeviceptr p = 0;
+    r = D.cuMemAllocFromPoolAsync(&p, bytes, pool, st);
+    gf_wk_range rg = {p, bytes, ctx->id, bytes, dev, GF_WK_R_ASYNC, NULL, 0, 0};
+    if (r == CUDA_SUCCESS && range_add(c->s, rg) != 0) {
+        D.cuMemFreeAsync(p, st);
+        r = CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (r != CUDA_SUCCESS) {
+        uncharge(c->s, dev, bytes);
+        return r;
+    }
+    gf_wire_put_handle(&c->out, p);
+    return CUDA_SUCCESS;
+}
+
+/* The reservation holding [p, p + n), or NULL. */
+static gf_wk_va *va_find(gf_wk_session *s, uint64_t p, uint64_t n)
+{
+    for (size_t i = 0; i < s->nvas; i++) {
+        gf_wk_va *v = &s->vas[i];
+        if (p >= v->base && p - v->base < v->size && n <= v->size - (p - v->base)) return v;
+    }
+    return NULL;
+}
+
+static CUresult op_va_reserve(call *c)
+{
+    uint64_t size = gf_wire_get_u64(&c->r), align = gf_wire_get_u64(&c->r);
+    uint64_t hint = gf_wire_get_handle(&c->r), flags = gf_wire_get_u64(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    NEED(cuMemAddressReserve);
+    gf_wk_session *s = c->s;
+    if (!size) return CUDA_ERROR_INVALID_VALUE;
+    if (s->nvas == s->cap_vas) {
+        size_t nc = s->cap_vas ? s->cap_vas * 2 : 16;
+        gf_wk_va *n = realloc(s->vas, nc * sizeof *n);
+        if (!n) return CUDA_ERROR_OUT_OF_MEMORY;
+        s->vas = n;
+        s->cap_vas = nc;
+    }
+    CUdeviceptr p = 0;
+    /* The hint is only a wish: the driver picks a free range of this process either way. */
+    CUresult r = D.cuMemAddressReserve(&p, size, align, hint, flags);
+    if (r != CUDA_SUCCESS) return r;
+    s->vas[s->nvas++] = (gf_wk_va){p, size};
+    gf_wire_put_handle(&c->out, p);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_va_free(call *c)
+{
+    uint64_t p = gf_wire_get_handle(&c->r), size = gf_wire_get_u64(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    NEED(cuMemAddressFree);
+    gf_wk_session *s = c->s;
+    gf_wk_va *v = va_find(s, p, size ? size : 1);
+    if (!v || v->base != p || v->size != size)
+        return deny(s, CUDA_ERROR_INVALID_VALUE, c->name,
+                    "0x%" PRIx64 " + %" PRIu64 " is not an address range this session reserved",
+                    p, size);
+    for (size_t i = 0; i < s->nranges; i++)
+        if (s->ranges[i].kind == GF_WK_R_MAPPING && s->ranges[i].base - p < size)
+            return deny(s, CUDA_ERROR_INVALID_VALUE, c->name,
+                        "0x%" PRIx64 " is still mapped: unmap it first", s->ranges[i].base);
+    CUresult r = D.cuMemAddressFree(p, size);
+    if (r == CUDA_SUCCESS) *v = s->vas[--s->nvas];
+    return r;
+}
+
+static CUresult op_mem_create(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r), size = gf_wire_get_u64(&c->r);
+    CUmemAllocationProp ap;
+    uint32_t raw[5];
+    int dev = 0;
+    CUresult r = get_props(c, &ap, raw, &dev);
+    uint64_t flags = gf_wire_get_u64(&c->r);
+    if (r == WK_PROTO || !READ_OK(c)) return WK_PROTO;
+    if (r != CUDA_SUCCESS) return r;
+    NEED(cuMemCreate);
+    if (!size) return CUDA_ERROR_INVALID_VALUE;
+    if ((r = charge(c->s, dev, size, "cuMemCreate")) != CUDA_SUCCESS) return r;
+    CUmemGenericAllocationHandle h = 0;
+    if ((r = D.cuMemCreate(&h, size, &ap, flags)) != CUDA_SUCCESS) {
+        uncharge(c->s, dev, size);
+        return r;
+    }
+    gf_wk_obj *o = obj_new(id, GF_RPC_H_VMEM, (void *)(uintptr_t)h, 0);
+    if (o) {
+        o->dev = dev;
+        o->size = size;
+        o->hrefs = 1;
+        o->phys = id;
+        o->phys_refs = 1;
+        memcpy(o->props, raw, sizeof o->props);
+    }
+    r = o ? obj_put(c->s, o, c->name) : CUDA_ERROR_OUT_OF_MEMORY;
+    if (r != CUDA_SUCCESS) {
+        D.cuMemRelease(h);
+        uncharge(c->s, dev, size);
+    }
+    return r;
+}
+
+/* A handle the program may still use (released ones linger only while mappings or imports of
+ * their memory remain). */
+static CUresult get_vmem(call *c, uint64_t id, gf_wk_obj **out)
+{
+    gf_wk_obj *o = obj_get(c->s, id, GF_RPC_H_VMEM);
+    if (!o || !o->hrefs)
+        return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
+                    "allocation handle 0x%" PRIx64 " is not a live one of this session", id);
+    *out = o;
+    return CUDA_SUCCESS;
+}
+
+/* After o's references changed: once none remain it stops holding its physical memory, and
+ * when no handle holds that memory any more its bytes go back to the vGPU. */
+static void vmem_settle(gf_wk_session *s, gf_wk_obj *o)
+{
+    if (o->hrefs || o->mrefs || o->settled) return;
+    o->settled = 1;
+    gf_wk_obj *p = o->phys == o->id ? o : obj_get(s, o->phys, GF_RPC_H_VMEM);
+    if (o != p) obj_del(s, o);
+    if (!p) return;
+    if (p->phys_refs) p->phys_refs--;
+    if (!p->phys_refs && p->settled) {
+        uncharge(s, p->dev, p->size);
+        obj_del(s, p);
+    }
+}
+
+static CUresult op_mem_release(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    NEED(cuMemRelease);
+    gf_wk_obj *o = NULL;
+    CUresult r = get_vmem(c, id, &o);
+    if (r != CUDA_SUCCESS) return r;
+    if ((r = D.cuMemRelease((CUmemGenericAllocationHandle)(uintptr_t)o->real)) != CUDA_SUCCESS)
+        return r;
+    o->hrefs--;
+    vmem_settle(c->s, o);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_mem_map(call *c)
+{
+    uint64_t p = gf_wire_get_handle(&c->r), size = gf_wire_get_u64(&c->r);
+    uint64_t off = gf_wire_get_u64(&c->r), id = gf_wire_get_handle(&c->r);
+    uint64_t flags = gf_wire_get_u64(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    NEED(cuMemMap);
+    gf_wk_session *s = c->s;
+    gf_wk_obj *o = NULL;
+    CUresult r = get_vmem(c, id, &o);
+    if (r != CUDA_SUCCESS) return r;
+    if (!size || off > o->size || size > o->size - off) return CUDA_ERROR_INVALID_VALUE;
+    if (!va_find(s, p, size))
+        return deny(s, CUDA_ERROR_INVALID_VALUE, c->name,
+                    "0x%" PRIx64 " + %" PRIu64 " is not inside an address range this session "
+                    "reserved", p, size);
+    size_t i = range_upper(s, p + size - 1);
+    if (i && s->ranges[i - 1].base + s->ranges[i - 1].size > p) /* the driver's answer */
+        return deny(s, CUDA_ERROR_ALREADY_MAPPED, c->name,
+                    "0x%" PRIx64 " + %" PRIu64 " overlaps memory already mapped", p, size);
+    r = D.cuMemMap(p, size, off, (CUmemGenericAllocationHandle)(uintptr_t)o->real, flags);
+    if (r != CUDA_SUCCESS) return r;
+    gf_wk_range rg = {p, size, 0, 0, o->dev, GF_WK_R_MAPPING, NULL, 0, id};
+    if (range_add(s, rg) != 0) {
+        D.cuMemUnmap(p, size);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    o->mrefs++;
+    return CUDA_SUCCESS;
+}
+
+/* Drops the mapping at index i (already unmapped in the driver). */
+static void mapping_del(gf_wk_session *s, size_t i)
+{
+    uint64_t id = s->ranges[i].handle;
+    range_del(s, &s->ranges[i]);
+    gf_wk_obj *o = obj_get(s, id, GF_RPC_H_VMEM);
+    if (o && o->mrefs) {
+        o->mrefs--;
+        vmem_settle(s, o);
+    }
+}
+
+static CUresult op_mem_unmap(call *c)
+{
+    uint64_t p = gf_wire_get_handle(&c->r), size = gf_wire_get_u64(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    NEED(cuMemUnmap);
+    gf_wk_session *s = c->s;
+    /* Whole mappings only, back to back from p to p + size. */
+    size_t i = range_upper(s, p), first = i ? i - 1 : 0, k = first;
+    uint64_t at = p;
+    while (size && k < s->nranges && s->ranges[k].kind == GF_WK_R_MAPPING && s->ranges[k].base == at &&
+           s->ranges[k].size <= p + size - at) {
+        at += s->ranges[k].size;
+        k++;
+    }
+    if (!size || !i || at != p + size)
+        return deny(s, CUDA_ERROR_INVALID_VALUE, c->name,
+                    "0x%" PRIx64 " + %" PRIu64 " is not a run of whole mappings of this session",
+                    p, size);
+    CUresult r = D.cuMemUnmap(p, size);
+    if (r != CUDA_SUCCESS) return r;
+    while (k-- > first) mapping_del(s, k);
+    return CUDA_SUCCESS;
+}
+
+static CUresult get_location(call *c, CUmemLocation *loc)
+{
+    uint32_t type = gf_wire_get_u32(&c->r);
+    int32_t id = gf_wire_get_i32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    if (type != CU_MEM_LOCATION_TYPE_DEVICE)
+        return deny(c->s, CUDA_ERROR_NOT_SUPPORTED, c->name,
+                    "access from location type %u: a remote vGPU serves devices only", type);
+    int real = client_dev(c->s, id);
+    if (real < 0) return CUDA_ERROR_INVALID_DEVICE;
+    loc->type = CU_MEM_LOCATION_TYPE_DEVICE;
+    loc->id = real;
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_mem_set_access(call *c)
+{
+    uint64_t p = gf_wire_get_handle(&c->r), size = gf_wire_get_u64(&c->r);
+    uint32_t n = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c) || n > GF_WK_MAX_DEVS) return WK_PROTO;
+    CUmemAccessDesc d[GF_WK_MAX_DEVS];
+    CUresult r = CUDA_SUCCESS;
+    for (uint32_t i = 0; i < n; i++) {
+        CUresult x = get_location(c, &d[i].location);
+        if (x == WK_PROTO) return x;
+        if (r == CUDA_SUCCESS) r = x;
+        d[i].flags = (CUmemAccess_flags)gf_wire_get_u32(&c->r);
+    }
+    if (!READ_OK(c)) return WK_PROTO;
+    if (r != CUDA_SUCCESS) return r;
+    if (!n) return CUDA_ERROR_INVALID_VALUE;
+    NEED(cuMemSetAccess);
+    gf_wk_range *rg = size ? range_find(c->s, p, size) : NULL;
+    if (!rg || rg->kind != GF_WK_R_MAPPING)
+        return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
+                    "0x%" PRIx64 " + %" PRIu64 " is not memory this session mapped", p, size);
+    return D.cuMemSetAccess(p, size, d, n);
+}
+
+static CUresult op_mem_get_access(call *c)
+{
+    CUmemLocation loc;
+    CUresult r = get_location(c, &loc);
+    uint64_t p = gf_wire_get_handle(&c->r);
+    if (r == WK_PROTO || !READ_OK(c)) return WK_PROTO;
+    if (r != CUDA_SUCCESS) return r;
+    NEED(cuMemGetAccess);
+    gf_wk_range *rg = range_find(c->s, p, 1);
+    if (!rg || rg->kind != GF_WK_R_MAPPING)
+        return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
+                    "0x%" PRIx64 " is not memory this session mapped", p);
+    unsigned long long flags = 0;
+    if ((r = D.cuMemGetAccess(&flags, &loc, p)) == CUDA_SUCCESS) gf_wire_put_u64(&c->out, flags);
+    return r;
+}
+
+static CUresult op_mem_retain_handle(call *c)
+{
+    uint64_t p = gf_wire_get_handle(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    NEED(cuMemRetainAllocationHandle);
+    gf_wk_range *rg = range_find(c->s, p, 1);
+    gf_wk_obj *o = rg && rg->kind == GF_WK_R_MAPPING ? obj_get(c->s, rg->handle, GF_RPC_H_VMEM) : NULL;
+    if (!o)
+        return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
+                    "0x%" PRIx64 " is not memory this session mapped", p);
+    CUmemGenericAllocationHandle h = 0;
+    CUresult r = D.cuMemRetainAllocationHandle(&h, (void *)(uintptr_t)p);
+    if (r != CUDA_SUCCESS) return r;
+    o->hrefs++;
+    gf_wire_put_handle(&c->out, o->id);
+    for (int i = 0; i < 5; i++) gf_wire_put_u32(&c->out, o->props[i]);
+    return CUDA_SUCCESS;
+}
+
+static CUresult op_peer_access(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    uint32_t enable = gf_wire_get_u32(&c->r), flags = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    NEED(cuCtxEnablePeerAccess);
+    NEED(cuCtxDisablePeerAccess);
+    gf_wk_obj *cur = NULL, *peer = NULL;
+    CUresult r = cur_ctx(c, &cur);
+    if (r != CUDA_SUCCESS || (r = get_ctx(c, id, &peer)) != CUDA_SUCCESS) return r;
+    return enable ? D.cuCtxEnablePeerAccess((CUcontext)peer->real, flags)
+                  : D.cuCtxDisablePeerAccess((CUcontext)peer->real);
+}
+
+static CUresult op_mem_granularity(call *c)
+{
+    CUmemAllocationProp ap;
+    uint32_t raw[5];
+    int dev = 0;
+    CUresult r = get_props(c, &ap, raw, &dev);
+    uint32_t option = gf_wire_get_u32(&c->r);
+    if (r == WK_PROTO || !READ_OK(c)) return WK_PROTO;
+    if (r != CUDA_SUCCESS) return r;
+    NEED(cuMemGetAllocationGranularity);
+    size_t g = 0;
+    r = D.cuMemGetAllocationGranularity(&g, &ap, (CUmemAllocationGranularity_flags)option);
+    if (r == CUDA_SUCCESS) gf_wire_put_u64(&c->out, g);
+    return r;
+}
+
+/* A POSIX file descriptor of o's memory, in this process (the caller closes it). Only that
+ * type: a descriptor is what PyTorch and NCCL ask for on Linux. */
+static CUresult vmem_export_fd(call *c, gf_wk_obj *o, uint32_t type, int *fd)
+{
+    if (type != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
+        return deny(c->s, CUDA_ERROR_NOT_SUPPORTED, c->name,
+                    "shareable handle type %u: a remote vGPU exports POSIX file descriptors only",
+                    type);
+    NEED(cuMemExportToShareableHandle);
+    return D.cuMemExportToShareableHandle(fd, (CUmemGenericAllocationHandle)(uintptr_t)o->real,
+                                          CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0);
+}
+
+static CUresult op_mem_export(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r);
+    uint32_t type = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    gf_wk_obj *o = NULL;
+    int fd = -1;
+    CUresult r = get_vmem(c, id, &o);
+    if (r == CUDA_SUCCESS) r = vmem_export_fd(c, o, type, &fd);
+    if (fd >= 0) close(fd); /* exported again at import: the client holds a stand-in */
+    return r;
+}
+
+static CUresult op_mem_import(call *c)
+{
+    uint64_t id = gf_wire_get_handle(&c->r), src = gf_wire_get_handle(&c->r);
+    uint32_t type = gf_wire_get_u32(&c->r);
+    if (!READ_OK(c)) return WK_PROTO;
+    NEED(cuMemImportFromShareableHandle);
+    gf_wk_obj *o = obj_get(c->s, src, GF_RPC_H_VMEM), *p = NULL;
+    if (o && !o->settled) p = o->phys == o->id ? o : obj_get(c->s, o->phys, GF_RPC_H_VMEM);
+    if (!p)
+        return deny(c->s, CUDA_ERROR_INVALID_VALUE, c->name,
+                    "allocation handle 0x%" PRIx64 " (exported) is not a live one of this "
+                    "session", src);
+    int fd = -1;
+    CUresult r = vmem_export_fd(c, o, type, &fd);
+    if (r != CUDA_SUCCESS) return r;
+    CUmemGenericAllocationHandle h = 0;
+    r = D.cuMemImportFromShareableHandle(&h, (void *)(intptr_t)fd,
+                                         CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+    close(fd);
+    if (r != CUDA_SUCCESS) return r;
+    gf_wk_obj *n = obj_new(id, GF_RPC_H_VMEM, (void *)(uintptr_t)h, 0);
+    if (n) {
+        n->dev = o->dev;
+        n->size = o->size;
+        n->hrefs = 1;
+        n->phys = p->id;
+        memcpy(n->props, o->props, sizeof n->props);
+    }
+    r = n ? obj_put(c->s, n, c->name) : CUDA_ERROR_OUT_OF_MEMORY;
+    if (r != CUDA_SUCCESS) {
+        D.cuMemRelease(h);
+        return r;
+    }
+    p->phys_refs++;
+    for (int i = 0; i < 5; i++) gf_wire_put_u32(&c->out, o->props[i]);
+    return CUDA_SUCCESS;
+}
+
+/* At the session's end, before its contexts go: every mapping, VMM handle, reservation and
+ * pool it made (allocations from a pool stay valid until drop_ctx frees them). */
+static void vmem_release_all(gf_wk_session *s)
+{
+    for (size_t i = s->nranges; i-- > 0;) {
+        if (s->ranges[i].kind != GF_WK_R_MAPPING) continue;
+        if (D.cuMemUnmap) D.cuMemUnmap(s->ranges[i].base, s->ranges[i].size);
+        mapping_del(s, i);
+    }
+    for (size_t i = 0; i < s->obj_cap; i++) {
+        gf_wk_obj *o = s->objs[i];
+        if (!o || o == TOMB || o->kind != GF_RPC_H_VMEM) continue;
+        for (; o->hrefs; o->hrefs--)
+            if (D.cuMemRelease) D.cuMemRelease((CUmemGenericAllocationHandle)(uintptr_t)o->real);
+        if (!o->settled) {
+            o->settled = 1;
+            gf_wk_obj *p = o->phys == o->id ? o : obj_get(s, o->phys, GF_RPC_H_VMEM);
+            if (p && p->phys_refs) p->phys_refs--;
+        }
+    }
+    for (size_t i = 0; i < s->obj_cap; i++) {
+        gf_wk_obj *o = s->objs[i];
+        if (!o || o == TOMB) continue;
+        if (o->kind == GF_RPC_H_VMEM) {
+            if (o->phys == o->id) uncharge(s, o->dev, o->size);
+            obj_del(s, o);
+        } else if (o->kind == GF_RPC_H_MEMPOOL) {
+            if (D.cuMemPoolDestroy) D.cuMemPoolDestroy((CUmemoryPool)o->real);
+            obj_del(s, o);
+        }
+    }
+    for (size_t i = 0; i < s->nvas; i++)
+        if (D.cuMemAddressFree) D.cuMemAddressFree(s->vas[i].base, s->vas[i].size);
+    free(s->vas);
+    s->vas = NULL;
+    s->nvas = s->cap_vas = 0;
 }
 
 /* Calls whose answer also reports the errors of earlier asynchronous calls. */
@@ -2272,6 +2913,26 @@ static void dispatch(gf_wk_session *s, gf_wk_msg *m)
     case GF_RPC_GET_MANAGED: r = op_get_managed(&c); break;
     case GF_RPC_MIRROR_WRITE: r = op_mirror_write(&c); break;
     case GF_RPC_MIRROR_READ: r = noreply ? WK_PROTO : op_mirror_read(&c); break;
+    case GF_RPC_LIB_KERNEL_COUNT: r = op_lib_kernel_count(&c); break;
+    case GF_RPC_MEMPOOL_CREATE: r = op_mempool_create(&c); break;
+    case GF_RPC_MEMPOOL_DESTROY: r = op_mempool_destroy(&c); break;
+    case GF_RPC_MEMPOOL_ATTR: r = op_mempool_attr(&c); break;
+    case GF_RPC_MEMPOOL_TRIM: r = op_mempool_trim(&c); break;
+    case GF_RPC_DEVICE_SET_MEMPOOL: r = op_device_set_mempool(&c); break;
+    case GF_RPC_MEM_ALLOC_FROM_POOL: r = op_mem_alloc_from_pool(&c); break;
+    case GF_RPC_VA_RESERVE: r = op_va_reserve(&c); break;
+    case GF_RPC_VA_FREE: r = op_va_free(&c); break;
+    case GF_RPC_MEM_CREATE: r = op_mem_create(&c); break;
+    case GF_RPC_MEM_RELEASE: r = op_mem_release(&c); break;
+    case GF_RPC_MEM_MAP: r = op_mem_map(&c); break;
+    case GF_RPC_MEM_UNMAP: r = op_mem_unmap(&c); break;
+    case GF_RPC_MEM_SET_ACCESS: r = op_mem_set_access(&c); break;
+    case GF_RPC_MEM_GET_ACCESS: r = op_mem_get_access(&c); break;
+    case GF_RPC_MEM_RETAIN_HANDLE: r = op_mem_retain_handle(&c); break;
+    case GF_RPC_PEER_ACCESS: r = op_peer_access(&c); break;
+    case GF_RPC_MEM_GRANULARITY: r = op_mem_granularity(&c); break;
+    case GF_RPC_MEM_EXPORT: r = op_mem_export(&c); break;
+    case GF_RPC_MEM_IMPORT: r = op_mem_import(&c); break;
     default: {
         /* A newer client's call: an ERROR reply, the session goes on (docs/wire.md). */
         gf_wire_writer_free(&c.out);
@@ -2338,12 +2999,11 @@ void *gf_wk_session_main(void *arg)
 void gf_wk_session_release(gf_wk_session *s)
 {
     uint64_t nalloc = 0, bytes = 0;
-    for (size_t i = 0; i < s->nranges; i++)
-        if (!gf_wk_range_is_global(s->ranges[i].kind)) {
-            nalloc++;
-            bytes += s->ranges[i].size;
-        }
-    gf_wk_host_release(s);
+    held(s, -1, 0, &nalloc, &bytes);
+    gf_wk_host_release(s); /* no stream waits for a host function any more */
+    /* VMM mappings, handles and reservations, and pools belong to no context: first, while a
+     * context is still current. */
+    vmem_release_all(s);
     /* Every context, with what was made in it. */
     for (;;) {
         gf_wk_obj *ctx = NULL;

@@ -109,6 +109,16 @@ typedef struct gf_wk_obj {
     char *name;
     uint32_t attr_set;     /* library kernels: attributes set (bit a = attribute a < 32) ... */
     int32_t attr_val[32];  /* ... and their values, set again when looked up again */
+    /* VMM allocation handles (real: the CUmemGenericAllocationHandle). The physical memory
+     * lives while any handle of it (made by cuMemCreate, retained, imported) or any mapping of
+     * it remains; its bytes are charged to the vGPU on the cuMemCreate handle (phys) until then. */
+    uint64_t size;
+    uint32_t hrefs;     /* the program's references: cuMemCreate/import 1, each retain 1 */
+    uint32_t mrefs;     /* mappings made with this handle */
+    int settled;        /* hrefs and mrefs reached 0: no longer counted in phys_refs */
+    uint64_t phys;      /* the cuMemCreate handle's id (its own for one made by cuMemCreate) */
+    uint32_t phys_refs; /* on the cuMemCreate handle: its handles not settled yet */
+    uint32_t props[5];  /* type, handle types, location type, location id, alloc flags */
 } gf_wk_obj;
 
 /* A device memory range the session may touch. */
@@ -120,23 +130,32 @@ typedef struct gf_wk_range {
     int kind;         /* GF_WK_R_* */
     void *host;       /* GF_WK_R_HOST: the worker's host address of base */
     size_t mapped;    /* GF_WK_R_HOST: bytes mmap'ed at a client's address (0: cuMemHostAlloc) */
+    uint64_t handle;  /* GF_WK_R_MAPPING: the id of the VMM handle mapped here */
 } gf_wk_range;
 
 /* What a session's range is. Module globals belong to their module (freed with it, never by
  * cuMemFree); the managed and host kinds back the client's mirrors (docs/remote.md, "Managed
- * and mapped host memory") and are the only ones MIRROR_READ/MIRROR_WRITE reach. */
+ * and mapped host memory") and are the only ones MIRROR_READ/MIRROR_WRITE reach. A VMM mapping
+ * is memory while mapped (cuMemUnmap ends it, never cuMemFree) but no allocation of its own:
+ * its bytes are its handle's (cuMemCreate). */
 enum {
     GF_WK_R_ALLOC,          /* cuMemAlloc, cuMemAllocPitch */
-    GF_WK_R_ASYNC,          /* stream-ordered */
+    GF_WK_R_ASYNC,          /* stream-ordered (cuMemAllocAsync, cuMemAllocFromPoolAsync) */
     GF_WK_R_GLOBAL,         /* module global */
     GF_WK_R_MANAGED,        /* cuMemAllocManaged */
     GF_WK_R_MANAGED_GLOBAL, /* __managed__ variable (cuLibraryGetManaged) */
     GF_WK_R_HOST,           /* pinned host memory mapped for the device */
+    GF_WK_R_MAPPING,        /* a VMM mapping (cuMemMap) */
 };
 static inline int gf_wk_range_is_global(int kind)
 {
     return kind == GF_WK_R_GLOBAL || kind == GF_WK_R_MANAGED_GLOBAL;
 }
+
+/* A reserved virtual address range (cuMemAddressReserve). */
+typedef struct gf_wk_va {
+    uint64_t base, size;
+} gf_wk_va;
 
 typedef struct gf_wk_msg {
     struct gf_wk_msg *next;
@@ -186,6 +205,8 @@ typedef struct gf_wk_session {
     size_t obj_cap, obj_used, obj_live;
     gf_wk_range *ranges; /* sorted by base */
     size_t nranges, cap_ranges;
+    gf_wk_va *vas; /* reserved address ranges (VMM), unsorted */
+    size_t nvas, cap_vas;
     uint64_t cur_ctx; /* the id made current by CTX_SET */
     uint64_t primary[GF_WK_MAX_DEVS];
     CUresult sticky; /* first error of an asynchronous call since the last synchronizing one */

@@ -20,7 +20,7 @@
 
 /* ---- the fake driver ------------------------------------------------------------------------ */
 
-enum { F_CTX = 1, F_MOD, F_LIB, F_FUNC, F_STREAM, F_EVENT };
+enum { F_CTX = 1, F_MOD, F_LIB, F_FUNC, F_STREAM, F_EVENT, F_POOL, F_VMEM };
 
 typedef struct fobj {
     uint32_t magic;
@@ -29,6 +29,8 @@ typedef struct fobj {
     unsigned nparams; /* functions */
     struct fobj *mod; /* functions: module or library */
     uint64_t global;  /* modules: their global's base */
+    unsigned refs;    /* VMM handles: references (cuMemCreate/import 1, each retain 1) */
+    uint64_t size;    /* VMM handles */
 } fobj;
 
 #define FMAGIC 0x66616b65u
@@ -41,6 +43,8 @@ typedef struct falloc {
     fobj *ctx;
     fobj *mod; /* a module global */
     int live;
+    int vmm;   /* a VMM mapping (no context; cuMemUnmap ends it) */
+    fobj *handle; /* a mapping's handle */
 } falloc;
 
 #define MAXALLOC 4096
@@ -93,14 +97,20 @@ static void stream_ok(CUstream s, const char *what)
     fget(s, F_STREAM, what);
 }
 
-/* [p, p + n) must lie inside one live allocation. */
+/* [p, p + n) must lie inside one live allocation (or mappings that touch). */
 static void range_ok(uint64_t p, uint64_t n, const char *what)
 {
     if (!n) n = 1;
     for (unsigned i = 0; i < nallocs; i++) {
         falloc *a = &allocs[i];
-        if (a->live && p >= a->base && p - a->base < a->size && n <= a->size - (p - a->base))
-            return;
+        if (!a->live || p < a->base || p - a->base >= a->size) continue;
+        if (n <= a->size - (p - a->base)) return;
+        if (a->vmm) {
+            uint64_t left = n - (a->size - (p - a->base));
+            range_ok(a->base + a->size, left, what);
+            for (unsigned k = 0; k < nallocs; k++) /* the next one must be a mapping too */
+                if (allocs[k].live && allocs[k].base == a->base + a->size && allocs[k].vmm) return;
+        }
     }
     DIE("%s: device range 0x%llx + %llu reached the driver", what, (unsigned long long)p,
         (unsigned long long)n);
@@ -125,11 +135,7 @@ static CUresult falloc_new(uint64_t bytes, fobj *mod, CUdeviceptr *p)
     if (!bytes) return CUDA_ERROR_INVALID_VALUE;
     if (bytes > (2u << 20) || nallocs == MAXALLOC) return CUDA_ERROR_OUT_OF_MEMORY;
     falloc *a = &allocs[nallocs++];
-    a->base = next_base;
-    a->size = bytes;
-    a->ctx = current;
-    a->mod = mod;
-    a->live = 1;
+    *a = (falloc){next_base, bytes, current, mod, 1, 0, NULL}; /* every field: slots are reused */
     next_base += (bytes + 0xffff) & ~0xffffull;
     next_base += 0x10000;
     *p = a->base;
@@ -139,7 +145,7 @@ static CUresult falloc_new(uint64_t bytes, fobj *mod, CUdeviceptr *p)
 static CUresult f_free(CUdeviceptr p)
 {
     for (unsigned i = 0; i < nallocs; i++)
-        if (allocs[i].live && allocs[i].base == p && !allocs[i].mod) {
+        if (allocs[i].live && allocs[i].base == p && !allocs[i].mod && !allocs[i].vmm) {
             allocs[i].live = 0;
             return CUDA_SUCCESS;
         }
@@ -551,6 +557,268 @@ static CUresult f_host_func(CUstream s, CUhostFn fn, void *data)
     return CUDA_SUCCESS;
 }
 
+/* Memory pools and VMM. A pool allocation is an allocation; a mapping is an allocation with no
+ * context, valid while mapped; handles count their references as the driver does. */
+static fobj *dflt_pool; /* the device's default pool, made at first use */
+
+typedef struct fva {
+    uint64_t base, size;
+    int live;
+} fva;
+#define MAXVA 64
+static fva vas[MAXVA];
+static unsigned nvas;
+static uint64_t next_va = 0x200000000000ull;
+
+static CUresult f_lib_kernel_count(unsigned *n, CUlibrary l)
+{
+    fget(l, F_LIB, "cuLibraryGetKernelCount");
+    *n = 1;
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_default_pool(CUmemoryPool *p, CUdevice d)
+{
+    if (d != 0) DIE("cuDeviceGetDefaultMemPool: device %d", d);
+    if (!dflt_pool) {
+        fobj *saved = current;
+        current = NULL;
+        dflt_pool = fnew(F_POOL);
+        current = saved;
+        if (!dflt_pool) return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *p = (CUmemoryPool)dflt_pool;
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_pool_create(CUmemoryPool *p, const CUmemPoolProps *props)
+{
+    if (props->location.type != CU_MEM_LOCATION_TYPE_DEVICE || props->location.id != 0)
+        DIE("cuMemPoolCreate: location %d/%d", (int)props->location.type, props->location.id);
+    fobj *saved = current;
+    current = NULL; /* pools belong to no context */
+    fobj *o = fnew(F_POOL);
+    current = saved;
+    if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
+    *p = (CUmemoryPool)o;
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_pool_destroy(CUmemoryPool p)
+{
+    fobj *o = fget(p, F_POOL, "cuMemPoolDestroy");
+    if (o == dflt_pool) DIE("cuMemPoolDestroy: the default pool");
+    fkill(o);
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_pool_attr(CUmemoryPool p, CUmemPool_attribute a, void *v)
+{
+    fget(p, F_POOL, "cuMemPoolGet/SetAttribute");
+    if (a <= CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES) host_touch(v, sizeof(int), 1);
+    else host_touch(v, sizeof(cuuint64_t), 1);
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_pool_trim(CUmemoryPool p, size_t keep)
+{
+    (void)keep;
+    fget(p, F_POOL, "cuMemPoolTrimTo");
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_set_pool(CUdevice d, CUmemoryPool p)
+{
+    if (d != 0) DIE("cuDeviceSetMemPool: device %d", d);
+    fget(p, F_POOL, "cuDeviceSetMemPool");
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_alloc_from_pool(CUdeviceptr *p, size_t n, CUmemoryPool pool, CUstream s)
+{
+    fget(pool, F_POOL, "cuMemAllocFromPoolAsync");
+    stream_ok(s, "cuMemAllocFromPoolAsync");
+    return falloc_new(n, NULL, p);
+}
+
+static CUresult f_granularity(size_t *g, const CUmemAllocationProp *p,
+                              CUmemAllocationGranularity_flags o)
+{
+    (void)o;
+    if (p->location.type != CU_MEM_LOCATION_TYPE_DEVICE || p->location.id != 0)
+        DIE("cuMemGetAllocationGranularity: location %d/%d", (int)p->location.type, p->location.id);
+    *g = 4096;
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_reserve(CUdeviceptr *p, size_t size, size_t align, CUdeviceptr hint,
+                          unsigned long long fl)
+{
+    (void)align, (void)hint, (void)fl;
+    if (size > (1ull << 30) || nvas == MAXVA) return CUDA_ERROR_OUT_OF_MEMORY;
+    vas[nvas++] = (fva){next_va, size, 1};
+    *p = next_va;
+    next_va += (size + 0xffff) & ~0xffffull;
+    next_va += 0x10000;
+    return CUDA_SUCCESS;
+}
+
+/* Mappings inside [p, p + n), as allocations. */
+static int mapped_in(uint64_t p, uint64_t n)
+{
+    int k = 0;
+    for (unsigned i = 0; i < nallocs; i++)
+        if (allocs[i].live && allocs[i].vmm && allocs[i].base - p < n) k++;
+    return k;
+}
+
+static CUresult f_address_free(CUdeviceptr p, size_t size)
+{
+    for (unsigned i = 0; i < nvas; i++)
+        if (vas[i].live && vas[i].base == p && vas[i].size == size) {
+            if (mapped_in(p, size)) DIE("cuMemAddressFree: 0x%llx is still mapped", (unsigned long long)p);
+            vas[i].live = 0;
+            return CUDA_SUCCESS;
+        }
+    DIE("cuMemAddressFree(0x%llx, %zu): not a live reservation", (unsigned long long)p, size);
+}
+
+static CUresult f_mem_create(CUmemGenericAllocationHandle *h, size_t size,
+                             const CUmemAllocationProp *p, unsigned long long fl)
+{
+    (void)fl;
+    if (p->location.type != CU_MEM_LOCATION_TYPE_DEVICE || p->location.id != 0)
+        DIE("cuMemCreate: location %d/%d", (int)p->location.type, p->location.id);
+    if (size > (2u << 20)) return CUDA_ERROR_OUT_OF_MEMORY;
+    fobj *saved = current;
+    current = NULL;
+    fobj *o = fnew(F_VMEM);
+    current = saved;
+    if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
+    o->refs = 1;
+    o->size = size;
+    *h = (CUmemGenericAllocationHandle)(uintptr_t)o;
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_mem_release(CUmemGenericAllocationHandle h)
+{
+    fobj *o = fget((void *)(uintptr_t)h, F_VMEM, "cuMemRelease");
+    if (--o->refs == 0) fkill(o);
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_mem_map(CUdeviceptr p, size_t size, size_t off, CUmemGenericAllocationHandle h,
+                          unsigned long long fl)
+{
+    (void)fl;
+    fobj *o = fget((void *)(uintptr_t)h, F_VMEM, "cuMemMap");
+    if (off > o->size || size > o->size - off) DIE("cuMemMap: %zu + %zu past the handle", off, size);
+    int in = 0;
+    for (unsigned i = 0; i < nvas && !in; i++)
+        in = vas[i].live && p >= vas[i].base && p - vas[i].base < vas[i].size &&
+             size <= vas[i].size - (p - vas[i].base);
+    if (!in) DIE("cuMemMap: 0x%llx + %zu is not inside a reservation", (unsigned long long)p, size);
+    if (mapped_in(p, size)) DIE("cuMemMap: 0x%llx is mapped already", (unsigned long long)p);
+    for (unsigned i = 0; i < nallocs; i++)
+        if (allocs[i].live && allocs[i].vmm && p - allocs[i].base < allocs[i].size)
+            DIE("cuMemMap: 0x%llx is mapped already", (unsigned long long)p);
+    if (nallocs == MAXALLOC) return CUDA_ERROR_OUT_OF_MEMORY;
+    allocs[nallocs++] = (falloc){p, size, NULL, NULL, 1, 1, o};
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_mem_unmap(CUdeviceptr p, size_t size)
+{
+    uint64_t covered = 0;
+    for (unsigned i = 0; i < nallocs; i++)
+        if (allocs[i].live && allocs[i].vmm && allocs[i].base - p < size) {
+            if (allocs[i].size > size - (allocs[i].base - p)) DIE("cuMemUnmap: part of a mapping");
+            allocs[i].live = 0;
+            covered += allocs[i].size;
+        }
+    if (covered != size) DIE("cuMemUnmap(0x%llx, %zu): not all mapped", (unsigned long long)p, size);
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_set_access(CUdeviceptr p, size_t size, const CUmemAccessDesc *d, size_t n)
+{
+    if (!n) DIE("cuMemSetAccess: no descriptors");
+    for (size_t i = 0; i < n; i++)
+        if (d[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || d[i].location.id != 0)
+            DIE("cuMemSetAccess: location %d/%d", (int)d[i].location.type, d[i].location.id);
+    /* mapped throughout: adjacent mappings count as one range */
+    uint64_t at = p;
+    while (at < p + size) {
+        unsigned i = 0;
+        while (i < nallocs && !(allocs[i].live && allocs[i].vmm && at - allocs[i].base < allocs[i].size)) i++;
+        if (i == nallocs) DIE("cuMemSetAccess: 0x%llx is not mapped", (unsigned long long)at);
+        at = allocs[i].base + allocs[i].size;
+    }
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_get_access(unsigned long long *fl, const CUmemLocation *loc, CUdeviceptr p)
+{
+    if (loc->type != CU_MEM_LOCATION_TYPE_DEVICE || loc->id != 0) DIE("cuMemGetAccess: location");
+    range_ok(p, 1, "cuMemGetAccess");
+    *fl = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_retain(CUmemGenericAllocationHandle *h, void *addr)
+{
+    for (unsigned i = 0; i < nallocs; i++)
+        if (allocs[i].live && allocs[i].vmm && (uint64_t)(uintptr_t)addr - allocs[i].base < allocs[i].size) {
+            fobj *o = allocs[i].handle; /* alive again if it had been released */
+            o->live = 1;
+            o->refs++;
+            *h = (CUmemGenericAllocationHandle)(uintptr_t)o;
+            return CUDA_SUCCESS;
+        }
+    DIE("cuMemRetainAllocationHandle(%p): not mapped", addr);
+}
+
+static CUresult f_export(void *out, CUmemGenericAllocationHandle h, CUmemAllocationHandleType t,
+                         unsigned long long fl)
+{
+    (void)fl;
+    fget((void *)(uintptr_t)h, F_VMEM, "cuMemExportToShareableHandle");
+    if (t != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR) DIE("cuMemExportToShareableHandle: type %d", (int)t);
+    int fd = eventfd(0, EFD_CLOEXEC);
+    if (fd < 0) return CUDA_ERROR_OUT_OF_MEMORY;
+    *(int *)out = fd;
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_import(CUmemGenericAllocationHandle *h, void *os, CUmemAllocationHandleType t)
+{
+    if (t != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR || (intptr_t)os < 0)
+        DIE("cuMemImportFromShareableHandle: type %d fd %d", (int)t, (int)(intptr_t)os);
+    fobj *saved = current;
+    current = NULL;
+    fobj *o = fnew(F_VMEM);
+    current = saved;
+    if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
+    o->refs = 1;
+    o->size = 2u << 20;
+    *h = (CUmemGenericAllocationHandle)(uintptr_t)o;
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_peer(CUcontext peer, unsigned fl)
+{
+    (void)fl;
+    fget(peer, F_CTX, "cuCtxEnablePeerAccess");
+    return CUDA_SUCCESS;
+}
+
+static CUresult f_peer_off(CUcontext peer)
+{
+    fget(peer, F_CTX, "cuCtxDisablePeerAccess");
+    return CUDA_SUCCESS;
+}
+
 /* Pinned memory comes from a few buffers kept for the whole run (a fresh megabyte per input
  * would make the run slow, not better). */
 #define POOL 4
@@ -637,7 +905,7 @@ static CUresult f_host_dptr(CUdeviceptr *d, void *p, unsigned fl)
     }
     if (!n) DIE("cuMemHostGetDevicePointer(%p): not pinned or registered memory", p);
     if (nallocs == MAXALLOC) return CUDA_ERROR_OUT_OF_MEMORY;
-    allocs[nallocs++] = (falloc){(uintptr_t)p, n, current, NULL, 1};
+    allocs[nallocs++] = (falloc){(uintptr_t)p, n, current, NULL, 1, 0, NULL};
     *d = (uintptr_t)p;
     return CUDA_SUCCESS;
 }
@@ -732,6 +1000,29 @@ static void install_fake_driver(void)
     d->cuMemAllocManaged = f_alloc_managed;
     d->cuLibraryGetManaged = f_lib_managed;
     d->cuMemcpy = f_memcpy;
+    d->cuLibraryGetKernelCount = f_lib_kernel_count;
+    d->cuDeviceGetDefaultMemPool = f_default_pool;
+    d->cuMemPoolCreate = f_pool_create;
+    d->cuMemPoolDestroy = f_pool_destroy;
+    d->cuMemPoolGetAttribute = f_pool_attr;
+    d->cuMemPoolSetAttribute = f_pool_attr;
+    d->cuMemPoolTrimTo = f_pool_trim;
+    d->cuDeviceSetMemPool = f_set_pool;
+    d->cuMemAllocFromPoolAsync = f_alloc_from_pool;
+    d->cuMemGetAllocationGranularity = f_granularity;
+    d->cuMemAddressReserve = f_reserve;
+    d->cuMemAddressFree = f_address_free;
+    d->cuMemCreate = f_mem_create;
+    d->cuMemRelease = f_mem_release;
+    d->cuMemMap = f_mem_map;
+    d->cuMemUnmap = f_mem_unmap;
+    d->cuMemSetAccess = f_set_access;
+    d->cuMemGetAccess = f_get_access;
+    d->cuMemRetainAllocationHandle = f_retain;
+    d->cuMemExportToShareableHandle = f_export;
+    d->cuMemImportFromShareableHandle = f_import;
+    d->cuCtxEnablePeerAccess = f_peer;
+    d->cuCtxDisablePeerAccess = f_peer_off;
 }
 
 /* After a session ended: the worker freed everything it made (module globals go with their
@@ -743,10 +1034,15 @@ static void check_nothing_left(void)
                                 (unsigned long long)allocs[i].base,
                                 (unsigned long long)allocs[i].size);
     for (unsigned i = 0; i < nobjs; i++) {
-        if (objs[i]->live && objs[i]->kind != F_FUNC)
+        if (objs[i]->live && objs[i]->kind != F_FUNC && objs[i] != dflt_pool)
             DIE("object of kind %d leaked by the session", objs[i]->kind);
         free(objs[i]);
     }
+    for (unsigned i = 0; i < nvas; i++)
+        if (vas[i].live) DIE("reservation 0x%llx leaked by the session", (unsigned long long)vas[i].base);
+    nvas = 0;
+    next_va = 0x200000000000ull;
+    dflt_pool = NULL;
     for (unsigned i = 0; i < 64; i++)
         if (hostallocs[i] || hostregs[i]) DIE("pinned buffer leaked by the session");
     nobjs = nallocs = 0;

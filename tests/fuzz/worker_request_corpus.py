@@ -14,11 +14,17 @@ OPS = dict(DEVICE_INFO=1, CTX_SET=2, CTX_CREATE=3, PRIMARY_RETAIN=4, PRIMARY_RES
            STREAM_WAIT_EVENT=31, EVENT_CREATE=32, EVENT_DESTROY=33, EVENT_RECORD=34,
            EVENT_SYNC=35, EVENT_QUERY=36, EVENT_ELAPSED=37, OCCUPANCY=38, STATS=39, FENCE=40,
            MEMCPY_DTOH_ASYNC=41, DTOH_DATA=42,
+           LIB_KERNEL_COUNT=70, MEMPOOL_CREATE=71, MEMPOOL_DESTROY=72, MEMPOOL_ATTR=73,
+           MEMPOOL_TRIM=74, DEVICE_SET_MEMPOOL=75, MEM_ALLOC_FROM_POOL=76, VA_RESERVE=77,
+           VA_FREE=78, MEM_CREATE=79, MEM_RELEASE=80, MEM_MAP=81, MEM_UNMAP=82,
+           MEM_SET_ACCESS=83, MEM_GET_ACCESS=84, MEM_RETAIN_HANDLE=85, PEER_ACCESS=86,
+           MEM_GRANULARITY=87, MEM_EXPORT=88, MEM_IMPORT=89,
            BULK=48, NVML=49, PING=50,
            MIRROR_ALLOC=60, GET_MANAGED=61, MIRROR_WRITE=62, MIRROR_READ=63,
            CTX_RECORD_EVENT=90, CTX_WAIT_EVENT=91, JIT_LOG=92, OCCUPANCY_BLOCK_SIZE=93,
            HOST_FUNC=94, HOST_FUNC_RUN=95, HOST_FUNC_DONE=96)
-H_CTX, H_MOD, H_LIB, H_FUNC, H_STREAM, H_EVENT = 1, 2, 3, 4, 5, 6
+H_CTX, H_MOD, H_LIB, H_FUNC, H_STREAM, H_EVENT, H_POOL, H_VMEM = 1, 2, 3, 4, 5, 6, 7, 8
+POOL_DEFAULT0 = (H_POOL << 56) | 0x00ff000000000000
 BASE = 0x100000000000  # the fake driver's first allocation
 
 
@@ -39,6 +45,9 @@ def rec(op, *fields, flags=0, raw=None):
 NOREPLY, MORE = 1, 2
 CTX = h(H_CTX, 1)
 setup = rec('PRIMARY_RETAIN', hd(CTX), i32(0)) + rec('CTX_SET', hd(CTX), flags=NOREPLY)
+VA = 0x200000000000  # the fake driver's first reservation
+# props: pinned device memory on device 0, exportable as a file descriptor
+PROPS = u32(1) + u32(1) + u32(1) + i32(0) + u32(0)
 
 seeds = {
     'memory': setup + rec('MEM_ALLOC', u64(4096)) +
@@ -137,6 +146,40 @@ seeds = {
     rec('CTX_WAIT_EVENT', hd(CTX), hd(h(H_EVENT, 8)), flags=NOREPLY) +
     rec('CTX_RECORD_EVENT', hd(h(H_CTX, 77)), hd(h(H_EVENT, 8)), flags=NOREPLY) +
     rec('CTX_SYNC') + rec('MODULE_UNLOAD', hd(h(H_MOD, 3)), u32(0)),
+    'pools': setup + rec('MEMPOOL_CREATE', hd(h(H_POOL, 11)), PROPS, u64(0)) +
+    rec('MEM_ALLOC_FROM_POOL', u64(4096), hd(h(H_POOL, 11)), hd(0)) +
+    rec('MEM_ALLOC_FROM_POOL', u64(4096), hd(POOL_DEFAULT0), hd(0)) +
+    rec('MEMPOOL_ATTR', hd(POOL_DEFAULT0), i32(7), u32(0), u64(0)) +
+    rec('MEMPOOL_ATTR', hd(h(H_POOL, 11)), i32(4), u32(1), u64(1 << 30)) +
+    rec('MEMPOOL_ATTR', hd(h(H_POOL, 11)), i32(1), u32(1), u64(1)) +
+    rec('DEVICE_SET_MEMPOOL', i32(0), hd(h(H_POOL, 11))) +
+    rec('MEMPOOL_TRIM', hd(POOL_DEFAULT0), u64(0)) +
+    rec('MEM_FREE_ASYNC', hd(BASE), hd(0), flags=NOREPLY) +
+    rec('MEMPOOL_DESTROY', hd(h(H_POOL, 11))) + rec('MEMPOOL_DESTROY', hd(POOL_DEFAULT0)) +
+    rec('MEMPOOL_ATTR', hd(h(H_POOL, 12)), i32(7), u32(0), u64(0)) + rec('CTX_SYNC'),
+    'vmm': setup + rec('MEM_GRANULARITY', PROPS, u32(1)) +
+    rec('VA_RESERVE', u64(65536), u64(0), hd(0), u64(0)) +
+    rec('MEM_CREATE', hd(h(H_VMEM, 12)), u64(8192), PROPS, u64(0)) +
+    rec('MEM_CREATE', hd(h(H_VMEM, 13)), u64(8192), PROPS, u64(0)) +
+    rec('MEM_MAP', hd(VA), u64(8192), u64(0), hd(h(H_VMEM, 12)), u64(0)) +
+    rec('MEM_MAP', hd(VA + 8192), u64(8192), u64(0), hd(h(H_VMEM, 13)), u64(0)) +
+    rec('MEM_SET_ACCESS', hd(VA), u64(16384), u32(1), u32(1), i32(0), u32(3)) +
+    rec('MEM_GET_ACCESS', u32(1), i32(0), hd(VA + 100)) +
+    rec('MEMSET', hd(VA + 4096), u32(7), u32(4), u64(2048), hd(0), u32(0)) +
+    rec('MEMCPY_DTOH', hd(VA + 8000), u64(400), hd(0), u32(0)) +
+    rec('MEM_RETAIN_HANDLE', hd(VA + 9000)) + rec('MEM_RELEASE', hd(h(H_VMEM, 13))) +
+    rec('MEM_EXPORT', hd(h(H_VMEM, 12)), u32(1)) +
+    rec('MEM_IMPORT', hd(h(H_VMEM, 14)), hd(h(H_VMEM, 12)), u32(1)) +
+    rec('MEM_MAP', hd(VA + 16384), u64(8192), u64(0), hd(h(H_VMEM, 14)), u64(0)) +
+    rec('MEM_RELEASE', hd(h(H_VMEM, 12))) + rec('MEM_RELEASE', hd(h(H_VMEM, 14))) +
+    rec('MEM_UNMAP', hd(VA), u64(16384)) + rec('MEM_RELEASE', hd(h(H_VMEM, 13))) +
+    rec('VA_FREE', hd(VA), u64(65536)) + rec('MEM_UNMAP', hd(VA + 16384), u64(8192)) +
+    rec('VA_FREE', hd(VA), u64(65536)) + rec('CTX_SYNC'),
+    'peer_and_library': setup + rec('CTX_CREATE', hd(h(H_CTX, 2)), u32(0), i32(0)) +
+    rec('PEER_ACCESS', hd(CTX), u32(1), u32(0)) + rec('PEER_ACCESS', hd(CTX), u32(0), u32(0)) +
+    rec('MODULE_LOAD', hd(h(H_LIB, 5)), u32(1), byt(b'FZ lib')) +
+    rec('LIB_KERNEL_COUNT', hd(h(H_LIB, 5))) + rec('LIB_KERNEL_COUNT', hd(h(H_LIB, 6))) +
+    rec('CTX_DESTROY', hd(h(H_CTX, 2))),
     'bulk_dtoh': setup + rec('MEM_ALLOC', u64(1200000)) +
     rec('MEMCPY_DTOH', hd(BASE), u64(1200000), hd(0), u32(0)) + rec('CTX_SYNC'),
 }

@@ -4,7 +4,9 @@
 # a workload holds GPUs there; with --force the workload is deleted, the node and its GPUs leave,
 # and its agent, still running with its node token, is refused (revoked) instead of bringing the
 # node back. An agent that registers again with one GPU fewer takes that GPU out of the pool: a
-# request that only fit there is refused with the allocator's "why not".
+# request that only fit there is refused with the allocator's "why not". "gpufuse rm gpu" takes
+# one GPU out the same way (409 naming the workload, --force deletes it) and leaves its node;
+# "gpufuse cordon gpu" keeps one out of placement (its workload stays) until "uncordon".
 source "$(dirname "$0")/pool_lib.bash"
 need_tools curl python3
 
@@ -67,5 +69,46 @@ api POST /api/v1/workloads '{"name": "wbig", "vram_request": "40Gi"}'
 api GET /api/v1/workloads/wfill
 [ "$CODE" = 200 ] && has '"status":"Running"' && pass remove/other_gpu_unaffected ||
     fail remove/other_gpu_unaffected "$CODE $BODY"
+
+# ---- a GPU cordoned and back: gpufuse cordon|uncordon gpu ---------------------------------------
+api GET /api/v1/gpus
+g0=$(jget "$BODY" '[g["uuid"] for g in d["items"] if g["node"] == "n2" and g["index"] == 0][0]')
+out=$(cli cordon gpu "$g0" 2>&1) &&
+    [[ $out == *"GPU \"$g0\" (node \"n2\", index 0) cordoned: it takes no new placement"* ]] &&
+    pass remove/cordon || fail remove/cordon "$out"
+out=$(cli ls gpus 2>&1)
+[[ $out == *Ready,Cordoned* ]] && pass remove/ls_gpus_cordoned || fail remove/ls_gpus_cordoned "$out"
+api POST /api/v1/workloads '{"name": "wc", "vram_request": "1Gi"}'
+[ "$CODE" = 409 ] && pass remove/cordoned_takes_nothing || fail remove/cordoned_takes_nothing "got $CODE $BODY"
+api GET /api/v1/workloads/wfill
+[ "$CODE" = 200 ] && has '"status":"Running"' && pass remove/cordoned_keeps_workload ||
+    fail remove/cordoned_keeps_workload "$CODE $BODY"
+out=$(cli uncordon gpu "$g0" 2>&1) && [[ $out == *uncordoned* ]] && pass remove/uncordon ||
+    fail remove/uncordon "$out"
+api POST /api/v1/workloads '{"name": "wc", "vram_request": "1Gi"}'
+[ "$CODE" = 201 ] && pass remove/uncordoned_takes_again || fail remove/uncordoned_takes_again "got $CODE $BODY"
+api DELETE /api/v1/workloads/wc
+out=$(cli cordon node n2 2>&1) && fail remove/cordon_usage "succeeded: $out" ||
+    { [[ $out == *"usage: gpufuse cordon gpu UUID"* ]] && pass remove/cordon_usage ||
+        fail remove/cordon_usage "$out"; }
+
+# ---- one GPU out: gpufuse rm gpu ------------------------------------------------------------------
+out=$(cli rm gpu "$g0" 2>&1) && fail remove/gpu_refused_with_workload "rm succeeded: $out" ||
+    { [[ $out == *409* && $out == *wfill* && $out == *--force* ]] &&
+        pass remove/gpu_refused_with_workload || fail remove/gpu_refused_with_workload "$out"; }
+out=$(cli rm gpu GPU-nope 2>&1) && fail remove/unknown_gpu "rm succeeded: $out" ||
+    { [[ $out == *404* ]] && pass remove/unknown_gpu || fail remove/unknown_gpu "$out"; }
+out=$(cli rm gpu "$g0" --force 2>&1) &&
+    [[ $out == *"GPU \"$g0\" (node \"n2\", index 0) deleted, 1 workload(s) deleted (wfill)"* ]] &&
+    pass remove/gpu_forced || fail remove/gpu_forced "$out"
+api GET /api/v1/workloads/wfill
+[ "$CODE" = 404 ] && pass remove/gpu_workload_deleted || fail remove/gpu_workload_deleted "$CODE $BODY"
+out=$(cli ls gpus 2>&1)
+[[ $out != *"$g0"* ]] && pass remove/ls_gpus_without_removed_gpu ||
+    fail remove/ls_gpus_without_removed_gpu "$out"
+out=$(cli ls nodes 2>&1)
+[[ $out == *n2* && $out == *Ready* ]] && pass remove/node_stays || fail remove/node_stays "$out"
+api POST /api/v1/workloads '{"name": "wnone", "vram_request": "1Gi"}'
+[ "$CODE" = 409 ] && pass remove/no_gpu_left || fail remove/no_gpu_left "got $CODE $BODY"
 stop_server || fail remove/sigterm_clean "server exit status $?"
 finish

@@ -60,6 +60,8 @@ static const char *run(int *status, const char *fmt, ...)
 
 static pid_t worker_pid;
 static char worker_addr[512];
+/* GPUFUSE_SIM_GPUS of the next worker (NULL: the sim's default, one H100). */
+static const char *worker_sim_gpus;
 static char tls_env[2048]; /* what a client needs for this worker (CA file) */
 
 static void make_cert(const char *dir)
@@ -80,7 +82,9 @@ static void start_worker(const char *listen, const char *extra)
     char ready[1024], drv[1024], state[1024];
     snprintf(ready, sizeof ready, "%s/ready", dir);
     snprintf(drv, sizeof drv, "%s/lib/sim/libcuda.so.1", build_dir());
-    snprintf(state, sizeof state, "%s/sim-state", dir);
+    /* A sim state file holds its GPUs: another set of GPUs needs a file of its own. */
+    snprintf(state, sizeof state, "%s/sim-state%s%s", dir, worker_sim_gpus ? "-" : "",
+             worker_sim_gpus ? worker_sim_gpus : "");
     unlink(ready);
     char tlsargs[2200] = "";
     tls_env[0] = 0;
@@ -100,6 +104,7 @@ static void start_worker(const char *listen, const char *extra)
         snprintf(nvml, sizeof nvml, "%s/lib/sim/libnvidia-ml.so.1", build_dir());
         setenv("GPUFUSE_NVML", nvml, 1);
         setenv("GPUFUSE_SIM_STATE", state, 1);
+        if (worker_sim_gpus) setenv("GPUFUSE_SIM_GPUS", worker_sim_gpus, 1);
         setenv("GPUFUSE_SHM_DIR", dir, 1);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
@@ -176,10 +181,8 @@ static unsigned count(const char *s, const char *needle)
 /* ---- the matrix ------------------------------------------------------------------------------- */
 
 /* Sim test programs and the cases of each that hold in remote mode (docs/remote.md lists the
- * rest and why: VMM and arrays are not forwarded). Cases left out, one line each:
- *   test_misuse memory: its pool (cuMemAllocFromPoolAsync) and VMM (cuMemCreate/Map) rows are
- *     not forwarded yet; every row before them holds remotely.
- *   test_misuse kernel_touching_unmapped_or_foreign_memory_faults: maps its memory with VMM.
+ * rest and why: arrays, textures, graphs and 3D copies are not forwarded). Cases left out, one
+ * line each:
  *   test_nvml devices_follow_sim_gpus, bad_sim_gpus_fails_init: configure the sim's devices
  *     (GPUFUSE_SIM_GPUS of the test process); a remote vGPU's devices are the worker's.
  *   test_nvml memory_info_shows_other_processes, running_processes_and_small_buffers: reserve
@@ -201,8 +204,9 @@ static const struct {
      "saxpy_multi_arch_fatbin_picks_best_ptx saxpy reduce_sum_and_reduce_warp "
      "modeled_time_grows_with_work misc_warp_and_half misc_vec4_dynsmem_and_struct_params "
      "misc_int misc_globals_through_module_get_global misc_float misc_atomics_grid3d_local "
-     "matmul_tiled_non_multiple_of_16 library_loaded_before_any_context",
-     15},
+     "matmul_tiled_non_multiple_of_16 library_loaded_before_any_context "
+     "vector_add_library_through_cudart_wrapper",
+     16},
     {"sim/test_streams",
      "stream_wait_event_orders_work_across_streams query_is_not_ready_while_a_kernel_runs "
      "non_blocking_streams_do_not_synchronize_with_the_null_stream many_threads_share_one_context "
@@ -215,23 +219,50 @@ static const struct {
     {"sim/test_memory",
      "alloc_free_and_mem_get_info a_60_gib_allocation_costs_no_ram_until_touched "
      "pitched_memory_and_2d_copies unified_copies_and_copy_bounds "
-     "pinned_registered_and_managed_memory",
-     5},
+     "pinned_registered_and_managed_memory stream_ordered_pools vmm_expandable_segments "
+     "pointer_attributes pointer_attributes_of_pinned_and_managed_memory",
+     9},
     {"sim/test_procaddr",
-     "versions_and_flags_select_the_abi calls_through_the_returned_pointers a_runtime_style_bulk_lookup",
-     3},
+     "versions_and_flags_select_the_abi calls_through_the_returned_pointers a_runtime_style_bulk_lookup "
+     "lookup_errors",
+     4},
     {"sim/test_misuse",
      "calls_before_cuInit devices illegal_address_is_sticky a_fault_poisons_contexts_made_before_it "
      "error_names_for_every_result unsupported_calls_and_export_tables "
      "calls_without_a_current_context contexts streams_and_events modules_and_libraries "
-     "launch_geometry_and_parameters a_forked_child_cannot_use_its_parents_cuda",
-     12},
+     "launch_geometry_and_parameters a_forked_child_cannot_use_its_parents_cuda memory "
+     "kernel_touching_unmapped_or_foreign_memory_faults",
+     14},
     {"sim/test_sharing",
      "two_processes_spinning_share_the_device spin_kernels_take_their_time_on_one_stream "
      "utilization_is_high_while_spinning_and_zero_a_second_later",
      3},
     {"sim/test_nvml", "calls_before_init_are_uninitialized error_strings_cover_every_code", 2},
 };
+
+/* Cases that need a vGPU of two GPUs: run against a worker with two sim GPUs, the client
+ * asking for both (GPUFUSE_REMOTE_GPU=0,1: a vGPU that spans two GPUs of the worker). */
+static const struct {
+    const char *prog;
+    const char *cases;
+    unsigned n;
+} matrix_two_gpus[] = {
+    {"sim/test_memory", "peer_copies_between_two_devices", 1},
+};
+
+/* Runs prog's cases with extra client environment; they must all pass. */
+static void run_cases(const char *listen, const char *extra, const char *prog, const char *cases,
+                      unsigned n)
+{
+    int st;
+    const char *o = run(&st, "%s %s GF_TEST_TIMEOUT=60 %s/tests/%s %s 2>&1", client_env(), extra,
+                        build_dir(), prog, cases);
+    unsigned pass = count(o, "\nPASS ") + (strncmp(o, "PASS ", 5) == 0);
+    ASSERT_MSG(st == 0 && pass == n && !strstr(o, "FAIL "),
+               "%s (%s) over %s: %u of %u cases passed (exit %d):\n%s", prog, extra,
+               worker_addr, pass, n, st, o);
+    printf("  %s (%s) over %s: %u cases passed\n", prog, extra, listen, pass);
+}
 
 static void run_matrix(const char *listen)
 {
@@ -281,6 +312,17 @@ static void run_matrix(const char *listen)
                                     "lib_unload=CUDA_SUCCESS"),
                "reset over %s:\n%s", worker_addr, o);
     printf("  reset over %s: %s", listen, o);
+    /* Pools and VMM under a VRAM limit: their memory counts as the driver counts it (the
+     * cases check cuMemGetInfo, which is the vGPU's then). */
+    run_cases(listen, "GPUFUSE_REMOTE_VRAM=1Gi", "sim/test_memory",
+              "stream_ordered_pools vmm_expandable_segments", 2);
+    stop_worker();
+    worker_sim_gpus = "H100:2";
+    start_worker(listen, NULL);
+    worker_sim_gpus = NULL;
+    for (unsigned i = 0; i < sizeof matrix_two_gpus / sizeof matrix_two_gpus[0]; i++)
+        run_cases(listen, "GPUFUSE_REMOTE_GPU=0,1", matrix_two_gpus[i].prog,
+                  matrix_two_gpus[i].cases, matrix_two_gpus[i].n);
     stop_worker();
 }
 
@@ -361,6 +403,205 @@ static unsigned raw_call(gf_wire_conn *c, uint32_t kind, gf_wire_writer *w, gf_w
     return gf_wire_get_u32(rep);
 }
 
+/* "props" of remote_proto.h: pinned device memory on the session's device 0. */
+static void put_props(gf_wire_writer *w)
+{
+    gf_wire_put_u32(w, CU_MEM_ALLOCATION_TYPE_PINNED);
+    gf_wire_put_u32(w, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+    gf_wire_put_u32(w, CU_MEM_LOCATION_TYPE_DEVICE);
+    gf_wire_put_i32(w, 0);
+    gf_wire_put_u32(w, 0);
+}
+
+#define VMM_GRAN (2ull << 20)
+
+/* Memory pools, VMM handles, reserved and mapped ranges on raw session c (a context current):
+ * forged ones, another session's (other: an allocation of session A) and ones that went are
+ * refused with the driver's error for an invalid value; c's own work. */
+static void forge_pools_and_vmm(gf_wire_conn *c, uint64_t other)
+{
+    uint8_t buf[512];
+    gf_wire_writer w;
+    gf_wire_reader rep;
+    gf_wire_writer_init_fixed(&w, buf, sizeof buf);
+    const uint64_t fake_pool = GF_RPC_HANDLE(GF_RPC_H_MEMPOOL, 1);
+    const uint64_t fake_vmem = GF_RPC_HANDLE(GF_RPC_H_VMEM, 1);
+    /* pools: a handle never made, a default pool of a device the session does not have */
+    uint64_t pools[] = {fake_pool, GF_RPC_MEMPOOL_DEFAULT(7), GF_RPC_HANDLE(GF_RPC_H_STREAM, 1)};
+    for (unsigned i = 0; i < 3; i++) {
+        gf_wire_writer_reset(&w);
+        gf_wire_put_handle(&w, pools[i]);
+        gf_wire_put_i32(&w, CU_MEMPOOL_ATTR_USED_MEM_CURRENT);
+        gf_wire_put_u32(&w, 0);
+        gf_wire_put_u64(&w, 0);
+        ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMPOOL_ATTR, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+        gf_wire_writer_reset(&w);
+        gf_wire_put_u64(&w, 4096);
+        gf_wire_put_handle(&w, pools[i]);
+        gf_wire_put_handle(&w, 0);
+        ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_ALLOC_FROM_POOL, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+        gf_wire_writer_reset(&w);
+        gf_wire_put_i32(&w, 0);
+        gf_wire_put_handle(&w, pools[i]);
+        ASSERT_EQ_INT(raw_call(c, GF_RPC_DEVICE_SET_MEMPOOL, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+        gf_wire_writer_reset(&w);
+        gf_wire_put_handle(&w, pools[i]);
+        ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMPOOL_DESTROY, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    }
+    /* ... while the device's own default pool answers */
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, GF_RPC_MEMPOOL_DEFAULT(0));
+    gf_wire_put_i32(&w, CU_MEMPOOL_ATTR_USED_MEM_CURRENT);
+    gf_wire_put_u32(&w, 0);
+    gf_wire_put_u64(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMPOOL_ATTR, &w, &rep), CUDA_SUCCESS);
+
+    /* VMM: a reservation and a handle of c's own, mapped */
+    gf_wire_writer_reset(&w);
+    gf_wire_put_u64(&w, 2 * VMM_GRAN);
+    gf_wire_put_u64(&w, 0);
+    gf_wire_put_handle(&w, 0);
+    gf_wire_put_u64(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_VA_RESERVE, &w, &rep), CUDA_SUCCESS);
+    uint64_t va = gf_wire_get_handle(&rep);
+    const uint64_t mine = GF_RPC_HANDLE(GF_RPC_H_VMEM, 77);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, mine);
+    gf_wire_put_u64(&w, VMM_GRAN);
+    put_props(&w);
+    gf_wire_put_u64(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_CREATE, &w, &rep), CUDA_SUCCESS);
+    /* forged handles: release, map, export, import */
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, fake_vmem);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_RELEASE, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, va);
+    gf_wire_put_u64(&w, VMM_GRAN);
+    gf_wire_put_u64(&w, 0);
+    gf_wire_put_handle(&w, fake_vmem);
+    gf_wire_put_u64(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_MAP, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, fake_vmem);
+    gf_wire_put_u32(&w, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_EXPORT, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_VMEM, 78));
+    gf_wire_put_handle(&w, fake_vmem);
+    gf_wire_put_u32(&w, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_IMPORT, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    /* Each session is a process of its own, whose addresses may coincide with A's: A's
+     * pointer is probed only where it is none of c's own memory or reservation. */
+    const uint64_t candidates[] = {other, va - VMM_GRAN, va + 4 * VMM_GRAN, 0x1000};
+    other = 0;
+    for (unsigned i = 0; i < 4 && !other; i++) {
+        uint64_t x = candidates[i];
+        gf_wire_writer_reset(&w);
+        gf_wire_put_handle(&w, x);
+        if ((x < va || x - va >= 2 * VMM_GRAN) &&
+            raw_call(c, GF_RPC_MEM_RANGE, &w, &rep) == CUDA_ERROR_NOT_FOUND)
+            other = x;
+    }
+    ASSERT_TRUE(other != 0);
+    /* a real handle mapped where nothing was reserved (A's memory), or past the reservation */
+    uint64_t where[] = {other, va - VMM_GRAN, va + VMM_GRAN + 4096, va + 2 * VMM_GRAN};
+    for (unsigned i = 0; i < 4; i++) {
+        gf_wire_writer_reset(&w);
+        gf_wire_put_handle(&w, where[i]);
+        gf_wire_put_u64(&w, VMM_GRAN);
+        gf_wire_put_u64(&w, 0);
+        gf_wire_put_handle(&w, mine);
+        gf_wire_put_u64(&w, 0);
+        ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_MAP, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    }
+    /* mapped in its reservation: a valid range for copies until it is unmapped */
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, va);
+    gf_wire_put_u64(&w, VMM_GRAN);
+    gf_wire_put_u64(&w, 0);
+    gf_wire_put_handle(&w, mine);
+    gf_wire_put_u64(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_MAP, &w, &rep), CUDA_SUCCESS);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, va);
+    gf_wire_put_u64(&w, VMM_GRAN);
+    gf_wire_put_u32(&w, 1);
+    gf_wire_put_u32(&w, CU_MEM_LOCATION_TYPE_DEVICE);
+    gf_wire_put_i32(&w, 0);
+    gf_wire_put_u32(&w, CU_MEM_ACCESS_FLAGS_PROT_READWRITE);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_SET_ACCESS, &w, &rep), CUDA_SUCCESS);
+    uint64_t inside[][2] = {{va, 16}, {va + VMM_GRAN - 16, 16}};
+    uint64_t outside[][2] = {{va + VMM_GRAN - 8, 16}, {va + VMM_GRAN, 16}, {other, 16}};
+    for (unsigned i = 0; i < 2; i++) {
+        gf_wire_writer_reset(&w);
+        gf_wire_put_handle(&w, inside[i][0]);
+        gf_wire_put_u64(&w, inside[i][1]);
+        gf_wire_put_u32(&w, 1);
+        gf_wire_put_bytes(&w, "0123456789abcdef", 16);
+        ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMCPY_HTOD, &w, &rep), CUDA_SUCCESS);
+    }
+    for (unsigned i = 0; i < 3; i++) {
+        gf_wire_writer_reset(&w);
+        gf_wire_put_handle(&w, outside[i][0]);
+        gf_wire_put_u64(&w, outside[i][1]);
+        gf_wire_put_u32(&w, 1);
+        gf_wire_put_bytes(&w, "0123456789abcdef", 16);
+        ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMCPY_HTOD, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    }
+    /* A's allocation is no mapping: not unmapped, its handle not retained, no access set */
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, other);
+    gf_wire_put_u64(&w, 4096);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_UNMAP, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, other);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_RETAIN_HANDLE, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, other);
+    gf_wire_put_u64(&w, 4096);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_VA_FREE, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    /* part of a mapping is not unmapped; the whole one is, and then it is no memory */
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, va);
+    gf_wire_put_u64(&w, VMM_GRAN / 2);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_UNMAP, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, va);
+    gf_wire_put_u64(&w, VMM_GRAN);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_UNMAP, &w, &rep), CUDA_SUCCESS);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, va);
+    gf_wire_put_u64(&w, 16);
+    gf_wire_put_handle(&w, 0);
+    gf_wire_put_u32(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMCPY_DTOH, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, va);
+    gf_wire_put_u64(&w, VMM_GRAN);
+    gf_wire_put_u32(&w, 1);
+    gf_wire_put_u32(&w, CU_MEM_LOCATION_TYPE_DEVICE);
+    gf_wire_put_i32(&w, 0);
+    gf_wire_put_u32(&w, CU_MEM_ACCESS_FLAGS_PROT_READWRITE);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_SET_ACCESS, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, va);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_RETAIN_HANDLE, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    /* a released handle is gone: released again or mapped, it is refused */
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, mine);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_RELEASE, &w, &rep), CUDA_SUCCESS);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_RELEASE, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, va);
+    gf_wire_put_u64(&w, VMM_GRAN);
+    gf_wire_put_u64(&w, 0);
+    gf_wire_put_handle(&w, mine);
+    gf_wire_put_u64(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_MAP, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    /* the session's reservation stays for the end of the session to free */
+}
+
 TEST(forged_pointers_and_handles_are_refused)
 {
     start_worker("tcp://127.0.0.1:0", NULL);
@@ -435,6 +676,7 @@ TEST(forged_pointers_and_handles_are_refused)
     gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_LIBRARY, 7));
     gf_wire_put_str(&w, "x");
     ASSERT_EQ_INT(raw_call(c, GF_RPC_GET_MANAGED, &w, &rep), CUDA_ERROR_INVALID_HANDLE);
+    forge_pools_and_vmm(c, ptr);
     /* A malformed request closes C only. */
     gf_wire_writer_reset(&w);
     gf_wire_put_str(&w, "not a handle");
@@ -451,6 +693,91 @@ TEST(forged_pointers_and_handles_are_refused)
     fclose(a);
     o = run(&st, "%s %s/tests/client/helpers/cuprobe vecadd 2>&1", client_env(), build_dir());
     ASSERT_MSG(strstr(o, "vecadd_bad=0"), "the worker still serves others:\n%s", o);
+    stop_worker();
+}
+
+/* VMM and pool memory count against the vGPU's VRAM as cuMemAlloc does: cuMemCreate charges
+ * until the memory goes (handle released and mappings gone), pool allocations until freed. */
+TEST(vmm_and_pool_memory_count_against_the_vram_limit)
+{
+    start_worker("tcp://127.0.0.1:0", NULL);
+    gf_wire_conn *c = NULL;
+    char err[512];
+    gf_wire_hello h;
+    gf_wire_welcome wl;
+    gf_wire_hello_init(&h);
+    h.vram_bytes = 2 * VMM_GRAN;
+    ASSERT_MSG(gf_wire_connect(worker_addr, NULL, &c, err, sizeof err) == GF_OK, "%s", err);
+    ASSERT_MSG(gf_wire_client_handshake(c, &h, &wl, err, sizeof err) == GF_OK, "%s", err);
+    uint8_t buf[256];
+    gf_wire_writer w;
+    gf_wire_reader rep;
+    gf_wire_writer_init_fixed(&w, buf, sizeof buf);
+    gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_CTX, 1));
+    gf_wire_put_i32(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_PRIMARY_RETAIN, &w, &rep), CUDA_SUCCESS);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_CTX, 1));
+    gf_wire_queue(c, GF_RPC_CTX_SET, GF_WIRE_F_NOREPLY, 0, w.buf, w.len, NULL, 0);
+    /* two handles fill the 4 MiB vGPU; a third, or a pool allocation, does not fit */
+    for (unsigned i = 1; i <= 3; i++) {
+        gf_wire_writer_reset(&w);
+        gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_VMEM, i));
+        gf_wire_put_u64(&w, VMM_GRAN);
+        put_props(&w);
+        gf_wire_put_u64(&w, 0);
+        ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_CREATE, &w, &rep),
+                      i < 3 ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY);
+    }
+    gf_wire_writer_reset(&w);
+    gf_wire_put_u64(&w, 4096);
+    gf_wire_put_handle(&w, GF_RPC_MEMPOOL_DEFAULT(0));
+    gf_wire_put_handle(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_ALLOC_FROM_POOL, &w, &rep), CUDA_ERROR_OUT_OF_MEMORY);
+    /* handle 1 mapped, then released: its memory stays charged until the mapping goes */
+    gf_wire_writer_reset(&w);
+    gf_wire_put_u64(&w, VMM_GRAN);
+    gf_wire_put_u64(&w, 0);
+    gf_wire_put_handle(&w, 0);
+    gf_wire_put_u64(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_VA_RESERVE, &w, &rep), CUDA_SUCCESS);
+    uint64_t va = gf_wire_get_handle(&rep);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, va);
+    gf_wire_put_u64(&w, VMM_GRAN);
+    gf_wire_put_u64(&w, 0);
+    gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_VMEM, 1));
+    gf_wire_put_u64(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_MAP, &w, &rep), CUDA_SUCCESS);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_VMEM, 1));
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_RELEASE, &w, &rep), CUDA_SUCCESS);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_u64(&w, 4096);
+    gf_wire_put_handle(&w, GF_RPC_MEMPOOL_DEFAULT(0));
+    gf_wire_put_handle(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_ALLOC_FROM_POOL, &w, &rep), CUDA_ERROR_OUT_OF_MEMORY);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, va);
+    gf_wire_put_u64(&w, VMM_GRAN);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_UNMAP, &w, &rep), CUDA_SUCCESS);
+    /* now 2 MiB are free: a pool allocation fits, and then a third handle does not */
+    gf_wire_writer_reset(&w);
+    gf_wire_put_u64(&w, 4096);
+    gf_wire_put_handle(&w, GF_RPC_MEMPOOL_DEFAULT(0));
+    gf_wire_put_handle(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_ALLOC_FROM_POOL, &w, &rep), CUDA_SUCCESS);
+    gf_wire_writer_reset(&w);
+    gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_VMEM, 4));
+    gf_wire_put_u64(&w, VMM_GRAN);
+    put_props(&w);
+    gf_wire_put_u64(&w, 0);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_CREATE, &w, &rep), CUDA_ERROR_OUT_OF_MEMORY);
+    ASSERT_EQ_INT(raw_call(c, GF_RPC_STATS, NULL, &rep), CUDA_SUCCESS);
+    uint64_t nalloc = gf_wire_get_u64(&rep), bytes = gf_wire_get_u64(&rep);
+    ASSERT_EQ_U64(nalloc, 2); /* handle 2 and the pool allocation */
+    ASSERT_EQ_U64(bytes, VMM_GRAN + 4096);
+    gf_wire_close(c); /* the session's end frees the rest (the worker exits cleanly) */
     stop_worker();
 }
 

@@ -376,15 +376,6 @@ TEST(pointer_attributes)
     void *hp;
     ASSERT_CU(cuPointerGetAttribute(&hp, CU_POINTER_ATTRIBUTE_HOST_POINTER, d), CUDA_ERROR_INVALID_VALUE);
 
-    void *pinned;
-    CHECK_CU(cuMemAllocHost(&pinned, 64));
-    CHECK_CU(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, (CUdeviceptr)(uintptr_t)pinned));
-    ASSERT_EQ_INT(type, CU_MEMORYTYPE_HOST);
-    CUdeviceptr m;
-    CHECK_CU(cuMemAllocManaged(&m, 4096, CU_MEM_ATTACH_GLOBAL));
-    CHECK_CU(cuPointerGetAttribute(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED, m));
-    ASSERT_EQ_INT(managed, 1);
-
     int stack_var = 0;
     CUdeviceptr hostp = (CUdeviceptr)(uintptr_t)&stack_var;
     ASSERT_CU(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, hostp), CUDA_ERROR_INVALID_VALUE);
@@ -401,6 +392,24 @@ TEST(pointer_attributes)
     CHECK_CU(cuPointerGetAttributes(3, attrs, data, d));
     ASSERT_EQ_INT(t2, CU_MEMORYTYPE_DEVICE);
     ASSERT_TRUE(c2 == ctx);
+}
+
+/* Apart from pointer_attributes: host memory the driver knows (pinned, managed) lives on the
+ * client's machine in remote mode (docs/remote.md, "Managed and mapped host memory"), a
+ * mechanism of its own next to the device memory the worker holds. */
+TEST(pointer_attributes_of_pinned_and_managed_memory)
+{
+    sim_setup();
+    unsigned type;
+    void *pinned;
+    CHECK_CU(cuMemAllocHost(&pinned, 64));
+    CHECK_CU(cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, (CUdeviceptr)(uintptr_t)pinned));
+    ASSERT_EQ_INT(type, CU_MEMORYTYPE_HOST);
+    CUdeviceptr m;
+    int managed;
+    CHECK_CU(cuMemAllocManaged(&m, 4096, CU_MEM_ATTACH_GLOBAL));
+    CHECK_CU(cuPointerGetAttribute(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED, m));
+    ASSERT_EQ_INT(managed, 1);
 }
 
 TEST(unified_copies_and_copy_bounds)

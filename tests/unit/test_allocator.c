@@ -820,12 +820,120 @@ TEST(index_matches_linear_scan)
     gf_alloc_free(a);
 }
 
+/* Local multi-GPU binpack and spread through the node order (nodes by the sum of their GPUs'
+ * free keys) against the scan of every node (the reference mode): randomized place/release
+ * sequences of 1..4-GPU requests (whole or fractional, TFLOPs or percent, some restricted to a
+ * model) on nodes of 1..8 GPUs of two models must give the same placements, step by step,
+ * through a node going NotReady and back, a change of the pool's ratios (every key moves), a
+ * GPU and a node removed, a GPU cordoned, and nodes and GPUs added. */
+static gf_alloc *order_pool(gf_alloc_strategy s, uint64_t seed)
+{
+    gf_alloc *a = mk(s, 1.25, 1);
+    char nm[32], u[32];
+    for (int n = 0; n < 16; n++) {
+        snprintf(nm, sizeof(nm), "n%02d", n);
+        node(a, nm, NULL, 1);
+        int k = 1 + (int)((seed >> (n * 3)) % 8);
+        for (int g = 0; g < k; g++) {
+            snprintf(u, sizeof(u), "g%02d-%d", n, g);
+            if (n % 4 == 3)
+                gpu(a, u, nm, (unsigned)g, "T4-like", 16 * GiB, 65);
+            else
+                gpu(a, u, nm, (unsigned)g, "H100-like", 80 * GiB, 400);
+        }
+    }
+    return a;
+}
+
+static void order_random_sequence(gf_alloc_strategy strat, uint64_t seed)
+{
+    gf_alloc *fast = order_pool(strat, seed), *ref = order_pool(strat, seed);
+    gf_alloc *both[2] = {fast, ref};
+    gf_alloc__frag_set_reference(ref, "default", 1);
+    static gf_alloc_result rf, rr;
+    char id[32], err[256];
+    int live[700] = {0};
+    const char *t4[] = {"T4-like"};
+    for (int i = 0; i < 700; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t x = seed >> 11;
+        gf_alloc_request r;
+        memset(&r, 0, sizeof(r));
+        if (x % 2)
+            r.percent_request = (double)(10 * (1 + (x >> 1) % 10));
+        else
+            r.tflops_request = (double)(5 * (1 + (x >> 1) % 12));
+        r.vram_request = ((x >> 8) % 4) * 3 * GiB;
+        r.gpu_count = 1 + (uint32_t)((x >> 12) % 4);
+        if ((x >> 28) % 3 == 0) r.percent_request = 100, r.tflops_request = 0, r.vram_request = 0;
+        if ((x >> 18) % 10 == 0) {
+            r.models = t4;
+            r.n_models = 1;
+        }
+        snprintf(id, sizeof(id), "w%03d", i);
+        gf_status sf = gf_alloc_place(fast, id, &r, &rf);
+        gf_status sr = gf_alloc_place(ref, id, &r, &rr);
+        ASSERT_MSG(sf == sr, "%s step %d: ordered status %s, scan %s",
+                   gf_alloc_strategy_name(strat), i, gf_status_name(sf), gf_status_name(sr));
+        if (sf == GF_OK) {
+            ASSERT_EQ_INT((int)rf.n, (int)rr.n);
+            for (uint32_t j = 0; j < rf.n; j++)
+                ASSERT_MSG(!strcmp(rf.placements[j].gpu_uuid, rr.placements[j].gpu_uuid),
+                           "%s step %d placement %u: ordered %s, scan %s",
+                           gf_alloc_strategy_name(strat), i, j, rf.placements[j].gpu_uuid,
+                           rr.placements[j].gpu_uuid);
+            live[i] = 1;
+        }
+        if ((x >> 20) % 3 == 0) { /* release a random live one */
+            int j = (int)((x >> 24) % (uint64_t)(i + 1));
+            if (live[j]) {
+                snprintf(id, sizeof(id), "w%03d", j);
+                ASSERT_EQ_INT(gf_alloc_release(fast, id), GF_OK);
+                ASSERT_EQ_INT(gf_alloc_release(ref, id), GF_OK);
+                live[j] = 0;
+            }
+        }
+        for (int b = 0; b < 2; b++) {
+            gf_alloc *a = both[b];
+            if (i == 150 || i == 250)
+                ASSERT_EQ_INT(gf_alloc_node_set_ready(a, "n02", i == 250, NULL, 0), GF_OK);
+            if (i == 200 || i == 450) {
+                gf_alloc_pool_spec ps = {"default", strat, i == 200 ? 1.5 : 1.25, 1};
+                ASSERT_EQ_INT(gf_alloc_pool_set(a, &ps, err, sizeof(err)), GF_OK);
+            }
+            if (i == 350) ASSERT_EQ_INT(gf_alloc_gpu_cordon(a, "g04-0", 1, NULL, 0), GF_OK);
+            if (i == 400) {
+                node(a, "n16", NULL, 1);
+                gpu(a, "g16-0", "n16", 0, "H100-like", 80 * GiB, 400);
+                gpu(a, "g16-1", "n16", 1, "H100-like", 80 * GiB, 400);
+                gpu(a, "g05-9", "n05", 9, "H100-like", 80 * GiB, 400);
+            }
+        }
+        if (i == 300) {
+            empty_and_remove(fast, ref, "n06", NULL, live);
+            empty_and_remove(fast, ref, "n01", "g01-0", live);
+        }
+    }
+    gf_alloc_free(fast);
+    gf_alloc_free(ref);
+}
+
+TEST(multi_gpu_node_order_matches_scan)
+{
+    for (uint64_t s = 1; s <= 8; s++) {
+        order_random_sequence(GF_ALLOC_BINPACK, s * 0x9e3779b97f4a7c15ull);
+        order_random_sequence(GF_ALLOC_SPREAD, s * 0x2545f4914f6cdd1dull);
+    }
+}
+
 /* Least-fragmentation's fast path (state groups, memoized state scores, special GPUs at a
  * multi-GPU threshold) against the reference that scores every fitting GPU from scratch
  * (docs/allocator.md): randomized place/release sequences on a mixed pool (two models, nodes of
- * 2..8 GPUs, TFLOPs and percent requests, limits above requests, 1..3 GPUs local and remote,
- * model filters, a node going NotReady) must give the same placements, step by step, in both
- * the observed-distribution and the target-distribution modes. */
+ * 2..8 GPUs, TFLOPs and percent requests, limits above requests, 1..4 GPUs local and remote,
+ * whole or fractional, model filters, a node going NotReady) must give the same placements,
+ * step by step, in the observed-distribution mode and in two target modes: with multi-GPU types
+ * (local multi-GPU requests scored by the node evaluator over the per-node aggregates) and
+ * without (no aggregates: scored from the GPUs' states). */
 static gf_alloc *lf_pool(uint64_t seed, int target)
 {
     gf_alloc *a = mk(GF_ALLOC_LEAST_FRAG, 1.25, 1);
@@ -844,10 +952,13 @@ static gf_alloc *lf_pool(uint64_t seed, int target)
     }
     if (target) {
         gf_alloc_task_type tt[] = {{0, 25, 8 * GiB, 1, 5}, {0, 50, 16 * GiB, 1, 3},
-                                   {40, 0, 4 * GiB, 1, 4}, {0, 100, 16 * GiB, 2, 1.5},
-                                   {0, 100, 16 * GiB, 4, 0.7}, {120, 0, 10 * GiB, 1, 2}};
+                                   {40, 0, 4 * GiB, 1, 4}, {120, 0, 10 * GiB, 1, 2},
+                                   {0, 100, 16 * GiB, 2, 1.5}, {0, 100, 16 * GiB, 4, 0.7}};
+        /* target 2: single-GPU types only, so the pool keeps no per-node aggregates and
+         * multi-GPU requests are scored from the GPUs' states */
         char err[256] = "";
-        ASSERT_MSG(gf_alloc_pool_set_workload(a, "default", tt, 6, err, sizeof(err)) == GF_OK,
+        ASSERT_MSG(gf_alloc_pool_set_workload(a, "default", tt, target == 2 ? 4 : 6, err,
+                                              sizeof(err)) == GF_OK,
                    "set_workload: %s", err);
     }
     return a;
@@ -874,8 +985,10 @@ static void lf_random_sequence(uint64_t seed, int target)
         }
         r.vram_request = ((x >> 8) % 5) * 4 * GiB;
         uint32_t k = (x >> 12) % 10;
-        r.gpu_count = k < 7 ? 1 : k < 9 ? 2 : 3;
-        if (r.gpu_count > 1) r.percent_request = 100, r.percent_limit = 0, r.tflops_request = 0;
+        r.gpu_count = k < 6 ? 1 : k < 8 ? 2 : k < 9 ? 3 : 4;
+        /* multi-GPU: whole GPUs, or the single request's share on each */
+        if (r.gpu_count > 1 && (x >> 28) % 2)
+            r.percent_request = 100, r.percent_limit = 0, r.tflops_request = 0;
         r.remote = (x >> 16) % 4 == 0;
         if ((x >> 18) % 8 == 0) {
             r.models = h100;
@@ -932,6 +1045,7 @@ TEST(least_fragmentation_fast_path_matches_reference)
     for (uint64_t s = 1; s <= 6; s++) {
         lf_random_sequence(s * 0x9e3779b97f4a7c15ull, 0);
         lf_random_sequence(s * 0x2545f4914f6cdd1dull, 1);
+        lf_random_sequence(s * 0xd6e8feb86659fd93ull, 2);
     }
 }
 

@@ -467,3 +467,176 @@ TEST(node_removal_and_missing_gpus)
                        "{\"name\": \"w3\", \"vram_request\": \"1Gi\"}", NULL), 201);
     gf_server_free(srv);
 }
+
+/* DELETE with query arguments k=v (NULL v: bare). */
+static unsigned call_args(const char *path, const char *k, const char *v, json_t **out)
+{
+    const char *args[] = {k, v};
+    gf_srv_req req = {.method = "DELETE", .path = path, .authorization = hdr, .args = args,
+                      .n_args = 1};
+    gf_srv_resp resp;
+    gf_srv_handle(srv, &req, &resp);
+    if (out) *out = json_loadb(resp.body, resp.body_len, 0, NULL);
+    free(resp.body);
+    return resp.status;
+}
+
+/* DELETE /api/v1/gpus/UUID: 404 for an unknown GPU, 403 for a node token, 400 naming a bad
+ * query argument, 409 naming the workloads on it (nothing changes), force deletes them; the GPU
+ * leaves the store and the allocator (a request only it could take is refused, others still
+ * land on the node's other GPU), stays gone after a restart, and comes back when its node
+ * registers again still reporting it. */
+TEST(gpu_removal)
+{
+    const char *dir = gf_test_tmp_path("rmgpu");
+    open_server(dir);
+    json_t *v;
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/tokens", "{\"node\": \"n1\"}", &v), 201);
+    char ntok[300];
+    snprintf(ntok, sizeof ntok, "Bearer %s", json_string_value(json_object_get(v, "token")));
+    json_decref(v);
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", node_reg, NULL), 201);
+    /* 60 GiB fits GPU-a (H100) only */
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"w\", \"vram_request\": \"60Gi\"}", NULL), 201);
+    ASSERT_EQ_INT(call(hdr, "DELETE", "/api/v1/gpus/GPU-nope", NULL, &v), 404);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "GPU-nope");
+    json_decref(v);
+    ASSERT_EQ_INT(call(ntok, "DELETE", "/api/v1/gpus/GPU-a", NULL, NULL), 403);
+    ASSERT_EQ_INT(call_args("/api/v1/gpus/GPU-a", "force", "maybe", &v), 400);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "force");
+    json_decref(v);
+    ASSERT_EQ_INT(call_args("/api/v1/gpus/GPU-a", "now", "1", &v), 400);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "\"now\"");
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "DELETE", "/api/v1/gpus/GPU-a", NULL, &v), 409);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "n1");
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "force");
+    ASSERT_EQ_STR(json_string_value(json_array_get(json_object_get(v, "workloads"), 0)), "w");
+    json_decref(v);
+    ASSERT_EQ_STR(gpu_status("GPU-a"), "Ready");
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/w", NULL, NULL), 200);
+    ASSERT_EQ_INT(call_force("DELETE", "/api/v1/gpus/GPU-a", &v), 200);
+    ASSERT_EQ_STR(json_string_value(json_object_get(v, "deleted")), "GPU-a");
+    ASSERT_EQ_STR(json_string_value(json_object_get(v, "node")), "n1");
+    ASSERT_EQ_INT((int)json_array_size(json_object_get(v, "workloads_deleted")), 1);
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/w", NULL, NULL), 404);
+    ASSERT_EQ_STR(gpu_status("GPU-a"), "(absent)");
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/nodes/n1", NULL, NULL), 200);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"big\", \"vram_request\": \"60Gi\"}", &v), 409);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "GPU 1");
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"small\", \"vram_request\": \"1Gi\"}", &v), 201);
+    char *dump = json_dumps(v, 0);
+    ASSERT_CONTAINS(dump, "GPU-b");
+    free(dump);
+    json_decref(v);
+    /* a free GPU goes without force */
+    ASSERT_EQ_INT(call(hdr, "DELETE", "/api/v1/workloads/small", NULL, NULL), 200);
+    ASSERT_EQ_INT(call(hdr, "DELETE", "/api/v1/gpus/GPU-b", NULL, &v), 200);
+    ASSERT_EQ_INT((int)json_array_size(json_object_get(v, "workloads_deleted")), 0);
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "DELETE", "/api/v1/gpus/GPU-b", NULL, NULL), 404);
+    /* gone after a restart too; back when the node registers again with it */
+    gf_server_free(srv);
+    open_server(dir);
+    ASSERT_EQ_STR(gpu_status("GPU-a"), "(absent)");
+    ASSERT_EQ_STR(gpu_status("GPU-b"), "(absent)");
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"small\", \"vram_request\": \"1Gi\"}", NULL), 409);
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", node_reg, NULL), 200);
+    ASSERT_EQ_STR(gpu_status("GPU-a"), "Ready");
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"big\", \"vram_request\": \"60Gi\"}", NULL), 201);
+    gf_server_free(srv);
+}
+
+/* POST with an optional body and query argument. */
+static unsigned call_post(const char *auth, const char *path, const char *body, const char *k,
+                          json_t **out)
+{
+    const char *args[] = {k, "1"};
+    gf_srv_req req = {.method = "POST", .path = path, .authorization = auth, .body = body,
+                      .body_len = body ? strlen(body) : 0, .args = args, .n_args = k ? 1 : 0};
+    gf_srv_resp resp;
+    gf_srv_handle(srv, &req, &resp);
+    if (out) *out = json_loadb(resp.body, resp.body_len, 0, NULL);
+    free(resp.body);
+    return resp.status;
+}
+
+static int gpu_cordoned(const char *uuid)
+{
+    char path[128];
+    json_t *v;
+    snprintf(path, sizeof path, "/api/v1/gpus/%s", uuid);
+    ASSERT_EQ_INT(call(hdr, "GET", path, NULL, &v), 200);
+    int on = json_is_true(json_object_get(v, "cordoned"));
+    ASSERT_TRUE(json_is_boolean(json_object_get(v, "cordoned")));
+    json_decref(v);
+    return on;
+}
+
+/* POST /api/v1/gpus/UUID/cordon | uncordon: a cordoned GPU takes no new placement, its workload
+ * stays; the cordon holds across a restart and a re-registration, and uncordoning a Missing GPU
+ * leaves it unplaceable until its node reports it again. Bad input: 404, 403, 400 naming the
+ * body or the query argument, 405. */
+TEST(gpu_cordon_route)
+{
+    const char *dir = gf_test_tmp_path("cordon");
+    open_server(dir);
+    json_t *v;
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/tokens", "{\"node\": \"n1\"}", &v), 201);
+    char ntok[300];
+    snprintf(ntok, sizeof ntok, "Bearer %s", json_string_value(json_object_get(v, "token")));
+    json_decref(v);
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", node_reg, NULL), 201);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads",
+                       "{\"name\": \"w\", \"vram_request\": \"60Gi\"}", NULL), 201);
+    const char *h1 = "{\"name\": \"h1\", \"vram_request\": \"10Gi\", \"gpu_models\": [\"H100\"]}";
+    ASSERT_TRUE(!(gpu_cordoned("GPU-a")));
+    /* bad input */
+    ASSERT_EQ_INT(call_post(hdr, "/api/v1/gpus/GPU-nope/cordon", NULL, NULL, &v), 404);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "GPU-nope");
+    json_decref(v);
+    ASSERT_EQ_INT(call_post(ntok, "/api/v1/gpus/GPU-a/cordon", NULL, NULL, NULL), 403);
+    ASSERT_EQ_INT(call_post(hdr, "/api/v1/gpus/GPU-a/cordon", "{\"on\": true}", NULL, &v), 400);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "body");
+    json_decref(v);
+    ASSERT_EQ_INT(call_post(hdr, "/api/v1/gpus/GPU-a/cordon", NULL, "until", &v), 400);
+    ASSERT_CONTAINS(json_string_value(json_object_get(v, "error")), "until");
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/gpus/GPU-a/cordon", NULL, NULL), 405);
+    ASSERT_TRUE(!(gpu_cordoned("GPU-a")));
+    /* cordoned: w stays, nothing new lands there */
+    ASSERT_EQ_INT(call_post(hdr, "/api/v1/gpus/GPU-a/cordon", NULL, NULL, &v), 200);
+    ASSERT_TRUE(json_is_true(json_object_get(v, "cordoned")));
+    ASSERT_EQ_STR(json_string_value(json_object_get(v, "status")), "Ready");
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "GET", "/api/v1/workloads/w", NULL, NULL), 200);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads", h1, NULL), 409);
+    /* across a restart and a re-registration */
+    gf_server_free(srv);
+    open_server(dir);
+    ASSERT_TRUE(gpu_cordoned("GPU-a"));
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads", h1, NULL), 409);
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", node_reg, NULL), 200);
+    ASSERT_TRUE(gpu_cordoned("GPU-a"));
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads", h1, NULL), 409);
+    /* Missing (its node stopped reporting it; w holds it): uncordoned, still unplaceable */
+    const char *only_b = "{\"name\": \"n1\", \"gpus\": [{\"uuid\": \"GPU-b\", \"index\": 1, "
+                         "\"model\": \"T4\", \"vram_bytes\": \"16Gi\"}]}";
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", only_b, NULL), 200);
+    ASSERT_EQ_INT(call_post(hdr, "/api/v1/gpus/GPU-a/uncordon", NULL, NULL, &v), 200);
+    ASSERT_TRUE(!(json_is_true(json_object_get(v, "cordoned"))));
+    ASSERT_EQ_STR(json_string_value(json_object_get(v, "status")), "Missing");
+    json_decref(v);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads", h1, NULL), 409);
+    /* reported again: placeable */
+    ASSERT_EQ_INT(call(ntok, "POST", "/api/v1/nodes/register", node_reg, NULL), 200);
+    ASSERT_EQ_INT(call(hdr, "POST", "/api/v1/workloads", h1, NULL), 201);
+    gf_server_free(srv);
+}

@@ -44,6 +44,10 @@
     X(cuStreamSynchronize, cuStreamSynchronize, "cuStreamSynchronize")                        \
     X(cuMemCreate, cuMemCreate, "cuMemCreate")                                                \
     X(cuMemRelease, cuMemRelease, "cuMemRelease")                                             \
+    X(cuMemAddressReserve, cuMemAddressReserve, "cuMemAddressReserve")                        \
+    X(cuMemAddressFree, cuMemAddressFree, "cuMemAddressFree")                                 \
+    X(cuMemMap, cuMemMap, "cuMemMap")                                                         \
+    X(cuMemUnmap, cuMemUnmap, "cuMemUnmap")                                                   \
     X(cuArrayCreate, cuArrayCreate_v2, "cuArrayCreate")                                       \
     X(cuArray3DCreate, cuArray3DCreate_v2, "cuArray3DCreate")                                 \
     X(cuArrayDestroy, cuArrayDestroy, "cuArrayDestroy")                                       \
@@ -204,6 +208,21 @@ static int paths(void)
            CUDA_ERROR_OUT_OF_MEMORY);
     EXPECT(cu.cuMemCreate(&h, small, &prop, 0), CUDA_SUCCESS);
     EXPECT(cu.cuMemRelease(h), CUDA_SUCCESS);
+    BACK();
+    /* Released while mapped: the memory (and its charge) stays until the mapping goes. */
+    CUdeviceptr va;
+    EXPECT(cu.cuMemCreate(&h, small, &prop, 0), CUDA_SUCCESS);
+    EXPECT(cu.cuMemAddressReserve(&va, small, 0, 0, 0), CUDA_SUCCESS);
+    EXPECT(cu.cuMemMap(va, small, 0, h, 0), CUDA_SUCCESS);
+    EXPECT(cu.cuMemRelease(h), CUDA_SUCCESS);
+    size_t fm;
+    cu.cuMemGetInfo(&fm, &t);
+    printf("%s free while mapped %zu (was %zu)\n", fm < f0 ? "ok" : "BAD", fm, f0);
+    fails += fm >= f0;
+    EXPECT(cu.cuMemCreate(&h, (big - small + (2 << 20)) & ~(size_t)((2 << 20) - 1), &prop, 0),
+           CUDA_ERROR_OUT_OF_MEMORY);
+    EXPECT(cu.cuMemUnmap(va, small), CUDA_SUCCESS);
+    EXPECT(cu.cuMemAddressFree(va, small), CUDA_SUCCESS);
     BACK();
     CUDA_ARRAY_DESCRIPTOR ad = {.Width = 65536, .Height = (big / 65536 / 4) + 1,
                                 .Format = CU_AD_FORMAT_FLOAT, .NumChannels = 1};
