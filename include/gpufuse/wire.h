@@ -37,7 +37,7 @@ extern "C" {
  * different MINOR is accepted (a newer minor only adds kinds, flags, trailing header bytes and
  * trailing payload fields that an older peer ignores). */
 #define GF_WIRE_MAJOR 1
-#define GF_WIRE_MINOR 0
+#define GF_WIRE_MINOR 1
 
 /* "GFW1" read as a little-endian u32 ('G' first on the wire). Frozen forever. */
 #define GF_WIRE_MAGIC 0x31574647u

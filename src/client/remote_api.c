@@ -3187,6 +3187,15 @@ static CUresult host_func(CUstream s, CUhostFn fn, CUstreamCallback cb, void *da
     if (r != CUDA_SUCCESS) return r;
     if (!fn && !cb) return CUDA_ERROR_INVALID_VALUE;
     LOCK();
+    if (gf_wire_conn_peer_minor(gf_r.c) < 1) {
+        /* A wire 1.0 worker has no HOST_FUNC: the stream's work first, then the function, here
+         * (in order, but the call waits for the stream). */
+        gf_remote_unlock();
+        if ((r = r_cuStreamSynchronize(s)) != CUDA_SUCCESS) return r;
+        if (fn) fn(data);
+        else cb(s, CUDA_SUCCESS, data);
+        return CUDA_SUCCESS;
+    }
     r = gf_remote_host_func(sh, s, fn, cb, data);
     gf_remote_unlock();
     return r;

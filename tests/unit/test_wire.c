@@ -416,7 +416,7 @@ TEST(wire_hello_welcome_codec_and_checks)
     ASSERT_EQ_INT(gf_wire_check_hello(&h2, NULL, err, sizeof err), GF_OK);
     h2.major = 2;
     ASSERT_EQ_INT(gf_wire_check_hello(&h2, "s3cret", err, sizeof err), GF_EPROTO);
-    ASSERT_CONTAINS(err, "worker speaks gpufuse wire 1.0, client 2.0: upgrade the worker");
+    ASSERT_CONTAINS(err, "worker speaks gpufuse wire 1.1, client 2.1: upgrade the worker");
     /* Truncated HELLO. */
     f.hdr.payload_len = w.len - 3;
     ASSERT_EQ_INT(gf_wire_hello_decode(&f, &h2, err, sizeof err), GF_EPROTO);

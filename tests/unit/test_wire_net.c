@@ -560,12 +560,12 @@ static void handshake_refusals(const char *addr)
     h.major = GF_WIRE_MAJOR + 1;
     snprintf(h.token, sizeof h.token, TOKEN);
     ASSERT_EQ_INT(gf_wire_client_handshake(c, &h, &wl, err, sizeof err), GF_EPROTO);
-    ASSERT_CONTAINS(err, "worker speaks gpufuse wire 1.0, client 2.0: upgrade the worker");
+    ASSERT_CONTAINS(err, "worker speaks gpufuse wire 1.1, client 2.1: upgrade the worker");
     gf_wire_close(c);
 
     /* Both messages reached the server's side too. */
     for (int i = 0; i < 200 && atomic_load(&s.closed_errors) < 2; i++) usleep(5000);
-    ASSERT_CONTAINS(server_err(&s), "worker speaks gpufuse wire 1.0, client 2.0");
+    ASSERT_CONTAINS(server_err(&s), "worker speaks gpufuse wire 1.1, client 2.1");
 
     /* And a good client still gets in. */
     c = client(s.url, NULL, TOKEN);
