@@ -403,6 +403,23 @@ static unsigned raw_call(gf_wire_conn *c, uint32_t kind, gf_wire_writer *w, gf_w
     return gf_wire_get_u32(rep);
 }
 
+/* raw_call with the payload fields from v, one letter of fmt each: h handle, U u64, u u32,
+ * i i32 (the values as uint64_t, narrowed here). */
+static unsigned raw_callv(gf_wire_conn *c, uint32_t kind, gf_wire_reader *rep, const char *fmt,
+                          const uint64_t *v)
+{
+    static uint8_t buf[512];
+    gf_wire_writer w;
+    gf_wire_writer_init_fixed(&w, buf, sizeof buf);
+    for (const char *p = fmt; *p; p++, v++) {
+        if (*p == 'h') gf_wire_put_handle(&w, *v);
+        else if (*p == 'U') gf_wire_put_u64(&w, *v);
+        else if (*p == 'u') gf_wire_put_u32(&w, (uint32_t)*v);
+        else if (*p == 'i') gf_wire_put_i32(&w, (int32_t)*v);
+    }
+    return raw_call(c, kind, &w, rep);
+}
+
 /* "props" of remote_proto.h: pinned device memory on the session's device 0. */
 static void put_props(gf_wire_writer *w)
 {
@@ -435,18 +452,12 @@ static void forge_pools_and_vmm(gf_wire_conn *c, uint64_t other)
         gf_wire_put_u32(&w, 0);
         gf_wire_put_u64(&w, 0);
         ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMPOOL_ATTR, &w, &rep), CUDA_ERROR_INVALID_VALUE);
-        gf_wire_writer_reset(&w);
-        gf_wire_put_u64(&w, 4096);
-        gf_wire_put_handle(&w, pools[i]);
-        gf_wire_put_handle(&w, 0);
-        ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_ALLOC_FROM_POOL, &w, &rep), CUDA_ERROR_INVALID_VALUE);
-        gf_wire_writer_reset(&w);
-        gf_wire_put_i32(&w, 0);
-        gf_wire_put_handle(&w, pools[i]);
-        ASSERT_EQ_INT(raw_call(c, GF_RPC_DEVICE_SET_MEMPOOL, &w, &rep), CUDA_ERROR_INVALID_VALUE);
-        gf_wire_writer_reset(&w);
-        gf_wire_put_handle(&w, pools[i]);
-        ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMPOOL_DESTROY, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+        ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_ALLOC_FROM_POOL, &rep, "Uhh",
+                                (uint64_t[]){4096, pools[i], 0}), CUDA_ERROR_INVALID_VALUE);
+        ASSERT_EQ_INT(raw_callv(c, GF_RPC_DEVICE_SET_MEMPOOL, &rep, "ih",
+                                (uint64_t[]){0, pools[i]}), CUDA_ERROR_INVALID_VALUE);
+        ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEMPOOL_DESTROY, &rep, "h",
+                                (uint64_t[]){pools[i]}), CUDA_ERROR_INVALID_VALUE);
     }
     /* ... while the device's own default pool answers */
     gf_wire_writer_reset(&w);
@@ -457,12 +468,8 @@ static void forge_pools_and_vmm(gf_wire_conn *c, uint64_t other)
     ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMPOOL_ATTR, &w, &rep), CUDA_SUCCESS);
 
     /* VMM: a reservation and a handle of c's own, mapped */
-    gf_wire_writer_reset(&w);
-    gf_wire_put_u64(&w, 2 * VMM_GRAN);
-    gf_wire_put_u64(&w, 0);
-    gf_wire_put_handle(&w, 0);
-    gf_wire_put_u64(&w, 0);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_VA_RESERVE, &w, &rep), CUDA_SUCCESS);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_VA_RESERVE, &rep, "UUhU",
+                            (uint64_t[]){2 * VMM_GRAN, 0, 0, 0}), CUDA_SUCCESS);
     uint64_t va = gf_wire_get_handle(&rep);
     const uint64_t mine = GF_RPC_HANDLE(GF_RPC_H_VMEM, 77);
     gf_wire_writer_reset(&w);
@@ -472,16 +479,10 @@ static void forge_pools_and_vmm(gf_wire_conn *c, uint64_t other)
     gf_wire_put_u64(&w, 0);
     ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_CREATE, &w, &rep), CUDA_SUCCESS);
     /* forged handles: release, map, export, import */
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, fake_vmem);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_RELEASE, &w, &rep), CUDA_ERROR_INVALID_VALUE);
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, va);
-    gf_wire_put_u64(&w, VMM_GRAN);
-    gf_wire_put_u64(&w, 0);
-    gf_wire_put_handle(&w, fake_vmem);
-    gf_wire_put_u64(&w, 0);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_MAP, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_RELEASE, &rep, "h",
+                            (uint64_t[]){fake_vmem}), CUDA_ERROR_INVALID_VALUE);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_MAP, &rep, "hUUhU",
+                            (uint64_t[]){va, VMM_GRAN, 0, fake_vmem, 0}), CUDA_ERROR_INVALID_VALUE);
     gf_wire_writer_reset(&w);
     gf_wire_put_handle(&w, fake_vmem);
     gf_wire_put_u32(&w, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
@@ -516,13 +517,8 @@ static void forge_pools_and_vmm(gf_wire_conn *c, uint64_t other)
         ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_MAP, &w, &rep), CUDA_ERROR_INVALID_VALUE);
     }
     /* mapped in its reservation: a valid range for copies until it is unmapped */
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, va);
-    gf_wire_put_u64(&w, VMM_GRAN);
-    gf_wire_put_u64(&w, 0);
-    gf_wire_put_handle(&w, mine);
-    gf_wire_put_u64(&w, 0);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_MAP, &w, &rep), CUDA_SUCCESS);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_MAP, &rep, "hUUhU",
+                            (uint64_t[]){va, VMM_GRAN, 0, mine, 0}), CUDA_SUCCESS);
     gf_wire_writer_reset(&w);
     gf_wire_put_handle(&w, va);
     gf_wire_put_u64(&w, VMM_GRAN);
@@ -550,32 +546,19 @@ static void forge_pools_and_vmm(gf_wire_conn *c, uint64_t other)
         ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMCPY_HTOD, &w, &rep), CUDA_ERROR_INVALID_VALUE);
     }
     /* A's allocation is no mapping: not unmapped, its handle not retained, no access set */
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, other);
-    gf_wire_put_u64(&w, 4096);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_UNMAP, &w, &rep), CUDA_ERROR_INVALID_VALUE);
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, other);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_RETAIN_HANDLE, &w, &rep), CUDA_ERROR_INVALID_VALUE);
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, other);
-    gf_wire_put_u64(&w, 4096);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_VA_FREE, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_UNMAP, &rep, "hU",
+                            (uint64_t[]){other, 4096}), CUDA_ERROR_INVALID_VALUE);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_RETAIN_HANDLE, &rep, "h",
+                            (uint64_t[]){other}), CUDA_ERROR_INVALID_VALUE);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_VA_FREE, &rep, "hU",
+                            (uint64_t[]){other, 4096}), CUDA_ERROR_INVALID_VALUE);
     /* part of a mapping is not unmapped; the whole one is, and then it is no memory */
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, va);
-    gf_wire_put_u64(&w, VMM_GRAN / 2);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_UNMAP, &w, &rep), CUDA_ERROR_INVALID_VALUE);
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, va);
-    gf_wire_put_u64(&w, VMM_GRAN);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_UNMAP, &w, &rep), CUDA_SUCCESS);
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, va);
-    gf_wire_put_u64(&w, 16);
-    gf_wire_put_handle(&w, 0);
-    gf_wire_put_u32(&w, 0);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMCPY_DTOH, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_UNMAP, &rep, "hU",
+                            (uint64_t[]){va, VMM_GRAN / 2}), CUDA_ERROR_INVALID_VALUE);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_UNMAP, &rep, "hU",
+                            (uint64_t[]){va, VMM_GRAN}), CUDA_SUCCESS);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEMCPY_DTOH, &rep, "hUhu",
+                            (uint64_t[]){va, 16, 0, 0}), CUDA_ERROR_INVALID_VALUE);
     gf_wire_writer_reset(&w);
     gf_wire_put_handle(&w, va);
     gf_wire_put_u64(&w, VMM_GRAN);
@@ -584,21 +567,13 @@ static void forge_pools_and_vmm(gf_wire_conn *c, uint64_t other)
     gf_wire_put_i32(&w, 0);
     gf_wire_put_u32(&w, CU_MEM_ACCESS_FLAGS_PROT_READWRITE);
     ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_SET_ACCESS, &w, &rep), CUDA_ERROR_INVALID_VALUE);
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, va);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_RETAIN_HANDLE, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_RETAIN_HANDLE, &rep, "h",
+                            (uint64_t[]){va}), CUDA_ERROR_INVALID_VALUE);
     /* a released handle is gone: released again or mapped, it is refused */
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, mine);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_RELEASE, &w, &rep), CUDA_SUCCESS);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_RELEASE, &rep, "h", (uint64_t[]){mine}), CUDA_SUCCESS);
     ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_RELEASE, &w, &rep), CUDA_ERROR_INVALID_VALUE);
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, va);
-    gf_wire_put_u64(&w, VMM_GRAN);
-    gf_wire_put_u64(&w, 0);
-    gf_wire_put_handle(&w, mine);
-    gf_wire_put_u64(&w, 0);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_MAP, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_MAP, &rep, "hUUhU",
+                            (uint64_t[]){va, VMM_GRAN, 0, mine, 0}), CUDA_ERROR_INVALID_VALUE);
     /* the session's reservation stays for the end of the session to free */
 }
 
@@ -649,24 +624,16 @@ TEST(forged_pointers_and_handles_are_refused)
     gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_FUNCTION, 1));
     gf_wire_put_i32(&w, 0);
     ASSERT_EQ_INT(raw_call(c, GF_RPC_FUNC_ATTR, &w, &rep), CUDA_ERROR_INVALID_HANDLE);
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, ptr + 4096);
-    gf_wire_put_u64(&w, 16);
-    gf_wire_put_handle(&w, 0);
-    gf_wire_put_u32(&w, 0);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEMCPY_DTOH, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEMCPY_DTOH, &rep, "hUhu",
+                            (uint64_t[]){ptr + 4096, 16, 0, 0}), CUDA_ERROR_INVALID_VALUE);
     /* The mirror calls reach managed and mapped host memory of the session only: not A's
      * memory, not C's own device memory. */
-    gf_wire_writer_reset(&w);
-    gf_wire_put_u64(&w, 4096);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_ALLOC, &w, &rep), CUDA_SUCCESS);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_ALLOC, &rep, "U", (uint64_t[]){4096}), CUDA_SUCCESS);
     uint64_t own = gf_wire_get_handle(&rep);
     const uint64_t targets[] = {ptr, ptr + 4096, own, own + 8, 0x1000, ~0ull - 4096};
     for (unsigned i = 0; i < sizeof targets / sizeof targets[0]; i++) {
-        gf_wire_writer_reset(&w);
-        gf_wire_put_handle(&w, targets[i]);
-        gf_wire_put_u64(&w, 16);
-        ASSERT_EQ_INT(raw_call(c, GF_RPC_MIRROR_READ, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+        ASSERT_EQ_INT(raw_callv(c, GF_RPC_MIRROR_READ, &rep, "hU",
+                                (uint64_t[]){targets[i], 16}), CUDA_ERROR_INVALID_VALUE);
         gf_wire_writer_reset(&w);
         gf_wire_put_handle(&w, targets[i]);
         gf_wire_put_bytes(&w, "0123456789abcdef", 16);
@@ -735,12 +702,8 @@ TEST(vmm_and_pool_memory_count_against_the_vram_limit)
     gf_wire_put_handle(&w, 0);
     ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_ALLOC_FROM_POOL, &w, &rep), CUDA_ERROR_OUT_OF_MEMORY);
     /* handle 1 mapped, then released: its memory stays charged until the mapping goes */
-    gf_wire_writer_reset(&w);
-    gf_wire_put_u64(&w, VMM_GRAN);
-    gf_wire_put_u64(&w, 0);
-    gf_wire_put_handle(&w, 0);
-    gf_wire_put_u64(&w, 0);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_VA_RESERVE, &w, &rep), CUDA_SUCCESS);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_VA_RESERVE, &rep, "UUhU",
+                            (uint64_t[]){VMM_GRAN, 0, 0, 0}), CUDA_SUCCESS);
     uint64_t va = gf_wire_get_handle(&rep);
     gf_wire_writer_reset(&w);
     gf_wire_put_handle(&w, va);
@@ -749,24 +712,18 @@ TEST(vmm_and_pool_memory_count_against_the_vram_limit)
     gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_VMEM, 1));
     gf_wire_put_u64(&w, 0);
     ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_MAP, &w, &rep), CUDA_SUCCESS);
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_VMEM, 1));
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_RELEASE, &w, &rep), CUDA_SUCCESS);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_RELEASE, &rep, "h",
+                            (uint64_t[]){GF_RPC_HANDLE(GF_RPC_H_VMEM, 1)}), CUDA_SUCCESS);
     gf_wire_writer_reset(&w);
     gf_wire_put_u64(&w, 4096);
     gf_wire_put_handle(&w, GF_RPC_MEMPOOL_DEFAULT(0));
     gf_wire_put_handle(&w, 0);
     ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_ALLOC_FROM_POOL, &w, &rep), CUDA_ERROR_OUT_OF_MEMORY);
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, va);
-    gf_wire_put_u64(&w, VMM_GRAN);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_UNMAP, &w, &rep), CUDA_SUCCESS);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_UNMAP, &rep, "hU",
+                            (uint64_t[]){va, VMM_GRAN}), CUDA_SUCCESS);
     /* now 2 MiB are free: a pool allocation fits, and then a third handle does not */
-    gf_wire_writer_reset(&w);
-    gf_wire_put_u64(&w, 4096);
-    gf_wire_put_handle(&w, GF_RPC_MEMPOOL_DEFAULT(0));
-    gf_wire_put_handle(&w, 0);
-    ASSERT_EQ_INT(raw_call(c, GF_RPC_MEM_ALLOC_FROM_POOL, &w, &rep), CUDA_SUCCESS);
+    ASSERT_EQ_INT(raw_callv(c, GF_RPC_MEM_ALLOC_FROM_POOL, &rep, "Uhh",
+                            (uint64_t[]){4096, GF_RPC_MEMPOOL_DEFAULT(0), 0}), CUDA_SUCCESS);
     gf_wire_writer_reset(&w);
     gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_VMEM, 4));
     gf_wire_put_u64(&w, VMM_GRAN);
@@ -800,9 +757,7 @@ TEST(other_sessions_data_intact)
         gf_wire_put_handle(&w, GF_RPC_HANDLE(GF_RPC_H_CTX, 1));
         gf_wire_queue(both[i], GF_RPC_CTX_SET, GF_WIRE_F_NOREPLY, 0, w.buf, w.len, NULL, 0);
     }
-    gf_wire_writer_reset(&w);
-    gf_wire_put_u64(&w, 4096);
-    ASSERT_EQ_INT(raw_call(A, GF_RPC_MEM_ALLOC, &w, &rep), CUDA_SUCCESS);
+    ASSERT_EQ_INT(raw_callv(A, GF_RPC_MEM_ALLOC, &rep, "U", (uint64_t[]){4096}), CUDA_SUCCESS);
     uint64_t pa = gf_wire_get_handle(&rep);
     uint8_t pat[256];
     for (int i = 0; i < 256; i++) pat[i] = (uint8_t)(i * 7 + 1);
@@ -820,9 +775,8 @@ TEST(other_sessions_data_intact)
         gf_wire_put_bytes(&w, pat, 16);
         ASSERT_EQ_INT(raw_call(B, GF_RPC_MEMCPY_HTOD, &w, &rep), CUDA_ERROR_INVALID_VALUE);
     }
-    gf_wire_writer_reset(&w);
-    gf_wire_put_handle(&w, pa);
-    ASSERT_EQ_INT(raw_call(B, GF_RPC_MEM_FREE, &w, &rep), CUDA_ERROR_INVALID_VALUE);
+    ASSERT_EQ_INT(raw_callv(B, GF_RPC_MEM_FREE, &rep, "h",
+                            (uint64_t[]){pa}), CUDA_ERROR_INVALID_VALUE);
     gf_wire_writer_reset(&w);
     gf_wire_put_handle(&w, pa);
     gf_wire_put_u64(&w, sizeof pat);
