@@ -263,7 +263,11 @@ static int fault(uint64_t a)
     mir_unlock();
     if (st != PG_INVALID && st != PG_FETCHING) return 0;
     if (gf_remote_tl_locked || gf_mirror_busy) {
-        say("gpufuse: internal error: managed memory touched inside a remote call\n");
+        /* Inside a call the connection is busy: a host function (cuLaunchHostFunc, a stream
+         * callback) runs there, and the worker may be waiting for it to return. */
+        say("gpufuse: managed memory the device wrote since the last synchronization was read "
+            "inside a host function (cuLaunchHostFunc or a stream callback), which a remote vGPU "
+            "cannot fetch there; read it after a synchronization instead (docs/remote.md)\n");
         return 0;
     }
     if (gf_remote_lock() != CUDA_SUCCESS) {
