@@ -166,6 +166,7 @@ static void host_run(uint64_t token)
     }
     struct gf_rhostfn h = hfs[i];
     hfs[i] = hfs[--nhf];
+    gf_mirror_before_host_fn();
     if (h.fn) h.fn(h.data);
     else h.cb(h.stream, gf_r.fault, h.data);
     char err[256];
@@ -223,6 +224,8 @@ static void host_poll(void)
 static void *flusher_main(void *arg)
 {
     (void)arg;
+    /* Holding the lock, as a call does (a host function run here must not wait for it). */
+    gf_remote_tl_locked = 1;
     pthread_mutex_lock(&gf_r.lk);
     for (;;) {
         while (!flush_wanted && !nhf) pthread_cond_wait(&flush_cv, &gf_r.lk);

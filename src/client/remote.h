@@ -237,6 +237,7 @@ CUresult gf_mirror_flush(uint32_t kind);
 void gf_mirror_sent(uint32_t kind);
 void gf_mirror_answered(uint32_t kind);
 void gf_mirror_after_sync(void);
+void gf_mirror_before_host_fn(void);
 
 /* NOT_SUPPORTED for a call the backend does not implement, logged once per name. */
 CUresult gf_remote_unsupported(const char *name);

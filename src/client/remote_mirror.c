@@ -665,6 +665,32 @@ void gf_mirror_answered(uint32_t kind)
     }
 }
 
+/* Before a host function runs (the connection's lock held): the stream's work before it is done
+ * on the worker, so the managed pages the host has not written since are stale. They become
+ * inaccessible; the function cannot fetch them (the worker may be waiting for it), so touching
+ * one ends the program with a message (fault) rather than reading stale bytes. */
+void gf_mirror_before_host_fn(void)
+{
+    if (!dev_pending) return;
+    mir_lock();
+    for (size_t i = 0; i < nmirs; i++) {
+        gf_mirror *m = mirs[i];
+        if (m->kind != GF_MIRROR_MANAGED || !m->dev) continue;
+        size_t n = npages(m);
+        for (size_t j = 0; j < n;) {
+            if (m->state[j] != PG_CLEAN) {
+                j++;
+                continue;
+            }
+            size_t k = j;
+            while (k < n && m->state[k] == PG_CLEAN) k++;
+            pages_set(m->pbase + j * pg, m->pbase + k * pg, PG_INVALID);
+            j = k;
+        }
+    }
+    mir_unlock();
+}
+
 /* After a synchronizing answer (from gf_remote_unlock): the device may have written any mirror.
  * Managed pages become invalid (fetched when touched); host mirrors are fetched whole. Only a
  * context-wide synchronization ends "device work pending": work on other streams may still be

@@ -290,6 +290,11 @@ static void run_matrix(const char *listen)
     ASSERT_MSG(st == 0 && count(o, " ok") == 4 && !strstr(o, "FAILED"), "mprobe over %s:\n%s",
                worker_addr, o);
     printf("  managed and mapped memory over %s: 4 cases coherent\n", listen);
+    if (!strncmp(listen, "tcp", 3)) { /* a host function cannot fetch: it says so and ends */
+        o = run(&st, "%s %s/tests/remote/helpers/mprobe hostfn 2>&1", client_env(), build_dir());
+        ASSERT_MSG(st != 0 && strstr(o, "inside a host function") && !strstr(o, "hostfn read"),
+                   "mprobe hostfn (exit %d):\n%s", st, o);
+    }
     /* NVML forwarded: the session's vGPU (1 GiB limit, 64 MiB in use by this client). */
     o = run(&st, "%s GPUFUSE_REMOTE_VRAM=1Gi %s/tests/remote/helpers/rprobe nvml 64 2>&1",
                         client_env(), build_dir());

@@ -2,7 +2,9 @@
 /* Managed and mapped host memory on a remote vGPU (linked -lcuda = the client library, remote
  * mode): the cases where host and device copies could drift apart, each checked element by
  * element. Prints one "mirror CASE ok" or "mirror CASE FAILED: why" line per case and exits 1 if
- * any failed. Used by tests/remote/test_remote.c. */
+ * any failed. `mprobe hostfn`: a host function reads managed memory a kernel before it wrote,
+ * which the remote backend cannot fetch there: the program must end with its message, not read
+ * stale bytes (it prints "hostfn read N" if it ever does). Used by tests/remote/test_remote.c. */
 #include <cuda.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -195,7 +197,26 @@ static void hostalloc_devicemap(void)
     TRY(cuMemFreeHost(h));
 }
 
-int main(void)
+static void read_first(void *p)
+{
+    printf("hostfn read %u\n", *(volatile uint32_t *)p);
+    fflush(stdout);
+}
+
+static int hostfn(void)
+{
+    CUdeviceptr m;
+    if (cuMemAllocManaged(&m, 4096, CU_MEM_ATTACH_GLOBAL) != CUDA_SUCCESS) return 2;
+    uint32_t *h = (uint32_t *)(uintptr_t)m;
+    h[0] = 41;
+    if (inc(m, 1, NULL) != CUDA_SUCCESS ||
+        cuLaunchHostFunc(NULL, read_first, h) != CUDA_SUCCESS)
+        return 2;
+    cuCtxSynchronize();
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     CUdevice dev;
     CUcontext ctx;
@@ -207,6 +228,7 @@ int main(void)
         printf("mirror setup FAILED\n");
         return 1;
     }
+    if (argc > 1 && !strcmp(argv[1], "hostfn")) return hostfn();
     managed_chain();
     managed_copies();
     registered_unaligned();
