@@ -354,6 +354,29 @@ static json_t *workloads_on(gf_server *srv, const char *node, const char *gpu)
     return names;
 }
 
+/* The workloads holding allocations on a node (or one GPU) that is to be removed: the list, or
+ * NULL with the answer sent — 500, or 409 naming them unless force. what names the thing in
+ * messages; `gpufuse rm KIND ARG --force` is how to force it. */
+static json_t *holders_unless_refused(gf_server *srv, gf_srv_resp *resp, const char *node,
+                                      const char *gpu, int force, const char *what,
+                                      const char *kind, const char *arg)
+{
+    json_t *wl = workloads_on(srv, node, gpu);
+    if (!wl) {
+        gf_srv__error(resp, 500, "the database failed to answer; see the server's log");
+        return NULL;
+    }
+    if (!json_array_size(wl) || force) return wl;
+    char names[600], err[2048];
+    join_names(wl, names, sizeof names);
+    snprintf(err, sizeof err, "%s has allocations of %zu workload(s): %s; delete them first "
+             "(gpufuse rm workload NAME), or add force=true (gpufuse rm %s %s --force) to delete "
+             "them with the %s", what, json_array_size(wl), names, kind, arg,
+             gpu ? "GPU" : "node");
+    resp_json(resp, 409, json_pack("{s:s,s:o}", "error", err, "workloads", wl));
+    return NULL;
+}
+
 /* In the registration's transaction: each GPU of node r->name that r no longer lists is deleted
  * when no allocation uses it, else marked Missing. *gone gets [{uuid, idx, workloads}] for
  * missing_gpus_apply (workloads empty: deleted). */
@@ -729,21 +752,9 @@ static void node_delete(gf_server *srv, const char *name, const gf_srv_req *req,
         gf_srv__error(resp, 404, "node \"%s\" not found; \"gpufuse ls nodes\" lists them", name);
         return;
     }
-    json_t *wl = workloads_on(srv, name, NULL);
-    if (!wl) {
-        gf_srv__error(resp, 500, "the database failed to answer; see the server's log");
-        return;
-    }
-    if (json_array_size(wl) && !force) {
-        join_names(wl, names, sizeof names);
-        snprintf(err, sizeof err, "node \"%s\" has allocations of %zu workload(s): %s; delete "
-                 "them first (gpufuse rm workload NAME), or add force=true (gpufuse rm node %s "
-                 "--force) to delete them with the node", name, json_array_size(wl), names,
-                 name);
-        resp_json(resp, 409, json_pack("{s:s,s:o}", "error", err, "workloads", wl));
-        return;
-    }
     snprintf(names, sizeof names, "node \"%s\"", name);
+    json_t *wl = holders_unless_refused(srv, resp, name, NULL, force, names, "node", name);
+    if (!wl) return;
     if (delete_workloads(srv, wl, names, resp)) {
         json_decref(wl);
         return;
@@ -782,7 +793,7 @@ static void node_delete(gf_server *srv, const char *name, const gf_srv_req *req,
 static void gpu_delete(gf_server *srv, const char *uuid, const gf_srv_req *req,
                        gf_srv_resp *resp)
 {
-    char err[2048], names[600], what[300];
+    char err[ERRLEN], what[300];
     int force;
     if (parse_force(req, "/api/v1/gpus/UUID", &force, resp)) return;
     json_t *rows = gf_store_query(srv->store, "SELECT node, idx FROM gpus WHERE uuid = ?", "t",
@@ -803,19 +814,8 @@ static void gpu_delete(gf_server *srv, const char *uuid, const gf_srv_req *req,
     json_decref(rows);
     snprintf(what, sizeof what, "GPU \"%s\" (node \"%s\", index %lld)", uuid, node,
              (long long)idx);
-    json_t *wl = workloads_on(srv, NULL, uuid);
-    if (!wl) {
-        gf_srv__error(resp, 500, "the database failed to answer; see the server's log");
-        return;
-    }
-    if (json_array_size(wl) && !force) {
-        join_names(wl, names, sizeof names);
-        snprintf(err, sizeof err, "%s has allocations of %zu workload(s): %s; delete them first "
-                 "(gpufuse rm workload NAME), or add force=true (gpufuse rm gpu %s --force) to "
-                 "delete them with the GPU", what, json_array_size(wl), names, uuid);
-        resp_json(resp, 409, json_pack("{s:s,s:o}", "error", err, "workloads", wl));
-        return;
-    }
+    json_t *wl = holders_unless_refused(srv, resp, NULL, uuid, force, what, "gpu", uuid);
+    if (!wl) return;
     if (delete_workloads(srv, wl, what, resp)) {
         json_decref(wl);
         return;
