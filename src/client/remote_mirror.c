@@ -99,14 +99,32 @@ static int prot_of(int st)
                                                  : PROT_READ | PROT_WRITE;
 }
 
+/* The table is sorted by base. The programs' bytes never overlap, so the page ranges' starts and
+ * ends both grow with the index, and the mirrors with pages in [a, b) are one run of indexes:
+ * *lo..*hi-1 (empty: *lo == *hi). mir_lk held. */
+static void run_of(uint64_t a, uint64_t b, size_t *lo, size_t *hi)
+{
+    size_t l = 0, h = nmirs;
+    while (l < h) { /* first with pbase >= b */
+        size_t mid = (l + h) / 2;
+        if (mirs[mid]->pbase < b) l = mid + 1;
+        else h = mid;
+    }
+    *hi = l;
+    while (l > 0 && mirs[l - 1]->pbase + mirs[l - 1]->plen > a) l--;
+    *lo = l;
+}
+
 /* Pages [a, b) (addresses) to state st in every mirror that has them, and their protection;
- * sticky pages stay as they are. mir_lk held. */
+ * sticky pages (a registered mirror's first or last) stay as they are. mir_lk held. */
 static void pages_set(uint64_t a, uint64_t b, int st)
 {
-    for (size_t i = 0; i < nmirs; i++) {
+    size_t lo, hi;
+    run_of(a, b, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
         gf_mirror *m = mirs[i];
-        uint64_t lo = a > m->pbase ? a : m->pbase, hi = b < m->pbase + m->plen ? b : m->pbase + m->plen;
-        for (uint64_t p = lo; p < hi; p += pg) {
+        uint64_t l = a > m->pbase ? a : m->pbase, h = b < m->pbase + m->plen ? b : m->pbase + m->plen;
+        for (uint64_t p = l; p < h; p += pg) {
             uint8_t *s = &m->state[(p - m->pbase) / pg];
             if (*s == PG_STICKY) continue;
             if (*s == PG_DIRTY && st != PG_DIRTY) {
@@ -119,39 +137,46 @@ static void pages_set(uint64_t a, uint64_t b, int st)
             *s = (uint8_t)st;
         }
     }
-    /* One mprotect per run of pages that no mirror holds sticky. */
+    /* One mprotect per run between sticky pages (in address order, as the table is). */
     uint64_t run = a;
-    for (uint64_t p = a; p <= b; p += pg) {
-        int sticky = 0;
-        for (size_t i = 0; p < b && i < nmirs && !sticky; i++)
-            sticky = p - mirs[i]->pbase < mirs[i]->plen &&
-                     mirs[i]->state[(p - mirs[i]->pbase) / pg] == PG_STICKY;
-        if (p == b || sticky) {
-            if (p > run) mprotect((void *)(uintptr_t)run, p - run, prot_of(st));
-            run = p + pg;
+    for (size_t i = lo; i < hi; i++) {
+        gf_mirror *m = mirs[i];
+        size_t last = npages(m) - 1;
+        uint64_t sp[2] = {m->state[0] == PG_STICKY ? m->pbase : 0,
+                          last && m->state[last] == PG_STICKY ? m->pbase + last * pg : 0};
+        for (int k = 0; k < 2; k++) {
+            if (!sp[k] || sp[k] < run || sp[k] >= b) continue;
+            if (sp[k] > run) mprotect((void *)(uintptr_t)run, sp[k] - run, prot_of(st));
+            run = sp[k] + pg;
         }
     }
+    if (b > run) mprotect((void *)(uintptr_t)run, b - run, prot_of(st));
 }
 
-/* The mirror whose pages hold address a (the first, for a page two registered ranges share). */
+/* The mirror whose pages hold address a (the first, for a page registered ranges share). */
 static gf_mirror *find_page(uint64_t a)
 {
-    for (size_t i = 0; i < nmirs; i++)
-        if (a - mirs[i]->pbase < mirs[i]->plen) return mirs[i];
-    return NULL;
+    size_t lo, hi;
+    run_of(a, a + 1, &lo, &hi);
+    return lo < hi ? mirs[lo] : NULL;
 }
 
+/* The mirror holding byte p; *straddles when [p, p + n) runs over a mirror's edge. */
 static gf_mirror *find_bytes(uint64_t p, uint64_t n, int *straddles)
 {
     *straddles = 0;
-    for (size_t i = 0; i < nmirs; i++) {
-        gf_mirror *m = mirs[i];
-        if (p - m->base < m->size) {
-            if (n > m->size - (p - m->base)) *straddles = 1;
-            return m;
-        }
-        if (n && p < m->base && p + n > m->base) *straddles = 1;
+    size_t l = 0, h = nmirs;
+    while (l < h) { /* first with base > p */
+        size_t mid = (l + h) / 2;
+        if (mirs[mid]->base <= p) l = mid + 1;
+        else h = mid;
     }
+    gf_mirror *m = l ? mirs[l - 1] : NULL;
+    if (m && p - m->base < m->size) {
+        if (n > m->size - (p - m->base)) *straddles = 1;
+        return m;
+    }
+    if (n && l < nmirs && p + n > mirs[l]->base) *straddles = 1;
     return NULL;
 }
 
@@ -340,7 +365,13 @@ static int table_add(gf_mirror *m)
         grown = NULL;
     }
     int ok = nmirs < capmirs;
-    if (ok) mirs[nmirs++] = m;
+    if (ok) {
+        size_t at = nmirs;
+        while (at > 0 && mirs[at - 1]->base > m->base) at--;
+        memmove(&mirs[at + 1], &mirs[at], (nmirs - at) * sizeof *mirs);
+        mirs[at] = m;
+        nmirs++;
+    }
     mir_unlock();
     if (old) meta_free(old, oldcap * sizeof *old);
     if (grown) meta_free(grown, ncap * sizeof *grown);
@@ -515,7 +546,7 @@ int gf_mirror_forget(uint64_t base, gf_mirror_info *out)
     if (m->dirty) atomic_fetch_sub(&dirty_pages, m->dirty);
     if (m->dev && (m->state[0] == PG_STICKY || m->state[npages(m) - 1] == PG_STICKY))
         atomic_fetch_sub(&sticky_mirrors, 1);
-    mirs[i] = mirs[--nmirs];
+    memmove(&mirs[i], &mirs[i + 1], (--nmirs - i) * sizeof *mirs);
     /* Host pages go back to read-write unless another mirror still has them. */
     if (m->kind != GF_MIRROR_MANAGED)
         for (uint64_t p = m->pbase; p < m->pbase + m->plen; p += pg)

@@ -287,9 +287,9 @@ static void run_matrix(const char *listen)
     }
     /* Managed and mapped host memory stay coherent in the cases where the copies could drift. */
     const char *o = run(&st, "%s %s/tests/remote/helpers/mprobe 2>&1", client_env(), build_dir());
-    ASSERT_MSG(st == 0 && count(o, " ok") == 4 && !strstr(o, "FAILED"), "mprobe over %s:\n%s",
+    ASSERT_MSG(st == 0 && count(o, " ok") == 5 && !strstr(o, "FAILED"), "mprobe over %s:\n%s",
                worker_addr, o);
-    printf("  managed and mapped memory over %s: 4 cases coherent\n", listen);
+    printf("  managed and mapped memory over %s: 5 cases coherent\n", listen);
     if (!strncmp(listen, "tcp", 3)) { /* a host function cannot fetch: it says so and ends */
         o = run(&st, "%s %s/tests/remote/helpers/mprobe hostfn 2>&1", client_env(), build_dir());
         ASSERT_MSG(st != 0 && strstr(o, "inside a host function") && !strstr(o, "hostfn read"),

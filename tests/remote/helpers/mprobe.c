@@ -178,6 +178,44 @@ static void registered_unaligned(void)
     printf("mirror %s ok\n", name);
 }
 
+/* Registered buffers that share pages with each other (three in one page, then a long one from
+ * the same page on), and many pinned buffers: every one stays its own. */
+static void registered_neighbours(void)
+{
+    const char *name = "registered_neighbours";
+    uint8_t *blk = aligned_alloc(4096, 4 * 4096);
+    if (!blk) return;
+    uint32_t *r[4] = {(uint32_t *)(blk + 64), (uint32_t *)(blk + 1024), (uint32_t *)(blk + 2048),
+                      (uint32_t *)(blk + 3072)};
+    unsigned len[4] = {100, 200, 150, 2000}; /* the last runs over two more pages */
+    CUdeviceptr d[4];
+    memset(blk, 0x5a, 64);
+    for (int k = 0; k < 4; k++) {
+        for (unsigned i = 0; i < len[k]; i++) r[k][i] = i + 1000u * (unsigned)k;
+        TRY(cuMemHostRegister(r[k], len[k] * 4, CU_MEMHOSTREGISTER_DEVICEMAP));
+        TRY(cuMemHostGetDevicePointer(&d[k], r[k], 0));
+    }
+    uint32_t *pinned[64];
+    for (int k = 0; k < 64; k++) {
+        TRY(cuMemAllocHost((void **)&pinned[k], 4096));
+        pinned[k][0] = (uint32_t)k;
+    }
+    for (int k = 0; k < 4; k++) TRY(inc(d[k], len[k], NULL));
+    TRY(cuCtxSynchronize());
+    for (int k = 0; k < 4; k++)
+        for (unsigned i = 0; i < len[k]; i++)
+            EXPECT(r[k][i] == i + 1000u * (unsigned)k + 1, "buffer %d [%u] = %u", k, i, r[k][i]);
+    EXPECT(blk[0] == 0x5a && blk[63] == 0x5a, "bytes before the first buffer %#x %#x", blk[0],
+           blk[63]);
+    for (int k = 0; k < 64; k++) {
+        EXPECT(pinned[k][0] == (uint32_t)k, "pinned %d holds %u", k, pinned[k][0]);
+        TRY(cuMemFreeHost(pinned[k]));
+    }
+    for (int k = 0; k < 4; k++) TRY(cuMemHostUnregister(r[k]));
+    free(blk);
+    printf("mirror %s ok\n", name);
+}
+
 /* Pinned memory mapped at allocation: the host pointer is the device pointer (the worker put
  * its copy at the same address) and a kernel reaches it through either. */
 static void hostalloc_devicemap(void)
@@ -232,6 +270,7 @@ int main(int argc, char **argv)
     managed_chain();
     managed_copies();
     registered_unaligned();
+    registered_neighbours();
     hostalloc_devicemap();
     return failed;
 }
