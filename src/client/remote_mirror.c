@@ -17,7 +17,8 @@
  * pointer is first asked for (or at once for DEVICEMAP), and is fetched whole after each
  * synchronizing call. A page that registered memory shares with other data (its first and last,
  * usually) is never protected — a system call writing the other data there would get EFAULT —
- * so it is STICKY: sent before every call that puts work on the device.
+ * so it is STICKY: sent before the first call that puts work on the device after each
+ * synchronization.
  *
  * Locks: the connection's lock before mir_lk. No code holding mir_lk allocates or touches a
  * protected page (the table lives in pages of its own, mmap'ed), so the fault handler, which
@@ -55,6 +56,10 @@ static size_t nmirs, capmirs;
 static uint64_t pg;
 static atomic_size_t dirty_pages;
 static atomic_size_t sticky_mirrors; /* armed registered mirrors with sticky pages */
+/* Under the connection's lock: sticky pages were fetched (a synchronization) and the host may
+ * have written them since; sent once, before the next device work. Not before each: a kernel
+ * queued earlier may be writing them on the worker. */
+static int sticky_due;
 static int dev_pending; /* under the connection's lock: device work since the last full sync */
 int gf_mirror_sync_due;
 _Thread_local int gf_mirror_busy;
@@ -516,8 +521,10 @@ CUresult gf_mirror_arm(uint64_t base, uint64_t *dev)
             mir_lock();
             m->dev = d;
             pages_set(m->pbase, m->pbase + m->plen, PG_CLEAN);
-            if (m->state[0] == PG_STICKY || m->state[npages(m) - 1] == PG_STICKY)
+            if (m->state[0] == PG_STICKY || m->state[npages(m) - 1] == PG_STICKY) {
                 atomic_fetch_add(&sticky_mirrors, 1);
+                sticky_due = 1; /* the host may write them before the first launch */
+            }
             mir_unlock();
             *dev = d;
         }
@@ -623,7 +630,7 @@ static CUresult flush_sticky(void)
 CUresult gf_mirror_flush(uint32_t kind)
 {
     if (gf_mirror_busy) return CUDA_SUCCESS;
-    int sticky = atomic_load(&sticky_mirrors) && device_work(kind);
+    int sticky = sticky_due && atomic_load(&sticky_mirrors) && device_work(kind);
     if (!atomic_load(&dirty_pages) && !sticky) return CUDA_SUCCESS;
     gf_mirror_busy = 1;
     CUresult r = CUDA_SUCCESS;
@@ -668,7 +675,10 @@ CUresult gf_mirror_flush(uint32_t kind)
                 IN_CTX(m, send_bytes(m->dev + (plan[i].lo - m->base), src, plan[i].hi - plan[i].lo));
         }
     }
-    if (r == CUDA_SUCCESS && sticky) r = flush_sticky();
+    if (r == CUDA_SUCCESS && sticky) {
+        r = flush_sticky();
+        sticky_due = 0;
+    }
     gf_mirror_busy = 0;
     return r;
 }
@@ -757,6 +767,7 @@ void gf_mirror_after_sync(void)
         mir_lock();
         pages_set(m->pbase, m->pbase + m->plen, PG_CLEAN);
         mir_unlock();
+        sticky_due = 1;
     }
     gf_mirror_busy = 0;
     if (full) dev_pending = 0;

@@ -256,6 +256,7 @@ static int hostfn(void)
 
 int main(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* each line out before a sanitizer's report at exit */
     CUdevice dev;
     CUcontext ctx;
     CUmodule mod;
