@@ -221,10 +221,9 @@ extern int gf_mirror_sync_due;
 int gf_mirror_map_managed(uint64_t dev, uint64_t size, uint64_t ctx, uint64_t module, int fresh);
 /* Records pinned (GF_MIRROR_HOST) or registered host memory; no device copy until armed. */
 int gf_mirror_add_host(uint64_t base, uint64_t size, unsigned kind, unsigned flags, uint64_t ctx);
-/* The mirror holding [p, p + n): 1 and *out; 0 none; -1 the bytes run over a mirror's edge. */
+/* The mirror holding [p, p + n): 1 and *out (out may be NULL); 0 none; -1 the bytes run over a
+ * mirror's edge. */
 int gf_mirror_find(uint64_t p, uint64_t n, gf_mirror_info *out);
-/* 1 when [p, p + n) touches any mirror. */
-int gf_mirror_overlaps(uint64_t p, uint64_t n);
 /* Under the lock: the device copy of the host mirror at base, made now if it has none. */
 CUresult gf_mirror_arm(uint64_t base, uint64_t *dev);
 /* Drops the mirror starting at base (unmapping managed pages): 1 and *out, or 0. */

@@ -812,6 +812,17 @@ static CUresult r_cuMemAllocPitch(CUdeviceptr *p, size_t *pitch, size_t w, size_
     return t != CUDA_SUCCESS ? t : rc;
 }
 
+/* Under the lock: MEM_FREE of p on the worker; the transport's result, *rc the worker's. */
+static CUresult worker_free(uint64_t p, CUresult *rc)
+{
+    gf_rreq q;
+    gf_rreq_init(&q, GF_RPC_MEM_FREE);
+    gf_wire_put_handle(&q.w, p);
+    gf_wire_reader rep;
+    *rc = CUDA_SUCCESS;
+    return gf_remote_sync(&q, rc, &rep, NULL);
+}
+
 static CUresult r_cuMemFree(CUdeviceptr p)
 {
     CUresult r = need_init();
@@ -822,15 +833,14 @@ static CUresult r_cuMemFree(CUdeviceptr p)
     /* Out of the table before the free is sent: another thread may get the address next. */
     gf_ralloc was;
     int known = at_take(p, &was);
-    gf_rreq q;
-    gf_rreq_init(&q, GF_RPC_MEM_FREE);
-    gf_wire_put_handle(&q.w, p);
     LOCK();
-    CUresult rc = CUDA_SUCCESS;
-    gf_wire_reader rep;
-    r = gf_remote_sync(&q, &rc, &rep, NULL);
-    if (r == CUDA_SUCCESS && rc == CUDA_SUCCESS) gf_mirror_forget(p, NULL); /* managed memory: its pages here go too */
-    else if (known) at_put(was); /* not freed: still the program's */
+    CUresult rc;
+    r = worker_free(p, &rc);
+    if (r != CUDA_SUCCESS || rc != CUDA_SUCCESS) {
+        if (known) at_put(was); /* not freed: still the program's */
+    } else if (known && was.kind == RA_MANAGED) {
+        gf_mirror_forget(p, NULL); /* its pages here go too */
+    }
     gf_remote_unlock();
     return r != CUDA_SUCCESS ? r : rc;
 }
@@ -945,7 +955,7 @@ static CUresult r_cuMemAllocManaged(CUdeviceptr *dptr, size_t n, unsigned flags)
     if (!dptr || !n || (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST))
         return CUDA_ERROR_INVALID_VALUE;
     LOCK();
-    uint64_t refused[4];
+    uint64_t refused[5]; /* the worker's allocations whose address was taken here */
     unsigned nrefused = 0;
     CUresult rc = CUDA_ERROR_OUT_OF_MEMORY;
     for (;;) {
@@ -965,23 +975,18 @@ static CUresult r_cuMemAllocManaged(CUdeviceptr *dptr, size_t n, unsigned flags)
             *dptr = p;
             break;
         }
-        if (err != EEXIST || nrefused == 4) {
+        refused[nrefused++] = p;
+        if (err != EEXIST || nrefused == sizeof refused / sizeof refused[0]) {
             gf_log(GF_LOG_ERROR, GF_REMOTE_LOG, "cuMemAllocManaged(%zu): cannot map the worker's "
                    "address 0x%llx in this process (%s); CUDA_ERROR_OUT_OF_MEMORY", n,
                    (unsigned long long)p, strerror(err));
-            refused[nrefused < 4 ? nrefused++ : 3] = p;
             rc = CUDA_ERROR_OUT_OF_MEMORY;
             break;
         }
-        refused[nrefused++] = p;
     }
     for (unsigned i = 0; i < nrefused; i++) {
-        gf_rreq q;
-        gf_rreq_init(&q, GF_RPC_MEM_FREE);
-        gf_wire_put_handle(&q.w, refused[i]);
         CUresult ignored;
-        gf_wire_reader rep;
-        gf_remote_sync(&q, &ignored, &rep, NULL);
+        worker_free(refused[i], &ignored);
     }
     gf_remote_unlock();
     return r != CUDA_SUCCESS ? r : rc;
@@ -1148,11 +1153,7 @@ static CUresult host_forget(uint64_t base, unsigned kind, CUresult not_found)
     }
     CUresult r = CUDA_SUCCESS, rc = CUDA_SUCCESS;
     if (mi.dev) {
-        gf_rreq q;
-        gf_rreq_init(&q, GF_RPC_MEM_FREE);
-        gf_wire_put_handle(&q.w, mi.dev);
-        gf_wire_reader rep;
-        r = gf_remote_sync(&q, &rc, &rep, NULL);
+        r = worker_free(mi.dev, &rc);
         at_del(mi.dev, 0, 0);
     }
     gf_mirror_forget(base, NULL);
@@ -1179,7 +1180,7 @@ static CUresult r_cuMemHostRegister(void *p, size_t n, unsigned flags)
         return CUDA_ERROR_INVALID_VALUE;
     if (flags & CU_MEMHOSTREGISTER_IOMEMORY) return CUDA_ERROR_NOT_SUPPORTED;
     LOCK();
-    if (gf_mirror_overlaps((uintptr_t)p, n)) {
+    if (gf_mirror_find((uintptr_t)p, n, NULL) != 0) {
         gf_remote_unlock();
         return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
     }

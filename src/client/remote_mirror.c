@@ -167,15 +167,22 @@ static gf_mirror *find_page(uint64_t a)
 }
 
 /* The mirror holding byte p; *straddles when [p, p + n) runs over a mirror's edge. */
-static gf_mirror *find_bytes(uint64_t p, uint64_t n, int *straddles)
+/* The index of the first mirror whose base is above p. mir_lk held. */
+static size_t above(uint64_t p)
 {
-    *straddles = 0;
     size_t l = 0, h = nmirs;
-    while (l < h) { /* first with base > p */
+    while (l < h) {
         size_t mid = (l + h) / 2;
         if (mirs[mid]->base <= p) l = mid + 1;
         else h = mid;
     }
+    return l;
+}
+
+static gf_mirror *find_bytes(uint64_t p, uint64_t n, int *straddles)
+{
+    *straddles = 0;
+    size_t l = above(p);
     gf_mirror *m = l ? mirs[l - 1] : NULL;
     if (m && p - m->base < m->size) {
         if (n > m->size - (p - m->base)) *straddles = 1;
@@ -371,8 +378,7 @@ static int table_add(gf_mirror *m)
     }
     int ok = nmirs < capmirs;
     if (ok) {
-        size_t at = nmirs;
-        while (at > 0 && mirs[at - 1]->base > m->base) at--;
+        size_t at = above(m->base);
         memmove(&mirs[at + 1], &mirs[at], (nmirs - at) * sizeof *mirs);
         mirs[at] = m;
         nmirs++;
@@ -481,15 +487,6 @@ int gf_mirror_find(uint64_t p, uint64_t n, gf_mirror_info *out)
     return r;
 }
 
-int gf_mirror_overlaps(uint64_t p, uint64_t n)
-{
-    int straddles;
-    mir_lock();
-    gf_mirror *m = find_bytes(p, n, &straddles);
-    mir_unlock();
-    return m || straddles;
-}
-
 /* Under the connection's lock: the device copy of a host mirror: made on the worker (at the
  * program's own address when it is free there), filled with the host's bytes, then tracked. */
 CUresult gf_mirror_arm(uint64_t base, uint64_t *dev)
@@ -538,13 +535,8 @@ CUresult gf_mirror_arm(uint64_t base, uint64_t *dev)
 int gf_mirror_forget(uint64_t base, gf_mirror_info *out)
 {
     mir_lock();
-    gf_mirror *m = NULL;
-    size_t i = 0;
-    for (; i < nmirs; i++)
-        if (mirs[i]->base == base) {
-            m = mirs[i];
-            break;
-        }
+    size_t i = above(base);
+    gf_mirror *m = i && mirs[i - 1]->base == base ? mirs[--i] : NULL;
     if (!m) {
         mir_unlock();
         return 0;
